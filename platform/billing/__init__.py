@@ -1,0 +1,1 @@
+"""Plans, usage metering, invoices, Stripe sync and dunning (to come)."""

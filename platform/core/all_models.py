@@ -1,0 +1,9 @@
+"""Imports every domain's models so that mappers and Alembic see the whole schema."""
+
+from core import models as core_models
+from core.db import Base
+from tenants import models as tenant_models
+
+metadata = Base.metadata
+
+__all__ = ["core_models", "metadata", "tenant_models"]

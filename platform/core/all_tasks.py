@@ -1,0 +1,6 @@
+"""Imports every module that declares actors or periodic jobs (worker, scheduler, web)."""
+
+from core import tasks as core_tasks
+from tenants import tasks as tenant_tasks
+
+__all__ = ["core_tasks", "tenant_tasks"]

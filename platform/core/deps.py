@@ -1,0 +1,54 @@
+"""Request-scoped dependencies: the principal and one database transaction per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal, principal_of, require_principal
+from core.db import get_database
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def kick_relay() -> None:
+    """Relay right after a commit that wrote outbox rows, so work starts within milliseconds;
+    the scheduler's sweep catches anything this misses."""
+    from core.broker import broker
+    from core.outbox import relay_all
+
+    task = asyncio.create_task(relay_all(get_database(), broker))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """The request's session, scoped to the caller's tenant; committed when the handler
+    returns, rolled back when it raises (so a refused request changes nothing)."""
+    principal = principal_of(request)
+    session = get_database().session(
+        tenant_id=principal.tenant_id if principal else None,
+        user_id=principal.user_id if principal else None,
+    )
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+    if session.info.get("outbox_pending"):
+        kick_relay()
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return require_principal(request)
+
+
+def provide_optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
+    return principal_of(request)

@@ -1,0 +1,85 @@
+"""Kernel tables: outbox, stuck work, outgoing mail and idempotency records.
+
+All are tenant-owned: ``(tenant_id, id)`` keys and forced row-level security (the
+migration that creates them enables it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, TenantScoped, utcnow
+
+
+class OutboxMessage(TenantScoped, Base):
+    """A message to send to the broker once the transaction that wrote it commits."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_pending", "id", postgresql_where=text("sent_at IS NULL")),
+    )
+
+    actor_name: Mapped[str] = mapped_column(String(200))
+    queue_name: Mapped[str] = mapped_column(String(100))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FailedJob(TenantScoped, Base):
+    """Work that failed for good after its retries: the console's "stuck work"."""
+
+    __tablename__ = "failed_jobs"
+    __table_args__ = (UniqueConstraint("tenant_id", "message_id"),)
+
+    message_id: Mapped[str] = mapped_column(String(64))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    queue_name: Mapped[str] = mapped_column(String(100))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    error: Mapped[str] = mapped_column(Text)
+    retries: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(20), default="failed")  # failed | retried | discarded
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[uuid.UUID | None]
+
+
+class MailMessage(TenantScoped, Base):
+    """Outgoing mail: the log the console shows, and the work item the mail actor sends."""
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (Index("ix_mail_messages_created", "tenant_id", "created_at"),)
+
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | sent | failed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    transport: Mapped[str | None] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyRecord(TenantScoped, Base):
+    """The first response to a create sent with an ``Idempotency-Key``, kept for 24 hours."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response_body: Mapped[bytes] = mapped_column(LargeBinary)
+    media_type: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,124 @@
+"""Transactional outbox.
+
+Whatever must happen after a commit is written as an ``outbox_messages`` row in the same
+transaction as the work. The relay sends pending rows to the broker and marks them sent:
+a rolled-back transaction sends nothing, and with Redis down the rows wait and go out when
+it returns. A message may go out twice (sent, then the mark failed to commit), which is why
+every actor is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq import Message
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import Database, utcnow
+from core.models import OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+RELAY_BATCH = 200
+
+
+def enqueue(session: AsyncSession, actor: dramatiq.Actor[Any, Any], *, tenant_id: uuid.UUID,
+            **kwargs: Any) -> OutboxMessage:
+    """Announce work for after the commit. Arguments must be JSON values (ids, not objects)."""
+    return enqueue_named(session, actor.actor_name, actor.queue_name, tenant_id=tenant_id, kwargs=kwargs)
+
+
+def enqueue_named(session: AsyncSession, actor_name: str, queue_name: str, *, tenant_id: uuid.UUID,
+                  kwargs: dict[str, Any]) -> OutboxMessage:
+    row = OutboxMessage(
+        tenant_id=tenant_id,
+        actor_name=actor_name,
+        queue_name=queue_name,
+        kwargs={**kwargs, "tenant_id": str(tenant_id)},
+    )
+    session.add(row)
+    session.info["outbox_pending"] = True
+    return row
+
+
+def _send_all(broker: dramatiq.Broker, messages: list[Message[Any]]) -> None:
+    for message in messages:
+        broker.enqueue(message)
+
+
+class _BrokerDown(Exception):
+    pass
+
+
+async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = RELAY_BATCH) -> int:
+    """Send one batch of pending messages; returns how many went out."""
+    session = db.session()
+    session.info["outbox_relay"] = True
+    ids: list[uuid.UUID] = []
+    try:
+        async with session, session.begin():
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.sent_at.is_(None))
+                    .order_by(OutboxMessage.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            ids = [row.id for row in rows]
+            now_ms = int(time.time() * 1000)
+            messages = [
+                Message(
+                    queue_name=row.queue_name,
+                    actor_name=row.actor_name,
+                    args=(),
+                    kwargs=row.kwargs,
+                    options={},
+                    message_id=str(row.id),
+                    message_timestamp=now_ms,
+                )
+                for row in rows
+            ]
+            try:
+                await asyncio.to_thread(_send_all, broker, messages)
+            except Exception as exc:
+                raise _BrokerDown(str(exc)) from exc
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+            )
+            return len(rows)
+    except _BrokerDown as down:
+        log.warning("outbox.relay.broker_unavailable", error=str(down), pending=len(ids))
+        await _note_failure(db, ids, str(down))
+        return 0
+
+
+async def _note_failure(db: Database, ids: list[uuid.UUID], error: str) -> None:
+    session = db.session()
+    session.info["outbox_relay"] = True
+    async with session, session.begin():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
+        )
+
+
+async def relay_all(db: Database, broker: dramatiq.Broker) -> int:
+    total = 0
+    while sent := await relay_pending(db, broker):
+        total += sent
+        if sent < RELAY_BATCH:
+            break
+    return total

@@ -1,0 +1,76 @@
+"""The scheduler process: periodic jobs, exactly one instance active.
+
+A scheduler holds a PostgreSQL advisory lock on its own connection for as long as it
+runs; a second one waits on standby and takes over when the first dies (the lock goes with
+its connection). Jobs are coroutines registered with ``@periodic``; they should be short
+and hand real work to actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.db import Database
+
+log = structlog.get_logger(__name__)
+
+LOCK_KEY = 7_200_417_001  # any constant shared by every scheduler of this database
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    every: timedelta
+    run: Callable[[], Awaitable[object]]
+    next_at: float = field(default=0.0)
+
+
+PERIODIC_JOBS: list[PeriodicJob] = []
+
+
+def periodic(name: str, every: timedelta) -> Callable[[Callable[[], Awaitable[object]]], Callable[[], Awaitable[object]]]:
+    def register(fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+        PERIODIC_JOBS.append(PeriodicJob(name=name, every=every, run=fn))
+        return fn
+
+    return register
+
+
+async def try_lock(conn: AsyncConnection) -> bool:
+    got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY})
+    await conn.commit()
+    return bool(got)
+
+
+async def run_scheduler(db: Database, stop: asyncio.Event, *, tick: float = 0.5) -> None:
+    async with db.engine.connect() as lock_conn:
+        while not await try_lock(lock_conn):
+            log.info("scheduler.standby")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=5)
+                return
+            except TimeoutError:
+                continue
+        log.info("scheduler.active", jobs=[job.name for job in PERIODIC_JOBS])
+        while not stop.is_set():
+            now = time.monotonic()
+            for job in PERIODIC_JOBS:
+                if now < job.next_at:
+                    continue
+                job.next_at = now + job.every.total_seconds()
+                try:
+                    await job.run()
+                except Exception:
+                    log.exception("scheduler.job_failed", job=job.name)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=tick)
+            except TimeoutError:
+                pass

@@ -1,0 +1,30 @@
+"""Row-level security as migrations apply it.
+
+Every tenant table gets ENABLE and FORCE ROW LEVEL SECURITY and one policy that compares
+``tenant_id`` with the transaction's ``app.tenant_id``; an unset or empty setting matches
+nothing, so a session without a scope sees no rows and can write none.
+"""
+
+from __future__ import annotations
+
+TENANT_MATCH = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
+USER_MATCH = "user_id = NULLIF(current_setting('app.user_id', true), '')::uuid"
+RELAY_SCOPE = "current_setting('app.outbox_relay', true) = 'on'"
+
+
+def rls_statements(table: str, *, also_readable_when: str | None = None,
+                   also_writable_when: str | None = None) -> list[str]:
+    """SQL that puts ``table`` behind the tenant policy.
+
+    ``also_readable_when`` widens reading for one narrow, named scope (a user's own
+    memberships); ``also_writable_when`` widens reading and writing (the outbox relay).
+    Neither ever opens a table to an unscoped session.
+    """
+    check = TENANT_MATCH if also_writable_when is None else f"({TENANT_MATCH}) OR ({also_writable_when})"
+    using = check if also_readable_when is None else f"{check} OR ({also_readable_when})"
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+        f"CREATE POLICY tenant_isolation ON {table} USING ({using}) WITH CHECK ({check})",
+    ]

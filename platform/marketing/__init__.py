@@ -1,0 +1,1 @@
+"""Customer 360, segments, campaigns and coupon codes (to come)."""

@@ -1,0 +1,1 @@
+"""Catalog, locations, inventory, customers, orders, fulfilments and returns (to come)."""

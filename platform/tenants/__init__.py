@@ -1,0 +1,1 @@
+"""Signup, tenants, users, memberships and roles, invitations, API keys and the audit log."""

@@ -1,0 +1,48 @@
+"""The getting-started checklist on the empty console.
+
+Each step links to the page that does it and ticks itself from the data. Steps whose
+domain has not shipped yet are listed, marked as coming, with no link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal
+from tenants.models import ApiKey, Invitation, Membership
+
+
+@dataclass
+class Step:
+    key: str
+    title: str
+    text: str
+    href: str | None
+    done: bool
+
+
+async def _count(session: AsyncSession, stmt: object) -> int:
+    return int(await session.scalar(stmt) or 0)  # type: ignore[call-overload]
+
+
+async def checklist(session: AsyncSession, principal: Principal) -> list[Step]:
+    tenant = principal.tenant_id
+    members = await _count(session, select(func.count()).select_from(Membership).where(Membership.tenant_id == tenant))
+    invites = await _count(session, select(func.count()).select_from(Invitation).where(Invitation.tenant_id == tenant))
+    keys = await _count(session, select(func.count()).select_from(ApiKey).where(ApiKey.tenant_id == tenant))
+    return [
+        Step("location", "Add a location", "Your warehouses and stores, with what each can do.", None, False),
+        Step("products", "Add products", "Upload your catalog as CSV or JSON, or send it through the API.",
+             None, False),
+        Step("stock", "Load stock", "Quantities per product and location, from a file or the API.", None, False),
+        Step("routing", "Publish a routing rule", "Decide which location ships each order.", None, False),
+        Step("api_key", "Create an API key", "Your channels and scripts use it to call the API.",
+             "/app/settings/api-keys", keys > 0),
+        Step("first_order", "Send a first order through the API", "POST /api/v1/orders with your key.",
+             None, False),
+        Step("teammate", "Invite a teammate", "Give each colleague their own sign-in and role.",
+             "/app/settings/team", members > 1 or invites > 0),
+    ]

@@ -1,0 +1,366 @@
+"""Public pages, sign-in, the console home, team and API key settings, and the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import Provide
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import ROLES, Principal, admins_only, role_choices, signed_in
+from core.deps import provide_db, provide_principal
+from core.idempotency import idempotent_create
+from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
+from core.problems import ProblemError
+from core.sessions import create_session, destroy_session, session_cookie, session_token, switch_tenant
+from core.throttle import blocked_for, clear_failures, record_failure
+from tenants import service
+from tenants import validation as v
+from tenants.checklist import checklist
+from tenants.models import Role
+from tenants.schemas import AuditEventOut, InvitationCreate, InvitationOut, MemberOut, TenantOut, WhoAmI
+
+NOTICES.update(
+    {
+        "invited": "Invitation sent. It is in the outgoing mail log too.",
+        "invitation_revoked": "Invitation withdrawn.",
+        "role_changed": "Role updated.",
+        "member_removed": "Member removed.",
+        "key_revoked": "API key revoked: requests with it are now refused.",
+        "password_reset": "Password changed. Log in with your new password.",
+        "signed_out": "You are signed out.",
+        "switched": "Switched company.",
+    }
+)
+
+DB = {"db": Provide(provide_db)}
+PRINCIPAL = {"principal": Provide(provide_principal, sync_to_thread=False)}
+
+
+def _signup_choices() -> dict[str, Any]:
+    return {"countries": v.countries(), "currencies": v.currencies(), "timezones": v.timezones()}
+
+
+class PublicController(Controller):
+    """Landing, pricing, sign-up, sign-in and the links that arrive by mail."""
+
+    include_in_schema = False
+    dependencies = DB
+
+    @get("/")
+    async def landing(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "public/landing.html")
+
+    @get("/pricing")
+    async def pricing(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "public/pricing.html")
+
+    @get("/signup")
+    async def signup_form(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "public/signup.html", **_signup_choices())
+
+    @post("/signup")
+    async def signup(self, request: Request[Any, Any, Any], db: AsyncSession) -> Template | Redirect:
+        data = await form_data(request)
+        form = service.SignupForm(**{f: data.get(f, "") for f in service.SignupForm.__dataclass_fields__})
+        try:
+            tenant, user = await service.signup(db, form, ip=client_ip(request))
+        except ProblemError as problem:
+            await db.rollback()
+            values = {k: val for k, val in data.items() if k != "password"}
+            return page(request, "public/signup.html", status_code=problem.status, errors=form_errors(problem),
+                        values=values, **_signup_choices())
+        await db.commit()
+        token = await create_session(user.id, tenant.id)
+        return redirect("/app", cookies=[session_cookie(request, token)])
+
+    @get("/login")
+    async def login_form(self, request: Request[Any, Any, Any], next: str | None = None) -> Template:  # noqa: A002
+        return page(request, "public/login.html", next=safe_next(next))
+
+    @post("/login")
+    async def login(self, request: Request[Any, Any, Any], db: AsyncSession) -> Template | Redirect:
+        data = await form_data(request)
+        email, password = data.get("email", "").strip().lower(), data.get("password", "")
+        next_url = safe_next(data.get("next"))
+        ip = client_ip(request)
+        if wait := await blocked_for(email, ip or "unknown"):
+            minutes = max(1, (wait + 59) // 60)
+            return page(request, "public/login.html", status_code=429, next=next_url, values={"email": email},
+                        errors={"__all__": f"Too many failed sign-in attempts. Try again in {minutes} minute"
+                                           f"{'s' if minutes > 1 else ''}, or reset your password."})
+        result = await service.authenticate(db, email, password, ip=ip)
+        if result is None:
+            await db.commit()  # keep the failed-sign-in audit entries
+            await record_failure(email, ip or "unknown")
+            return page(request, "public/login.html", status_code=401, next=next_url, values={"email": email},
+                        errors={"__all__": "Wrong email or password."})
+        user, membership = result
+        await db.commit()
+        await clear_failures(email)
+        if old := session_token(request):
+            await destroy_session(old)
+        token = await create_session(user.id, membership.tenant_id)
+        return redirect(next_url, cookies=[session_cookie(request, token)])
+
+    @post("/logout")
+    async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
+        if token := session_token(request):
+            await destroy_session(token)
+        return redirect("/login", cookies=[session_cookie(request, None)], done="signed_out")
+
+    @get("/forgot-password")
+    async def forgot_form(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "public/forgot_password.html")
+
+    @post("/forgot-password")
+    async def forgot(self, request: Request[Any, Any, Any], db: AsyncSession) -> Template:
+        data = await form_data(request)
+        try:
+            await service.request_password_reset(db, data.get("email", ""), ip=client_ip(request))
+        except ProblemError as problem:
+            await db.rollback()
+            return page(request, "public/forgot_password.html", status_code=problem.status,
+                        errors=form_errors(problem), values=data)
+        return page(request, "public/forgot_password.html", sent=True)
+
+    @get("/reset-password/{token:str}")
+    async def reset_form(self, request: Request[Any, Any, Any], db: AsyncSession, token: str) -> Template:
+        _, user = await service.open_password_reset(db, token)
+        return page(request, "public/reset_password.html", token=token, email=user.email)
+
+    @post("/reset-password/{token:str}")
+    async def reset(self, request: Request[Any, Any, Any], db: AsyncSession, token: str) -> Template | Redirect:
+        data = await form_data(request)
+        try:
+            user = await service.reset_password(db, token, data.get("password", ""), ip=client_ip(request))
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            _, user = await service.open_password_reset(db, token)
+            return page(request, "public/reset_password.html", status_code=problem.status, token=token,
+                        email=user.email, errors=form_errors(problem))
+        await db.commit()
+        from core.sessions import destroy_user_sessions
+
+        await destroy_user_sessions(user.id)
+        await clear_failures(user.email)
+        return redirect("/login", cookies=[session_cookie(request, None)], done="password_reset")
+
+    @get("/invitations/{token:str}")
+    async def invitation(self, request: Request[Any, Any, Any], db: AsyncSession, token: str) -> Template:
+        pending = await service.open_invitation(db, token)
+        return page(request, "public/accept_invitation.html", token=token, invitation=pending.invitation,
+                    tenant=pending.tenant, existing=pending.existing_user is not None,
+                    role_label=Role(pending.invitation.role).label)
+
+    @post("/invitations/{token:str}")
+    async def accept(self, request: Request[Any, Any, Any], db: AsyncSession, token: str) -> Template | Redirect:
+        data = await form_data(request)
+        try:
+            user, membership = await service.accept_invitation(
+                db, token, name=data.get("name", ""), password=data.get("password", ""), ip=client_ip(request)
+            )
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            pending = await service.open_invitation(db, token)
+            return page(request, "public/accept_invitation.html", status_code=problem.status, token=token,
+                        invitation=pending.invitation, tenant=pending.tenant,
+                        existing=pending.existing_user is not None, role_label=Role(pending.invitation.role).label,
+                        errors=form_errors(problem), values={"name": data.get("name", "")})
+        await db.commit()
+        if old := session_token(request):
+            await destroy_session(old)
+        session = await create_session(user.id, membership.tenant_id)
+        return redirect("/app", cookies=[session_cookie(request, session)])
+
+
+class ConsoleController(Controller):
+    path = "/app"
+    include_in_schema = False
+    guards = [signed_in]
+    dependencies = {**DB, **PRINCIPAL}
+
+    @get("/")
+    async def home(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        steps = await checklist(db, principal)
+        return page(request, "console/home.html", steps=steps, done=sum(s.done for s in steps))
+
+    @get("/companies")
+    async def companies(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        assert principal.user_id is not None
+        memberships = await service.memberships_of(db, principal.user_id)
+        return page(request, "console/companies.html", memberships=memberships)
+
+    @post("/companies/{tenant_id:uuid}/switch")
+    async def switch(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                     tenant_id: uuid.UUID) -> Redirect:
+        assert principal.user_id is not None
+        memberships = await service.memberships_of(db, principal.user_id)
+        if tenant_id not in {m.tenant_id for m, _ in memberships}:
+            raise ProblemError(404, "Not found", "Company not found.")
+        token = session_token(request)
+        assert token is not None
+        await switch_tenant(token, tenant_id)
+        return redirect("/app", done="switched")
+
+
+class SettingsController(Controller):
+    """Team, API keys and the audit log: owners and admins only."""
+
+    path = "/app/settings"
+    include_in_schema = False
+    guards = [admins_only]
+    dependencies = {**DB, **PRINCIPAL}
+
+    @get("/")
+    async def index(self) -> Redirect:
+        return redirect("/app/settings/team")
+
+    async def _team_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                         *, status_code: int = 200, errors: dict[str, str] | None = None,
+                         values: dict[str, str] | None = None) -> Template:
+        return page(
+            request, "settings/team.html", status_code=status_code, errors=errors or {}, values=values or {},
+            members=await service.list_members(db, principal),
+            invitations=await service.list_invitations(db, principal),
+            roles=[(r, Role(r).label) for r in role_choices(principal.role)],
+        )
+
+    @get("/team")
+    async def team(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        return await self._team_page(request, db, principal)
+
+    @post("/team/invitations")
+    async def invite(self, request: Request[Any, Any, Any], db: AsyncSession,
+                     principal: Principal) -> Template | Redirect:
+        data = await form_data(request)
+        try:
+            await service.invite(db, principal, email=data.get("email", ""), role=data.get("role", ""),
+                                 ip=client_ip(request))
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            return await self._team_page(request, db, principal, status_code=problem.status,
+                                         errors=form_errors(problem), values=data)
+        return redirect("/app/settings/team", done="invited")
+
+    @post("/team/invitations/{invitation_id:uuid}/revoke")
+    async def revoke_invitation(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                                invitation_id: uuid.UUID) -> Redirect:
+        await service.revoke_invitation(db, principal, invitation_id, ip=client_ip(request))
+        return redirect("/app/settings/team", done="invitation_revoked")
+
+    @post("/team/members/{member_id:uuid}/role")
+    async def change_role(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                          member_id: uuid.UUID) -> Redirect:
+        data = await form_data(request)
+        await service.change_role(db, principal, member_id, data.get("role", ""), ip=client_ip(request))
+        return redirect("/app/settings/team", done="role_changed")
+
+    @post("/team/members/{member_id:uuid}/remove")
+    async def remove_member(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                            member_id: uuid.UUID) -> Redirect:
+        await service.remove_member(db, principal, member_id, ip=client_ip(request))
+        return redirect("/app/settings/team", done="member_removed")
+
+    @get("/api-keys")
+    async def api_keys(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        return page(request, "settings/api_keys.html", keys=await service.list_api_keys(db, principal))
+
+    @post("/api-keys")
+    async def create_api_key(self, request: Request[Any, Any, Any], db: AsyncSession,
+                             principal: Principal) -> Template:
+        data = await form_data(request)
+        try:
+            key, token = await service.create_api_key(db, principal, name=data.get("name", ""),
+                                                      ip=client_ip(request))
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            return page(request, "settings/api_keys.html", status_code=problem.status,
+                        keys=await service.list_api_keys(db, principal), errors=form_errors(problem), values=data)
+        response = page(request, "settings/api_keys.html", keys=await service.list_api_keys(db, principal),
+                        new_key=key, new_token=token, status_code=201)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @post("/api-keys/{key_id:uuid}/revoke")
+    async def revoke_api_key(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             key_id: uuid.UUID) -> Redirect:
+        await service.revoke_api_key(db, principal, key_id, ip=client_ip(request))
+        return redirect("/app/settings/api-keys", done="key_revoked")
+
+    @get("/audit-log")
+    async def audit_log(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        return page(request, "settings/audit_log.html", events=await service.audit_events(db, principal))
+
+
+class TenantApiController(Controller):
+    """The tenant, its team and its audit log, for API keys."""
+
+    path = "/api/v1"
+    tags = ["Account"]
+    guards = [signed_in]
+    dependencies = {**DB, **PRINCIPAL}
+
+    @get("/me", summary="The tenant and role this key acts for")
+    async def me(self, db: AsyncSession, principal: Principal) -> WhoAmI:
+        return WhoAmI(
+            tenant=TenantOut(id=principal.tenant_id, name=principal.tenant_name, country="", currency=principal.currency,
+                             timezone=principal.timezone),
+            role=principal.role,
+            authenticated_as=principal.label,
+        )
+
+    @get("/members", summary="Members of the tenant", guards=[admins_only])
+    async def members(self, db: AsyncSession, principal: Principal) -> list[MemberOut]:
+        return [
+            MemberOut(id=m.id, user_id=u.id, email=u.email, name=u.name, role=m.role, joined_at=m.created_at)
+            for m, u in await service.list_members(db, principal)
+        ]
+
+    @get("/invitations", summary="Pending invitations", guards=[admins_only])
+    async def invitations(self, db: AsyncSession, principal: Principal) -> list[InvitationOut]:
+        return [_invitation_out(i) for i in await service.list_invitations(db, principal)]
+
+    @post("/invitations", summary="Invite a teammate by email", guards=[admins_only], status_code=201)
+    async def create_invitation(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                                data: InvitationCreate) -> Response[InvitationOut]:
+        async def create() -> InvitationOut:
+            invitation, _ = await service.invite(db, principal, email=data.email, role=data.role,
+                                                 ip=client_ip(request))
+            return _invitation_out(invitation)
+
+        return await idempotent_create(request, db, principal, create)
+
+    @delete("/invitations/{invitation_id:uuid}", summary="Withdraw an invitation", guards=[admins_only],
+            status_code=204)
+    async def delete_invitation(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                                invitation_id: uuid.UUID) -> None:
+        await service.revoke_invitation(db, principal, invitation_id, ip=client_ip(request))
+
+    @get("/audit-events", summary="Security-relevant actions, newest first", guards=[admins_only])
+    async def audit_events(self, db: AsyncSession, principal: Principal) -> list[AuditEventOut]:
+        return [
+            AuditEventOut(id=e.id, action=e.action, actor=e.actor_label, target=e.target,
+                          ip=str(e.ip) if e.ip else None, created_at=e.created_at, details=e.details)
+            for e in await service.audit_events(db, principal)
+        ]
+
+
+def _invitation_out(invitation: Any) -> InvitationOut:
+    return InvitationOut(id=invitation.id, email=invitation.email, role=invitation.role,
+                         created_at=invitation.created_at, expires_at=invitation.expires_at)
+
+
+route_handlers = [PublicController, ConsoleController, SettingsController, TenantApiController]
+__all__ = ["ROLES", "route_handlers"]

@@ -1,0 +1,54 @@
+"""API input and output types."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+
+
+class TenantOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    country: str
+    currency: str
+    timezone: str
+
+
+class WhoAmI(msgspec.Struct):
+    tenant: TenantOut
+    role: str
+    authenticated_as: str
+
+
+class MemberOut(msgspec.Struct):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    joined_at: datetime
+
+
+class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    role: str = "read_only"
+
+
+class InvitationOut(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    role: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class AuditEventOut(msgspec.Struct):
+    id: uuid.UUID
+    action: str
+    actor: str
+    target: str | None
+    ip: str | None
+    created_at: datetime
+    details: dict[str, object]

@@ -1,0 +1,545 @@
+"""Tenants, identity and access: the logic, no HTTP. Services never commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import ADMINS, Principal, role_choices
+from core.db import set_scope, utcnow
+from core.mail import queue_mail
+from core.problems import ProblemError, invalid, not_found
+from core.security import (
+    hash_password,
+    new_secret,
+    parse_scoped_token,
+    password_problem,
+    scoped_token,
+    sha256_hex,
+    verify_password,
+)
+from core.settings import get_settings
+from tenants import validation as v
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, PasswordReset, Role, Tenant, User
+
+API_KEY_PREFIX = "oms"
+INVITATION_PREFIX = "inv"
+INVITATION_TTL = timedelta(days=7)
+RESET_TTL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something, for the audit log: a principal, or a user acting on their own."""
+
+    label: str
+    user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    ip: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal, ip: str | None = None) -> Actor:
+        return cls(label=principal.label, user_id=principal.user_id, api_key_id=principal.api_key_id, ip=ip)
+
+
+async def audit(
+    session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, action: str, *,
+    target: str | None = None, **details: Any,
+) -> None:
+    session.add(
+        AuditEvent(
+            tenant_id=tenant_id, action=action, actor_user_id=actor.user_id, actor_api_key_id=actor.api_key_id,
+            actor_label=actor.label, target=target, ip=actor.ip, details=details,
+        )
+    )
+
+
+async def _user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+
+
+# --- sign-up ----------------------------------------------------------------------------
+
+
+@dataclass
+class SignupForm:
+    company: str
+    name: str
+    email: str
+    password: str
+    country: str
+    currency: str
+    timezone: str
+
+
+async def signup(session: AsyncSession, form: SignupForm, *, ip: str | None = None) -> tuple[Tenant, User]:
+    errors: dict[str, str] = {}
+    for field, label in (("company", "your company's name"), ("name", "your name")):
+        if problem := v.check_required(getattr(form, field), label):
+            errors[field] = problem
+    email, email_problem = v.check_email(form.email)
+    if email_problem:
+        errors["email"] = email_problem
+    elif email and await _user_by_email(session, email):
+        errors["email"] = "An account with this email already exists. Log in instead, or reset your password."
+    if problem := password_problem(form.password, avoid=[form.name, form.company, (email or "").split("@")[0]]):
+        errors["password"] = problem
+    if problem := v.check_country(form.country):
+        errors["country"] = problem
+    if problem := v.check_currency(form.currency):
+        errors["currency"] = problem
+    if problem := v.check_timezone(form.timezone):
+        errors["timezone"] = problem
+    if errors:
+        raise invalid(errors)
+    assert email is not None
+    tenant = Tenant(name=form.company.strip(), country=form.country.upper(), currency=form.currency.upper(),
+                    timezone=form.timezone)
+    user = User(email=email, name=form.name.strip(), password_hash=await hash_password(form.password),
+                last_login_at=utcnow())
+    session.add_all([tenant, user])
+    await session.flush()
+    await set_scope(session, tenant_id=tenant.id, user_id=user.id)
+    session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER.value))
+    await audit(session, tenant.id, Actor(email, user.id, ip=ip), "tenant.created", target=tenant.name)
+    return tenant, user
+
+
+async def create_tenant_with_owner(
+    session: AsyncSession, *, name: str, email: str, password: str, owner_name: str | None = None,
+    country: str = "US", currency: str = "USD", timezone: str = "UTC",
+) -> tuple[Tenant, User, str]:
+    """For operators and scripts (`oms tenants create`): the tenant, its owner and an API key."""
+    tenant, user = await signup(
+        session,
+        SignupForm(company=name, name=owner_name or email.split("@")[0], email=email, password=password,
+                   country=country, currency=currency, timezone=timezone),
+    )
+    principal = Principal(tenant_id=tenant.id, role="owner", label=user.email, tenant_name=tenant.name,
+                          timezone=tenant.timezone, currency=tenant.currency, user_id=user.id)
+    _, token = await create_api_key(session, principal, name="Created with oms tenants create")
+    return tenant, user, token
+
+
+# --- sign-in ----------------------------------------------------------------------------
+
+
+async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Membership, Tenant]]:
+    """A user's memberships, newest first. Runs in the user's own scope (see the policy)."""
+    await set_scope(session, tenant_id=None, user_id=user_id)
+    rows = await session.execute(
+        select(Membership, Tenant)
+        .join(Tenant, Tenant.id == Membership.tenant_id)
+        .where(Membership.user_id == user_id, Tenant.status == "active")
+        .order_by(Membership.created_at.desc())
+    )
+    return [(m, t) for m, t in rows]
+
+
+async def authenticate(
+    session: AsyncSession, email: str, password: str, *, ip: str | None = None
+) -> tuple[User, Membership] | None:
+    """The user and the membership to open, or None (and an audit entry in each of the user's
+    tenants) when the password is wrong."""
+    user = await _user_by_email(session, (email or "").strip())
+    ok = await verify_password(user.password_hash if user else None, password or "")
+    if user is None:
+        return None
+    memberships = await memberships_of(session, user.id)
+    if not ok:
+        for membership, _ in memberships:
+            await set_scope(session, tenant_id=membership.tenant_id)
+            await audit(session, membership.tenant_id, Actor(user.email, user.id, ip=ip), "user.sign_in_failed",
+                        target=user.email)
+        return None
+    if not memberships:
+        return None
+    membership = memberships[0][0]
+    user.last_login_at = utcnow()
+    await set_scope(session, tenant_id=membership.tenant_id, user_id=user.id)
+    await audit(session, membership.tenant_id, Actor(user.email, user.id, ip=ip), "user.signed_in",
+                target=user.email)
+    return user, membership
+
+
+async def principal_for_session(session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Principal | None:
+    await set_scope(session, tenant_id=tenant_id, user_id=user_id)
+    row = (
+        await session.execute(
+            select(Membership.role, User, Tenant)
+            .join(User, User.id == Membership.user_id)
+            .join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id, Tenant.status == "active")
+        )
+    ).first()
+    if row is None:
+        return None
+    role, user, tenant = row
+    return Principal(
+        tenant_id=tenant.id, role=role, label=user.email, tenant_name=tenant.name, timezone=tenant.timezone,
+        currency=tenant.currency, user_id=user.id, user_name=user.name,
+    )
+
+
+async def principal_for_api_key(session: AsyncSession, token: str) -> Principal | None:
+    parsed = parse_scoped_token(token, API_KEY_PREFIX)
+    if parsed is None:
+        return None
+    tenant_id, digest = parsed
+    await set_scope(session, tenant_id=tenant_id)
+    row = (
+        await session.execute(
+            select(ApiKey, Tenant)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.tenant_id == tenant_id, ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None),
+                   Tenant.status == "active")
+        )
+    ).first()
+    if row is None:
+        return None
+    key, tenant = row
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+        key.last_used_at = now
+    return Principal(
+        tenant_id=tenant.id, role=key.role, label=f"API key {key.name} ({key.prefix}…)", tenant_name=tenant.name,
+        timezone=tenant.timezone, currency=tenant.currency, api_key_id=key.id,
+    )
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+async def create_api_key(session: AsyncSession, principal: Principal, *, name: str,
+                         ip: str | None = None) -> tuple[ApiKey, str]:
+    """Returns the key and its secret, which is shown once and never stored."""
+    if problem := v.check_required(name, "a name for the key", max_length=100):
+        raise invalid({"name": problem})
+    token, digest = scoped_token(principal.tenant_id, API_KEY_PREFIX)
+    key = ApiKey(tenant_id=principal.tenant_id, name=name.strip(), prefix=token[-6:], key_hash=digest,
+                 role=Role.ADMIN.value, created_by=principal.user_id)
+    session.add(key)
+    await session.flush()
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "api_key.created", target=key.name,
+                key_id=str(key.id))
+    return key, token
+
+
+async def list_api_keys(session: AsyncSession, principal: Principal) -> list[ApiKey]:
+    return list(
+        await session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == principal.tenant_id).order_by(ApiKey.created_at.desc())
+        )
+    )
+
+
+async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID,
+                         ip: str | None = None) -> ApiKey:
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.tenant_id == principal.tenant_id, ApiKey.id == key_id).with_for_update()
+    )
+    if key is None:
+        raise not_found("API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await audit(session, principal.tenant_id, Actor.of(principal, ip), "api_key.revoked", target=key.name,
+                    key_id=str(key.id))
+    return key
+
+
+# --- members and invitations ------------------------------------------------------------
+
+
+async def list_members(session: AsyncSession, principal: Principal) -> list[tuple[Membership, User]]:
+    rows = await session.execute(
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == principal.tenant_id)
+        .order_by(Membership.created_at)
+    )
+    return [(m, u) for m, u in rows]
+
+
+async def _member(session: AsyncSession, principal: Principal, member_id: uuid.UUID) -> tuple[Membership, User]:
+    row = (
+        await session.execute(
+            select(Membership, User)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
+            .with_for_update(of=Membership)
+        )
+    ).first()
+    if row is None:
+        raise not_found("Member")
+    return row[0], row[1]
+
+
+async def _owner_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Membership).where(Membership.tenant_id == tenant_id,
+                                                          Membership.role == Role.OWNER.value)
+    )
+    return int(count or 0)
+
+
+async def change_role(session: AsyncSession, principal: Principal, member_id: uuid.UUID, role: str,
+                      ip: str | None = None) -> Membership:
+    membership, user = await _member(session, principal, member_id)
+    allowed = list(role_choices(principal.role))
+    if problem := v.check_role(role, allowed=allowed):
+        raise invalid({"role": problem})
+    if membership.role == Role.OWNER.value and principal.role != Role.OWNER.value:
+        raise ProblemError(403, "Forbidden", "Only an owner can change another owner's role.")
+    if membership.role == role:
+        return membership
+    if membership.role == Role.OWNER.value and await _owner_count(session, principal.tenant_id) <= 1:
+        raise invalid({"role": "The company must keep at least one owner; make someone else owner first."})
+    before = membership.role
+    membership.role = role
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "member.role_changed", target=user.email,
+                before=before, after=role)
+    return membership
+
+
+async def remove_member(session: AsyncSession, principal: Principal, member_id: uuid.UUID,
+                        ip: str | None = None) -> None:
+    membership, user = await _member(session, principal, member_id)
+    if membership.role == Role.OWNER.value and principal.role != Role.OWNER.value:
+        raise ProblemError(403, "Forbidden", "Only an owner can remove an owner.")
+    if membership.role == Role.OWNER.value and await _owner_count(session, principal.tenant_id) <= 1:
+        raise invalid({"member": "The company must keep at least one owner."})
+    await session.delete(membership)
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "member.removed", target=user.email)
+
+
+def invitation_link(token: str) -> str:
+    return f"{get_settings().public_url}/invitations/{token}"
+
+
+async def invite(session: AsyncSession, principal: Principal, *, email: str, role: str,
+                 ip: str | None = None) -> tuple[Invitation, str]:
+    errors: dict[str, str] = {}
+    normalized, problem = v.check_email(email)
+    if problem:
+        errors["email"] = problem
+    if problem := v.check_role(role, allowed=list(role_choices(principal.role))):
+        errors["role"] = problem
+    if not errors and normalized:
+        member = await session.scalar(
+            select(Membership.id)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == principal.tenant_id, func.lower(User.email) == normalized)
+        )
+        if member is not None:
+            errors["email"] = f"{normalized} is already a member of {principal.tenant_name}."
+    if errors:
+        raise invalid(errors)
+    assert normalized is not None
+    now = utcnow()
+    # A new invitation replaces any pending one for the same address.
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.tenant_id == principal.tenant_id, func.lower(Invitation.email) == normalized,
+               Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    token, digest = scoped_token(principal.tenant_id, INVITATION_PREFIX)
+    invitation = Invitation(tenant_id=principal.tenant_id, email=normalized, role=role, token_hash=digest,
+                            invited_by=principal.user_id, expires_at=now + INVITATION_TTL)
+    session.add(invitation)
+    await session.flush()
+    inviter = principal.user_name or principal.label
+    await queue_mail(
+        session, tenant_id=principal.tenant_id, to=normalized, kind="invitation",
+        subject=f"{inviter} invited you to {principal.tenant_name} on OMS",
+        body=(
+            f"Hello,\n\n{inviter} invited you to join {principal.tenant_name} on OMS as "
+            f"{Role(role).label.lower()}.\n\nAccept the invitation (valid for 7 days):\n{invitation_link(token)}\n"
+        ),
+    )
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "member.invited", target=normalized,
+                role=role)
+    return invitation, token
+
+
+async def list_invitations(session: AsyncSession, principal: Principal) -> list[Invitation]:
+    return list(
+        await session.scalars(
+            select(Invitation)
+            .where(Invitation.tenant_id == principal.tenant_id, Invitation.accepted_at.is_(None),
+                   Invitation.revoked_at.is_(None))
+            .order_by(Invitation.created_at.desc())
+        )
+    )
+
+
+async def revoke_invitation(session: AsyncSession, principal: Principal, invitation_id: uuid.UUID,
+                            ip: str | None = None) -> None:
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.tenant_id == principal.tenant_id, Invitation.id == invitation_id)
+    )
+    if invitation is None:
+        raise not_found("Invitation")
+    if invitation.revoked_at is None and invitation.accepted_at is None:
+        invitation.revoked_at = utcnow()
+        await audit(session, principal.tenant_id, Actor.of(principal, ip), "invitation.revoked",
+                    target=invitation.email)
+
+
+@dataclass
+class PendingInvitation:
+    invitation: Invitation
+    tenant: Tenant
+    existing_user: User | None
+
+
+async def open_invitation(session: AsyncSession, token: str) -> PendingInvitation:
+    """The invitation behind a link, or a ProblemError saying why it can't be used."""
+    parsed = parse_scoped_token(token, INVITATION_PREFIX)
+    gone = ProblemError(404, "Invitation not found",
+                        "This invitation link is not valid. Ask for a new invitation.")
+    if parsed is None:
+        raise gone
+    tenant_id, digest = parsed
+    await set_scope(session, tenant_id=tenant_id)
+    row = (
+        await session.execute(
+            select(Invitation, Tenant)
+            .join(Tenant, Tenant.id == Invitation.tenant_id)
+            .where(Invitation.tenant_id == tenant_id, Invitation.token_hash == digest)
+            .with_for_update(of=Invitation)
+        )
+    ).first()
+    if row is None:
+        raise gone
+    invitation, tenant = row
+    if invitation.accepted_at is not None:
+        raise ProblemError(410, "Invitation already used",
+                           "This invitation was already accepted. Log in, or ask for a new invitation.")
+    if invitation.revoked_at is not None:
+        raise ProblemError(410, "Invitation withdrawn",
+                           "This invitation was withdrawn or replaced by a newer one. Ask for a new invitation.")
+    if invitation.expires_at <= utcnow():
+        raise ProblemError(410, "Invitation expired",
+                           "This invitation has expired (they last 7 days). Ask for a new invitation.")
+    return PendingInvitation(invitation, tenant, await _user_by_email(session, invitation.email))
+
+
+async def accept_invitation(
+    session: AsyncSession, token: str, *, name: str = "", password: str = "", ip: str | None = None
+) -> tuple[User, Membership]:
+    pending = await open_invitation(session, token)
+    invitation = pending.invitation
+    user = pending.existing_user
+    if user is not None:
+        if not await verify_password(user.password_hash, password):
+            raise invalid({"password": "Wrong password for this account."})
+    else:
+        errors: dict[str, str] = {}
+        if problem := v.check_required(name, "your name"):
+            errors["name"] = problem
+        if problem := password_problem(password, avoid=[name, invitation.email.split("@")[0]]):
+            errors["password"] = problem
+        if errors:
+            raise invalid(errors)
+        user = User(email=invitation.email, name=name.strip(), password_hash=await hash_password(password))
+        session.add(user)
+        await session.flush()
+    await set_scope(session, tenant_id=invitation.tenant_id, user_id=user.id)
+    membership = await session.scalar(
+        select(Membership).where(Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id)
+    )
+    if membership is None:
+        membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
+        session.add(membership)
+    invitation.accepted_at = utcnow()
+    invitation.accepted_by = user.id
+    user.last_login_at = utcnow()
+    await session.flush()
+    await audit(session, invitation.tenant_id, Actor(user.email, user.id, ip=ip), "invitation.accepted",
+                target=user.email, role=membership.role)
+    return user, membership
+
+
+# --- passwords --------------------------------------------------------------------------
+
+
+async def request_password_reset(session: AsyncSession, email: str, *, ip: str | None = None) -> None:
+    """Mails a reset link when the account exists; says nothing either way."""
+    normalized, problem = v.check_email(email)
+    if problem:
+        raise invalid({"email": problem})
+    assert normalized is not None
+    user = await _user_by_email(session, normalized)
+    if user is None:
+        return
+    memberships = await memberships_of(session, user.id)
+    token = new_secret()
+    session.add(PasswordReset(user_id=user.id, token_hash=sha256_hex(token), expires_at=utcnow() + RESET_TTL))
+    if not memberships:
+        return
+    tenant_id = memberships[0][0].tenant_id
+    await set_scope(session, tenant_id=tenant_id, user_id=user.id)
+    link = f"{get_settings().public_url}/reset-password/{token}"
+    await queue_mail(
+        session, tenant_id=tenant_id, to=user.email, kind="password_reset", subject="Reset your OMS password",
+        body=(f"Hello {user.name},\n\nSomeone asked to reset the password of your OMS account. If it was you, "
+              f"choose a new password here (valid for 1 hour):\n{link}\n\nIf not, ignore this message."),
+    )
+    await audit(session, tenant_id, Actor(user.email, user.id, ip=ip), "password.reset_requested",
+                target=user.email)
+
+
+async def open_password_reset(session: AsyncSession, token: str) -> tuple[PasswordReset, User]:
+    row = (
+        await session.execute(
+            select(PasswordReset, User)
+            .join(User, User.id == PasswordReset.user_id)
+            .where(PasswordReset.token_hash == sha256_hex(token or ""))
+            .with_for_update(of=PasswordReset)
+        )
+    ).first()
+    if row is None:
+        raise ProblemError(404, "Link not valid", "This password reset link is not valid. Ask for a new one.")
+    reset, user = row
+    if reset.used_at is not None:
+        raise ProblemError(410, "Link already used", "This reset link was already used. Ask for a new one.")
+    if reset.expires_at <= utcnow():
+        raise ProblemError(410, "Link expired", "This reset link has expired (they last 1 hour). Ask for a new one.")
+    return reset, user
+
+
+async def reset_password(session: AsyncSession, token: str, password: str, *, ip: str | None = None) -> User:
+    reset, user = await open_password_reset(session, token)
+    if problem := password_problem(password, avoid=[user.name, user.email.split("@")[0]]):
+        raise invalid({"password": problem})
+    user.password_hash = await hash_password(password)
+    now = utcnow()
+    reset.used_at = now
+    await session.execute(
+        update(PasswordReset).where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
+    )
+    for membership, _ in await memberships_of(session, user.id):
+        await set_scope(session, tenant_id=membership.tenant_id, user_id=user.id)
+        await audit(session, membership.tenant_id, Actor(user.email, user.id, ip=ip), "password.reset",
+                    target=user.email)
+    return user
+
+
+async def audit_events(session: AsyncSession, principal: Principal, *, limit: int = 200) -> list[AuditEvent]:
+    return list(
+        await session.scalars(
+            select(AuditEvent).where(AuditEvent.tenant_id == principal.tenant_id)
+            .order_by(AuditEvent.id.desc()).limit(limit)
+        )
+    )
+
+
+def can_manage_team(principal: Principal) -> bool:
+    return principal.role in ADMINS
