@@ -9,9 +9,10 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,30 +96,31 @@ async def app() -> AsyncIterator[object]:
     yield create_app()
 
 
-@pytest.fixture
-async def client(app: object) -> AsyncIterator[object]:
-    from litestar.testing import AsyncTestClient
+def _client(app: object, base_url: str) -> httpx.AsyncClient:
+    """An HTTP client that calls the app in the test's own event loop, so concurrent
+    requests really are concurrent (Litestar's test client runs each one on a portal thread)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)  # type: ignore[arg-type]
 
-    async with AsyncTestClient(app=app, base_url="https://testserver.local") as test_client:  # type: ignore[arg-type]
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(app, "https://testserver.local") as test_client:
         yield test_client
 
 
 @pytest.fixture
-async def make_client(app: object) -> AsyncIterator[object]:
-    """A factory of independent browsers-worth of cookies."""
-    from litestar.testing import AsyncTestClient
+async def make_client(app: object) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
+    """A factory of independent clients (cookie jars), as separate browsers would be."""
+    clients: list[httpx.AsyncClient] = []
 
-    clients: list[AsyncTestClient] = []  # type: ignore[type-arg]
-
-    async def make(base_url: str = "https://testserver.local") -> AsyncTestClient:  # type: ignore[type-arg]
-        test_client = AsyncTestClient(app=app, base_url=base_url)  # type: ignore[arg-type]
-        await test_client.__aenter__()
+    async def make(base_url: str = "https://testserver.local") -> httpx.AsyncClient:
+        test_client = _client(app, base_url)
         clients.append(test_client)
         return test_client
 
     yield make
     for test_client in clients:
-        await test_client.__aexit__(None, None, None)
+        await test_client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from litestar.testing import AsyncTestClient
+from httpx import AsyncClient
 
 PASSWORD = "plenty of entropy here"
 
@@ -42,13 +42,13 @@ async def create_tenant(*, name: str | None = None, email: str | None = None, pa
     return TenantSetup(tenant.id, user.id, name, email, password, key)
 
 
-def csrf_headers(client: AsyncTestClient[Any]) -> dict[str, str]:
+def csrf_headers(client: AsyncClient) -> dict[str, str]:
     token = client.cookies.get("oms_csrf")
     assert token, "GET a page first: the CSRF cookie is set on safe requests"
     return {"x-csrftoken": token}
 
 
-async def post_form(client: AsyncTestClient[Any], url: str, data: dict[str, str] | None = None,
+async def post_form(client: AsyncClient, url: str, data: dict[str, str] | None = None,
                     **kwargs: Any) -> Any:
     if not client.cookies.get("oms_csrf"):
         await client.get("/login")
@@ -56,7 +56,7 @@ async def post_form(client: AsyncTestClient[Any], url: str, data: dict[str, str]
     return await client.post(url, data=data or {}, headers=csrf_headers(client), **kwargs)
 
 
-async def login(client: AsyncTestClient[Any], email: str, password: str = PASSWORD) -> Any:
+async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> Any:
     await client.get("/login")
     response = await post_form(client, "/login", {"email": email, "password": password})
     assert response.status_code in (302, 303), response.text
@@ -80,8 +80,9 @@ async def run_outbox_inline(tenant_id: uuid.UUID) -> list[tuple[str, dict[str, A
     are idempotent). Returns what ran."""
     import json
 
-    import dramatiq
     from sqlalchemy import select
+
+    from core.broker import COROUTINES
 
     from core.db import get_database
     from core.models import OutboxMessage
@@ -96,8 +97,7 @@ async def run_outbox_inline(tenant_id: uuid.UUID) -> list[tuple[str, dict[str, A
             continue
         _ran.add(row.id)
         kwargs = json.loads(json.dumps(row.kwargs))
-        actor = dramatiq.get_broker().get_actor(row.actor_name)
-        await actor.fn(**kwargs)
+        await COROUTINES[row.actor_name](**kwargs)
         ran.append((row.actor_name, kwargs))
     return ran
 

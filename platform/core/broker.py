@@ -19,6 +19,10 @@ from core.dead_letters import RecordFailures
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The coroutine behind each async actor: Dramatiq's wrapper needs a worker's event loop
+# thread, while tests and the console may run an actor's body inline in their own loop.
+COROUTINES: dict[str, Callable[..., Any]] = {}
+
 DEFAULT_QUEUE = "default"
 
 
@@ -58,6 +62,7 @@ def actor(
             max_backoff=max_backoff_ms,
             time_limit=time_limit_ms,
         )
+        COROUTINES[name] = fn
         return declared
 
     return decorate

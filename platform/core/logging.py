@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import uuid
@@ -41,6 +42,14 @@ def configure_logging(*, json_logs: bool = True, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# Paths that carry a secret (invitation and password-reset links) are logged without it.
+_SECRET_IN_PATH = re.compile(r"^/(invitations|reset-password)/[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    return _SECRET_IN_PATH.sub(lambda m: f"/{m.group(1)}/[redacted]", path)
+
+
 class RequestLogMiddleware(ASGIMiddleware):
     """Binds a request id (the caller's ``X-Request-ID`` or a new one), echoes it in the
     response and logs one line per request."""
@@ -76,7 +85,7 @@ class RequestLogMiddleware(ASGIMiddleware):
             structlog.get_logger("http").info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                path=loggable_path(scope["path"]),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )

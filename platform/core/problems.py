@@ -134,7 +134,9 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("request.unhandled", path=request.url.path)
+    from core.logging import loggable_path
+
+    log.exception("request.unhandled", path=loggable_path(request.url.path))
     return handle_problem(
         request,
         ProblemError(HTTP_500_INTERNAL_SERVER_ERROR, "Internal error",

@@ -6,6 +6,9 @@ import asyncio
 import weakref
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError  # noqa: A004
 
 from core.settings import get_settings
 
@@ -16,7 +19,12 @@ def get_redis() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(get_settings().redis_url, decode_responses=True)
+        # Reconnect transparently after a Redis restart instead of failing the next request.
+        client = aioredis.Redis.from_url(
+            get_settings().redis_url, decode_responses=True, health_check_interval=15,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[ConnectionError, TimeoutError],
+        )
         _clients[loop] = client
     return client
 

@@ -50,19 +50,21 @@ async def try_lock(conn: AsyncConnection) -> bool:
     return bool(got)
 
 
-async def run_scheduler(db: Database, stop: asyncio.Event, *, tick: float = 0.5) -> None:
+async def run_scheduler(db: Database, stop: asyncio.Event, *, tick: float = 0.5, standby_poll: float = 5,
+                        jobs: list[PeriodicJob] | None = None) -> None:
+    jobs = PERIODIC_JOBS if jobs is None else jobs
     async with db.engine.connect() as lock_conn:
         while not await try_lock(lock_conn):
             log.info("scheduler.standby")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=5)
+                await asyncio.wait_for(stop.wait(), timeout=standby_poll)
                 return
             except TimeoutError:
                 continue
-        log.info("scheduler.active", jobs=[job.name for job in PERIODIC_JOBS])
+        log.info("scheduler.active", jobs=[job.name for job in jobs])
         while not stop.is_set():
             now = time.monotonic()
-            for job in PERIODIC_JOBS:
+            for job in jobs:
                 if now < job.next_at:
                     continue
                 job.next_at = now + job.every.total_seconds()

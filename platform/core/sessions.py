@@ -13,12 +13,16 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 
 from core.redis import get_redis, key
 from core.security import new_secret, sha256_hex
+
+if TYPE_CHECKING:
+    from core.auth import Principal
 
 SECURE_COOKIE = "__Host-oms_session"
 PLAIN_COOKIE = "oms_session"
@@ -105,3 +109,20 @@ def session_cookie(connection: ASGIConnection[object, object, object, object], t
         samesite="lax",
         max_age=IDLE_SECONDS if token else 0,
     )
+
+
+HAND_OVER_SECONDS = 300
+
+
+async def hand_over_once(principal: Principal, what: str, value: dict[str, str]) -> None:
+    """Keep a secret for the next page this session opens, and only that one."""
+    if principal.session_token:
+        await get_redis().set(key("once", what, sha256_hex(principal.session_token)), json.dumps(value),
+                              ex=HAND_OVER_SECONDS)
+
+
+async def take_once(principal: Principal, what: str) -> dict[str, str] | None:
+    if not principal.session_token:
+        return None
+    raw = await get_redis().getdel(key("once", what, sha256_hex(principal.session_token)))
+    return json.loads(raw) if raw else None

@@ -22,6 +22,7 @@ class Step:
     text: str
     href: str | None
     done: bool
+    available: bool = True
 
 
 async def _count(session: AsyncSession, stmt: object) -> int:
@@ -33,16 +34,21 @@ async def checklist(session: AsyncSession, principal: Principal) -> list[Step]:
     members = await _count(session, select(func.count()).select_from(Membership).where(Membership.tenant_id == tenant))
     invites = await _count(session, select(func.count()).select_from(Invitation).where(Invitation.tenant_id == tenant))
     keys = await _count(session, select(func.count()).select_from(ApiKey).where(ApiKey.tenant_id == tenant))
+    # Settings pages are for owners and admins: others see the step, not a link to a 403.
+    settings = principal.is_admin
     return [
-        Step("location", "Add a location", "Your warehouses and stores, with what each can do.", None, False),
+        Step("location", "Add a location", "Your warehouses and stores, with what each can do.", None, False,
+             available=False),
         Step("products", "Add products", "Upload your catalog as CSV or JSON, or send it through the API.",
-             None, False),
-        Step("stock", "Load stock", "Quantities per product and location, from a file or the API.", None, False),
-        Step("routing", "Publish a routing rule", "Decide which location ships each order.", None, False),
+             None, False, available=False),
+        Step("stock", "Load stock", "Quantities per product and location, from a file or the API.", None, False,
+             available=False),
+        Step("routing", "Publish a routing rule", "Decide which location ships each order.", None, False,
+             available=False),
         Step("api_key", "Create an API key", "Your channels and scripts use it to call the API.",
-             "/app/settings/api-keys", keys > 0),
+             "/app/settings/api-keys" if settings else None, keys > 0),
         Step("first_order", "Send a first order through the API", "POST /api/v1/orders with your key.",
-             None, False),
+             None, False, available=False),
         Step("teammate", "Invite a teammate", "Give each colleague their own sign-in and role.",
-             "/app/settings/team", members > 1 or invites > 0),
+             "/app/settings/team" if settings else None, members > 1 or invites > 0),
     ]

@@ -15,7 +15,7 @@ from core.deps import provide_db, provide_principal
 from core.idempotency import idempotent_create
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
 from core.problems import ProblemError
-from core.sessions import create_session, destroy_session, session_cookie, session_token, switch_tenant
+from core.sessions import create_session, hand_over_once, take_once, destroy_session, session_cookie, session_token, switch_tenant
 from core.throttle import blocked_for, clear_failures, record_failure
 from tenants import service
 from tenants import validation as v
@@ -30,6 +30,7 @@ NOTICES.update(
         "role_changed": "Role updated.",
         "member_removed": "Member removed.",
         "key_revoked": "API key revoked: requests with it are now refused.",
+        "key_created": "API key created.",
         "password_reset": "Password changed. Log in with your new password.",
         "signed_out": "You are signed out.",
         "switched": "Switched company.",
@@ -273,11 +274,18 @@ class SettingsController(Controller):
 
     @get("/api-keys")
     async def api_keys(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
-        return page(request, "settings/api_keys.html", keys=await service.list_api_keys(db, principal))
+        # A key just created is handed over once, through Redis, so the page that shows it is
+        # a GET (reloading it neither shows the key again nor creates another one).
+        revealed = await take_once(principal, "new_api_key")
+        response = page(request, "settings/api_keys.html", keys=await service.list_api_keys(db, principal),
+                        new_key_name=revealed.get("name") if revealed else None,
+                        new_token=revealed.get("token") if revealed else None)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @post("/api-keys")
     async def create_api_key(self, request: Request[Any, Any, Any], db: AsyncSession,
-                             principal: Principal) -> Template:
+                             principal: Principal) -> Template | Redirect:
         data = await form_data(request)
         try:
             key, token = await service.create_api_key(db, principal, name=data.get("name", ""),
@@ -288,10 +296,9 @@ class SettingsController(Controller):
             await db.rollback()
             return page(request, "settings/api_keys.html", status_code=problem.status,
                         keys=await service.list_api_keys(db, principal), errors=form_errors(problem), values=data)
-        response = page(request, "settings/api_keys.html", keys=await service.list_api_keys(db, principal),
-                        new_key=key, new_token=token, status_code=201)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        await db.commit()
+        await hand_over_once(principal, "new_api_key", {"name": key.name, "token": token})
+        return redirect("/app/settings/api-keys", done="key_created")
 
     @post("/api-keys/{key_id:uuid}/revoke")
     async def revoke_api_key(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -314,9 +321,10 @@ class TenantApiController(Controller):
 
     @get("/me", summary="The tenant and role this key acts for")
     async def me(self, db: AsyncSession, principal: Principal) -> WhoAmI:
+        tenant = await service.get_tenant(db, principal)
         return WhoAmI(
-            tenant=TenantOut(id=principal.tenant_id, name=principal.tenant_name, country="", currency=principal.currency,
-                             timezone=principal.timezone),
+            tenant=TenantOut(id=tenant.id, name=tenant.name, country=tenant.country, currency=tenant.currency,
+                             timezone=tenant.timezone),
             role=principal.role,
             authenticated_as=principal.label,
         )

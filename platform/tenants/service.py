@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth import ADMINS, Principal, role_choices
+from core.auth import Principal, role_choices
 from core.db import set_scope, utcnow
 from core.mail import queue_mail
 from core.problems import ProblemError, invalid, not_found
@@ -353,7 +353,7 @@ async def invite(session: AsyncSession, principal: Principal, *, email: str, rol
                             invited_by=principal.user_id, expires_at=now + INVITATION_TTL)
     session.add(invitation)
     await session.flush()
-    inviter = principal.user_name or principal.label
+    inviter = principal.user_name or principal.tenant_name
     await queue_mail(
         session, tenant_id=principal.tenant_id, to=normalized, kind="invitation",
         subject=f"{inviter} invited you to {principal.tenant_name} on OMS",
@@ -541,5 +541,8 @@ async def audit_events(session: AsyncSession, principal: Principal, *, limit: in
     )
 
 
-def can_manage_team(principal: Principal) -> bool:
-    return principal.role in ADMINS
+async def get_tenant(session: AsyncSession, principal: Principal) -> Tenant:
+    tenant = await session.get(Tenant, principal.tenant_id)
+    if tenant is None:
+        raise not_found("Tenant")
+    return tenant

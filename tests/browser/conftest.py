@@ -1,0 +1,158 @@
+"""Fixtures for the real-browser tests: the web server and a worker as subprocesses (against the
+embedded PostgreSQL and Redis the session conftest started), and the system Chromium driven
+through Playwright's sync API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+HEALTH_TIMEOUT = 30.0
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    port: int
+    web_log: Path
+    worker_log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        parts = []
+        for path in (self.web_log, self.worker_log):
+            text = path.read_text(errors="replace") if path.exists() else ""
+            tail = "\n".join(text.splitlines()[-lines:])
+            parts.append(f"--- {path.name} (last {lines} lines) ---\n{tail}")
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def _start(args: list[str], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    log_file = log_path.open("wb")
+    # Own session (process group): the worker forks; teardown signals the whole group it leads.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env,
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    return process, log_file
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def _wait_healthy(url: str, web: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"web server exited with {web.returncode} before answering:\n"
+                               + log_path.read_text(errors="replace")[-4000:])
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+                last_error = f"status {response.status}"
+        except (OSError, urllib.error.URLError) as exc:
+            last_error = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {HEALTH_TIMEOUT:.0f}s ({last_error}):\n"
+                       + log_path.read_text(errors="replace")[-4000:])
+
+
+@pytest.fixture(scope="module")
+def live_server(artifacts_dir: Path) -> Iterator[LiveServer]:
+    """`oms web` on a free port and `oms worker`, sharing the test run's database and Redis."""
+    from core.embedded import free_port
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, PUBLIC_URL=base_url)
+    web_log, worker_log = artifacts_dir / "web.log", artifacts_dir / "worker.log"
+    started: list[tuple[subprocess.Popen[bytes], Any]] = []
+    try:
+        started.append(_start(["web", "--port", str(port)], env, web_log))
+        started.append(_start(["worker", "--threads", "2"], env, worker_log))
+        _wait_healthy(f"{base_url}/healthz", started[0][0], web_log)
+        yield LiveServer(base_url=base_url, port=port, web_log=web_log, worker_log=worker_log)
+    finally:
+        for process, log_file in started:
+            _stop(process)
+            log_file.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"the system Chromium is not installed at {CHROMIUM} (browser tests drive it; "
+                    "nothing is downloaded)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_context(browser: Any) -> Iterator[Any]:
+    """A factory of independent browser contexts (separate cookies), closed after the test."""
+    contexts: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        kwargs.setdefault("viewport", {"width": 1280, "height": 900})
+        kwargs.setdefault("locale", "en-GB")
+        context = browser.new_context(**kwargs)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,176 @@
+"""Every route the app registers, called by a second tenant against the first tenant's objects.
+
+Nothing here lists routes by hand: a route added later is enumerated and tried the same way.
+Each uuid path parameter is filled with every id tenant A owns (whatever the table), each
+string parameter with a forged token naming tenant A. Console routes go with tenant B's
+signed-in session (and a valid CSRF token), API routes with tenant B's key. Routes that
+address an object must answer 403 or 404; no response may contain anything of A's; and A's
+rows must be exactly as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from typing import Any
+
+from litestar.routes import HTTPRoute
+from sqlalchemy import text
+
+from factories import bearer, create_tenant, csrf_headers, login, mail_to, post_form, run_outbox_inline
+
+PARAM = re.compile(r"\{(\w+):(\w+)\}")
+SKIP_PREFIXES = ("/static", "/api/docs")
+VOLATILE = {"sent_at", "attempts", "last_error", "last_used_at"}
+
+
+async def tenant_tables(owner_engine) -> list[str]:
+    async with owner_engine.connect() as conn:
+        return list((await conn.execute(text("""
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+            WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1
+        """))).scalars())
+
+
+async def snapshot(owner_engine, tables: list[str], tenant_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """Every row tenant A owns, read as the owner with A's scope set (RLS is forced even for it)."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    async with owner_engine.connect() as conn, conn.begin():
+        await conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant_id)})
+        for table in tables:
+            rows = (await conn.execute(text(f"SELECT * FROM {table} WHERE tenant_id = :t ORDER BY id"),
+                                       {"t": tenant_id})).mappings().all()
+            result[table] = [{k: v for k, v in row.items() if k not in VOLATILE} for row in rows]
+    return result
+
+
+async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
+    """Tenant A with one of everything the kernel has: members, invitation, keys, mail, stuck work."""
+    from core.dead_letters import record_failure
+
+    a = await create_tenant(name=f"Alpha-{uuid.uuid4().hex[:8]}")
+    await login(client, a.email)
+    member_email = f"alpha-member-{uuid.uuid4().hex[:6]}@example.test"
+    invited = (await client.post("/api/v1/invitations", json={"email": member_email, "role": "marketing"},
+                                 headers=bearer(a.api_key))).json()
+    assert invited["email"] == member_email
+    await client.post("/api/v1/invitations", json={"email": "pending@example.test", "role": "read_only"},
+                      headers=bearer(a.api_key))
+    await run_outbox_inline(a.tenant_id)
+    [invitation_mail] = await mail_to(a.tenant_id, member_email)
+    link = re.search(r"/invitations/(inv_[\w-]+)", invitation_mail.body_text).group(1)
+    teammate = await make_client()
+    await teammate.get("/login")
+    accepted = await post_form(teammate, f"/invitations/{link}", {"name": "Alpha Mate",
+                                                                 "password": "quiet river stones"})
+    assert accepted.status_code == 303
+    await post_form(client, "/app/settings/api-keys", {"name": "Alpha second key"})
+    await record_failure(message_id=uuid.uuid4().hex, actor_name="mail.send", queue_name="default",
+                         kwargs={"tenant_id": str(a.tenant_id), "message_id": str(uuid.uuid4())},
+                         error="RuntimeError: alpha-failure-marker", retries=3)
+    secrets = {"name": a.name, "email": a.email, "member": member_email, "key": a.api_key,
+               "failure": "alpha-failure-marker"}
+    return a, secrets
+
+
+def routes(app) -> list[tuple[str, str, Any]]:
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path.startswith(SKIP_PREFIXES):
+            continue
+        for method in sorted(route.route_handler_map):
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            handler = route.route_handler_map[method]
+            found.append((route.path, method, handler[0] if isinstance(handler, tuple) else handler))
+    found.sort(key=lambda item: item[0] == "/logout")  # signing B out goes last
+    return found
+
+
+def fillings(path: str, ids: list[str], tenant_hex: str) -> list[str]:
+    params = PARAM.findall(path)
+    if not params:
+        return [path]
+    paths = [path]
+    for name, kind in params:
+        values = ids if kind == "uuid" else [f"inv_{tenant_hex}_forged", f"oms_{tenant_hex}_forged", "forged"]
+        paths = [p.replace(f"{{{name}:{kind}}}", value) for p in paths for value in values]
+    return paths
+
+
+async def test_no_route_lets_another_tenant_see_or_change_anything(app, client, make_client, owner_engine) -> None:
+    from core.deps import _background
+
+    a, secrets = await build_tenant_a(client, make_client)
+    b = await create_tenant(name=f"Bravo-{uuid.uuid4().hex[:8]}")
+    intruder = await make_client()
+    await login(intruder, b.email)
+
+    if _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)
+    tables = await tenant_tables(owner_engine)
+    before = await snapshot(owner_engine, tables, a.tenant_id)
+    a_ids = sorted({str(row["id"]) for rows in before.values() for row in rows} | {str(a.tenant_id), str(a.user_id)})
+    assert len(a_ids) >= 10
+    leak_markers = [*secrets.values(), *a_ids]
+
+    tried = 0
+    failures: list[str] = []
+    for pattern, method, _handler in routes(app):
+        addresses_object = bool(PARAM.search(pattern))
+        for path in fillings(pattern, a_ids, a.tenant_id.hex):
+            if path.startswith("/api/"):
+                headers = bearer(b.api_key)
+                kwargs: dict[str, Any] = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+            else:
+                headers = csrf_headers(intruder)
+                kwargs = {"data": {}} if method in ("POST", "PUT", "PATCH") else {}
+            response = await intruder.request(method, path, headers=headers, follow_redirects=False, **kwargs)
+            tried += 1
+            if addresses_object and response.status_code not in (403, 404, 410):
+                failures.append(f"{method} {path} -> {response.status_code}")
+            if response.status_code >= 500:
+                failures.append(f"{method} {path} -> {response.status_code}")
+            body = response.text
+            leaked = [marker for marker in leak_markers if marker in body]
+            if leaked:
+                failures.append(f"{method} {path} leaked {leaked}")
+    assert failures == [], "\n".join(failures)
+    assert tried > 40
+
+    after = await snapshot(owner_engine, tables, a.tenant_id)
+    assert json.dumps(after, default=str, sort_keys=True) == json.dumps(before, default=str, sort_keys=True)
+
+
+async def test_every_console_and_api_route_is_guarded(app) -> None:
+    unguarded = []
+    for pattern, method, handler in routes(app):
+        if pattern.startswith(("/app", "/api/v1")) and not handler.resolve_guards():
+            unguarded.append(f"{method} {pattern}")
+    assert unguarded == []
+
+
+async def test_roles_are_enforced_on_settings_and_admin_api(client, make_client) -> None:
+    """A read-only member can open the console but not settings, and the answer is 403."""
+    a = await create_tenant()
+    await login(client, a.email)
+    email = f"viewer-{uuid.uuid4().hex[:6]}@example.test"
+    await post_form(client, "/app/settings/team/invitations", {"email": email, "role": "read_only"})
+    await run_outbox_inline(a.tenant_id)
+    [invite] = await mail_to(a.tenant_id, email)
+    token = re.search(r"/invitations/(inv_[\w-]+)", invite.body_text).group(1)
+    viewer = await make_client()
+    await viewer.get("/login")
+    assert (await post_form(viewer, f"/invitations/{token}", {"name": "Vera Viewer",
+                                                              "password": "viewer password ok"})).status_code == 303
+    assert (await viewer.get("/app")).status_code == 200
+    for path in ("/app/settings/team", "/app/settings/api-keys", "/app/settings/audit-log",
+                 "/app/settings/mail-log", "/app/settings/stuck-work"):
+        response = await viewer.get(path)
+        assert response.status_code == 403, path
+        assert "role does not allow" in response.text
+    created = await post_form(viewer, "/app/settings/api-keys", {"name": "sneaky"})
+    assert created.status_code == 403
