@@ -83,7 +83,6 @@ async def run_outbox_inline(tenant_id: uuid.UUID) -> list[tuple[str, dict[str, A
     from sqlalchemy import select
 
     from core.broker import COROUTINES
-
     from core.db import get_database
     from core.models import OutboxMessage
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AsyncIO, CurrentMessage
+from dramatiq.middleware import AsyncIO, CurrentMessage, Retries
 
 from core.dead_letters import RecordFailures
 
@@ -27,10 +27,12 @@ DEFAULT_QUEUE = "default"
 
 
 def build_broker(url: str, namespace: str) -> RedisBroker:
-    broker = RedisBroker(url=url, namespace=namespace, heartbeat_timeout=30_000)
+    broker = RedisBroker(url=url, namespace=namespace, heartbeat_timeout=30_000)  # type: ignore[no-untyped-call]
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
-    broker.add_middleware(RecordFailures())
+    # "after" hooks run in reverse order: placed before Retries, this one runs after it and
+    # so sees whether the message failed for good.
+    broker.add_middleware(RecordFailures(), before=Retries)
     return broker
 
 
@@ -54,14 +56,13 @@ def actor(
 
     def decorate(fn: F) -> dramatiq.Actor[Any, Any]:
         declared: dramatiq.Actor[Any, Any] = dramatiq.actor(
-            fn,
             actor_name=name,
             queue_name=queue,
             max_retries=max_retries,
             min_backoff=min_backoff_ms,
             max_backoff=max_backoff_ms,
             time_limit=time_limit_ms,
-        )
+        )(fn)
         COROUTINES[name] = fn
         return declared
 

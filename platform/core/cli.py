@@ -166,7 +166,7 @@ def run(port: int, threads: int) -> None:
         while not stopping:
             for child in children:
                 if child.poll() is not None:
-                    click.echo(f"process {child.args} exited with {child.returncode}; stopping", err=True)
+                    click.echo(f"process {child.args!r} exited with {child.returncode}; stopping", err=True)
                     stopping = True
             time.sleep(0.3)
     finally:
@@ -197,7 +197,7 @@ def _wait_http(port: int, children: list[subprocess.Popen[bytes]]) -> None:
         if any(child.poll() is not None for child in children):
             return
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
@@ -237,7 +237,6 @@ def tenants_create(name: str, email: str, password: str, owner_name: str | None,
             await database.dispose()
 
     from core import all_models  # noqa: F401
-
     from core.migrate import migrate as run_migrations
 
     with services(need_redis=False):

@@ -114,9 +114,8 @@ class Database:
         self, *, tenant_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
     ) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on any exception."""
-        async with self.session(tenant_id=tenant_id, user_id=user_id) as session:
-            async with session.begin():
-                yield session
+        async with self.session(tenant_id=tenant_id, user_id=user_id) as session, session.begin():
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()

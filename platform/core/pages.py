@@ -13,7 +13,6 @@ from litestar.response import Redirect, Template
 from core.auth import principal_of
 from core.problems import ProblemError
 
-
 # Messages shown after a redirect, by code (``?done=<code>``): never text from the URL itself.
 NOTICES: dict[str, str] = {}
 

@@ -8,7 +8,7 @@ import weakref
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError  # noqa: A004
+from redis.exceptions import ConnectionError, TimeoutError
 
 from core.settings import get_settings
 

@@ -9,6 +9,7 @@ and hand real work to actors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,8 +37,11 @@ class PeriodicJob:
 PERIODIC_JOBS: list[PeriodicJob] = []
 
 
-def periodic(name: str, every: timedelta) -> Callable[[Callable[[], Awaitable[object]]], Callable[[], Awaitable[object]]]:
-    def register(fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+Job = Callable[[], Awaitable[object]]
+
+
+def periodic(name: str, every: timedelta) -> Callable[[Job], Job]:
+    def register(fn: Job) -> Job:
         PERIODIC_JOBS.append(PeriodicJob(name=name, every=every, run=fn))
         return fn
 
@@ -62,17 +66,24 @@ async def run_scheduler(db: Database, stop: asyncio.Event, *, tick: float = 0.5,
             except TimeoutError:
                 continue
         log.info("scheduler.active", jobs=[job.name for job in jobs])
-        while not stop.is_set():
-            now = time.monotonic()
-            for job in jobs:
-                if now < job.next_at:
-                    continue
-                job.next_at = now + job.every.total_seconds()
-                try:
-                    await job.run()
-                except Exception:
-                    log.exception("scheduler.job_failed", job=job.name)
+        try:
+            await _run_jobs(jobs, stop, tick)
+        finally:
+            # The lock belongs to the session: release it before the connection goes back to the pool.
+            await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+            await lock_conn.commit()
+
+
+async def _run_jobs(jobs: list[PeriodicJob], stop: asyncio.Event, tick: float) -> None:
+    while not stop.is_set():
+        now = time.monotonic()
+        for job in jobs:
+            if now < job.next_at:
+                continue
+            job.next_at = now + job.every.total_seconds()
             try:
-                await asyncio.wait_for(stop.wait(), timeout=tick)
-            except TimeoutError:
-                pass
+                await job.run()
+            except Exception:
+                log.exception("scheduler.job_failed", job=job.name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=tick)

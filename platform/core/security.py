@@ -18,8 +18,8 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 COMMON_PASSWORDS = frozenset(
     """password password1 password123 123456789012 1234567890 qwertyuiop qwerty123 letmein123
-    iloveyou123 welcome123 admin12345 changeme123 passw0rd123 abc1234567 1q2w3e4r5t
-    monkey12345 dragon12345 football123 baseball123 sunshine123 princess123 trustno1234""".split()
+    iloveyou123 welcome123 admin12345 changeme123 passw0rd123 abc1234567 1q2w3e4r5t monkey12345
+    dragon12345 football123 baseball123 sunshine123 princess123 trustno1234""".split()
 )
 MIN_PASSWORD_LENGTH = 10
 

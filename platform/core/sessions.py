@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
@@ -37,15 +37,15 @@ class SessionData:
     created_at: float
 
 
-def is_secure(connection: ASGIConnection[object, object, object, object]) -> bool:
+def is_secure(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     return connection.url.scheme == "https"
 
 
-def cookie_name(connection: ASGIConnection[object, object, object, object]) -> str:
+def cookie_name(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return SECURE_COOKIE if is_secure(connection) else PLAIN_COOKIE
 
 
-def session_token(connection: ASGIConnection[object, object, object, object]) -> str | None:
+def session_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return connection.cookies.get(cookie_name(connection))
 
 
@@ -93,11 +93,11 @@ async def destroy_user_sessions(user_id: uuid.UUID) -> None:
     redis = get_redis()
     members = await redis.smembers(key("user_sessions", str(user_id)))
     if members:
-        await redis.delete(*[key("session", digest) for digest in members])
+        await redis.delete(*[key("session", str(digest)) for digest in members])
     await redis.delete(key("user_sessions", str(user_id)))
 
 
-def session_cookie(connection: ASGIConnection[object, object, object, object], token: str | None) -> Cookie:
+def session_cookie(connection: ASGIConnection[Any, Any, Any, Any], token: str | None) -> Cookie:
     """The cookie that sets (or, with ``token=None``, clears) the session."""
     secure = is_secure(connection)
     return Cookie(

@@ -52,7 +52,7 @@ class Settings:
     database_url: str  # the owner's URL: migrations, role bootstrap
     redis_url: str
     app_db_role: str = "oms_app"
-    app_db_password: str = "oms_app_local_only"
+    app_db_password: str = "oms_app_local_only"  # noqa: S105  (embedded mode; set APP_DB_PASSWORD elsewhere)
     app_database_url: str | None = None  # set to override the derived app-role URL
     secret_key: str = field(default_factory=_secret_key, repr=False)
     public_url: str = "http://127.0.0.1:8000"

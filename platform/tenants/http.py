@@ -15,7 +15,15 @@ from core.deps import provide_db, provide_principal
 from core.idempotency import idempotent_create
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
 from core.problems import ProblemError
-from core.sessions import create_session, hand_over_once, take_once, destroy_session, session_cookie, session_token, switch_tenant
+from core.sessions import (
+    create_session,
+    destroy_session,
+    hand_over_once,
+    session_cookie,
+    session_token,
+    switch_tenant,
+    take_once,
+)
 from core.throttle import blocked_for, clear_failures, record_failure
 from tenants import service
 from tenants import validation as v
@@ -79,7 +87,7 @@ class PublicController(Controller):
         return redirect("/app", cookies=[session_cookie(request, token)])
 
     @get("/login")
-    async def login_form(self, request: Request[Any, Any, Any], next: str | None = None) -> Template:  # noqa: A002
+    async def login_form(self, request: Request[Any, Any, Any], next: str | None = None) -> Template:
         return page(request, "public/login.html", next=safe_next(next))
 
     @post("/login")

@@ -11,7 +11,6 @@ from email_validator import EmailNotValidError, validate_email
 
 from core.auth import ROLES
 
-
 # Reserved names (.test, .example, .localhost) are refused by default; retailers try the
 # product with such addresses, and mail here goes to the log anyway.
 email_validator.SPECIAL_USE_DOMAIN_NAMES = []

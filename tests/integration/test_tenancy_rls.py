@@ -89,11 +89,10 @@ async def test_writing_into_another_tenant_is_refused() -> None:
 
     a = await create_tenant()
     b = await create_tenant()
-    async with get_database().engine.connect() as conn:
-        async with conn.begin():
-            await conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(a.tenant_id)})
-            with pytest.raises(DBAPIError, match="row-level security"):
-                await conn.execute(text(
-                    "INSERT INTO audit_events (tenant_id, id, action, actor_label, details, created_at) "
-                    "VALUES (:t, gen_random_uuid(), 'forged', 'x', '{}', now())"
-                ), {"t": str(b.tenant_id)})
+    async with get_database().engine.connect() as conn, conn.begin():
+        await conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(a.tenant_id)})
+        with pytest.raises(DBAPIError, match="row-level security"):
+            await conn.execute(text(
+                "INSERT INTO audit_events (tenant_id, id, action, actor_label, details, created_at) "
+                "VALUES (:t, gen_random_uuid(), 'forged', 'x', '{}', now())"
+            ), {"t": str(b.tenant_id)})
