@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest tests/bench -q -s -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/bench -q -s -p no:logging $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform tests
