@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, role_choices
@@ -103,7 +104,11 @@ async def signup(session: AsyncSession, form: SignupForm, *, ip: str | None = No
     user = User(email=email, name=form.name.strip(), password_hash=await hash_password(form.password),
                 last_login_at=utcnow())
     session.add_all([tenant, user])
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        # Two sign-ups with one email at the same moment: the unique index decides.
+        raise invalid({"email": "An account with this email already exists. Log in instead."}) from None
     await set_scope(session, tenant_id=tenant.id, user_id=user.id)
     session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER.value))
     await audit(session, tenant.id, Actor(email, user.id, ip=ip), "tenant.created", target=tenant.name)

@@ -157,3 +157,16 @@ async def test_login_redirect_target_must_be_local(client) -> None:
                                                   "next": "https://evil.example/phish"})
     assert response.headers["location"] == "/app"
     assert uuid.UUID(str(tenant.tenant_id))
+
+
+async def test_simultaneous_signups_with_one_email_make_one_account(make_client) -> None:
+    import asyncio
+
+    email = f"{unique('twin')}@example.test"
+    clients = [await make_client() for _ in range(3)]
+    for c in clients:
+        await c.get("/signup")
+    responses = await asyncio.gather(*[post_form(c, "/signup", signup_form(email=email)) for c in clients])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [303, 422, 422]
+    assert all("already exists" in r.text for r in responses if r.status_code == 422)
