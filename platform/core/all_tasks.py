@@ -1,6 +1,7 @@
 """Imports every module that declares actors or periodic jobs (worker, scheduler, web)."""
 
 from core import tasks as core_tasks
+from orders import tasks as order_tasks
 from tenants import tasks as tenant_tasks
 
-__all__ = ["core_tasks", "tenant_tasks"]
+__all__ = ["core_tasks", "order_tasks", "tenant_tasks"]

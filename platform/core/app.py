@@ -23,6 +23,7 @@ from core.templating import template_config
 
 def create_app() -> Litestar:
     from core import http as core_http
+    from orders import http as order_http
     from tenants import http as tenant_http
     from tenants.auth import principal_from_api_key, principal_from_session
 
@@ -36,6 +37,7 @@ def create_app() -> Litestar:
     route_handlers: list[Any] = [
         *core_http.route_handlers,
         *tenant_http.route_handlers,
+        *order_http.route_handlers,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),
     ]
@@ -63,4 +65,5 @@ def create_app() -> Litestar:
             security=[{"ApiKey": []}],
         ),
         on_shutdown=[shutdown],
+        request_max_body_size=64 * 1024 * 1024,  # stock feeds up to 50 MB, with room for the form around them
     )

@@ -29,6 +29,12 @@ async def _count(session: AsyncSession, stmt: object) -> int:
     return int(await session.scalar(stmt) or 0)  # type: ignore[call-overload]
 
 
+async def setup_counts(session: AsyncSession, principal: Principal) -> dict[str, int]:
+    from orders.setup import setup_counts as order_counts
+
+    return await order_counts(session, principal)
+
+
 async def checklist(session: AsyncSession, principal: Principal) -> list[Step]:
     tenant = principal.tenant_id
     members = await _count(session, select(func.count()).select_from(Membership).where(Membership.tenant_id == tenant))
@@ -36,13 +42,15 @@ async def checklist(session: AsyncSession, principal: Principal) -> list[Step]:
     keys = await _count(session, select(func.count()).select_from(ApiKey).where(ApiKey.tenant_id == tenant))
     # Settings pages are for owners and admins: others see the step, not a link to a 403.
     settings = principal.is_admin
+    manage = principal.role in ("owner", "admin", "merchandiser")
+    counts = await setup_counts(session, principal)
     return [
-        Step("location", "Add a location", "Your warehouses and stores, with what each can do.", None, False,
-             available=False),
+        Step("location", "Add a location", "Your warehouses and stores, with what each can do.",
+             "/app/locations/new" if manage else "/app/locations", counts.get("locations", 0) > 0),
         Step("products", "Add products", "Upload your catalog as CSV or JSON, or send it through the API.",
-             None, False, available=False),
-        Step("stock", "Load stock", "Quantities per product and location, from a file or the API.", None, False,
-             available=False),
+             "/app/catalog/import" if manage else "/app/catalog", counts.get("products", 0) > 0),
+        Step("stock", "Load stock", "Quantities per product and location, from a file or the API.",
+             "/app/inventory/feeds", counts.get("stock", 0) > 0),
         Step("routing", "Publish a routing rule", "Decide which location ships each order.", None, False,
              available=False),
         Step("api_key", "Create an API key", "Your channels and scripts use it to call the API.",

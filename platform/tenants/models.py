@@ -99,8 +99,6 @@ class ApiKey(TenantScoped, Base):
 
 class AuditEvent(TenantScoped, Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_recent", "tenant_id", "id"),)
-
     action: Mapped[str] = mapped_column(String(64))
     actor_user_id: Mapped[uuid.UUID | None]
     actor_api_key_id: Mapped[uuid.UUID | None]

@@ -71,9 +71,39 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
     await record_failure(message_id=uuid.uuid4().hex, actor_name="mail.send", queue_name="default",
                          kwargs={"tenant_id": str(a.tenant_id), "message_id": str(uuid.uuid4())},
                          error="RuntimeError: alpha-failure-marker", retries=3)
+    await add_inventory(client, a)
     secrets = {"name": a.name, "email": a.email, "member": member_email, "key": a.api_key,
-               "failure": "alpha-failure-marker"}
+               "failure": "alpha-failure-marker", "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT"}
     return a, secrets
+
+
+async def add_inventory(client, a) -> None:
+    """A location, a product, stock, a reservation, a feed and a stock exception for tenant A."""
+    from core.db import get_database
+    from orders import inventory
+
+    key = bearer(a.api_key)
+    location = await client.post("/api/v1/locations", headers=key, json={
+        "code": "ALPHA-DEPOT", "name": "Alpha depot", "kind": "warehouse", "country": "FR",
+        "timezone": "Europe/Paris", "ships_to_customers": True})
+    assert location.status_code == 201, location.text
+    product = await client.post("/api/v1/products", headers=key,
+                                json={"sku": "ALPHA-SECRET-SKU", "name": "Alpha product", "price_minor": 1999})
+    assert product.status_code == 201, product.text
+    adjusted = await client.post("/api/v1/inventory/adjustments", headers=key,
+                                 json={"sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "quantity": 5})
+    assert adjusted.status_code == 201, adjusted.text
+    async with get_database().transaction(tenant_id=a.tenant_id) as session:
+        await inventory.reserve(session, a.tenant_id, [inventory.Line(uuid.UUID(product.json()["id"]),
+                                                                      uuid.UUID(location.json()["id"]), 3)],
+                                reference="order A-1", actor="test")
+    feed = await client.post("/api/v1/inventory/feeds", headers=key, json={
+        "feed_id": "alpha-feed-1", "kind": "snapshot",
+        "rows": [{"sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "quantity": 1}]})
+    assert feed.status_code == 202, feed.text
+    await run_outbox_inline(a.tenant_id)
+    applied = await client.get(f"/api/v1/inventory/feeds/{feed.json()['id']}", headers=key)
+    assert applied.json()["stock_exceptions"] == 1
 
 
 def routes(app) -> list[tuple[str, str, Any]]:

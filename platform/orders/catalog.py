@@ -1,0 +1,191 @@
+"""The catalog: products (SKUs) with price in minor units, imported by file or API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal
+from core.db import utcnow
+from core.ids import uuid7
+from core.problems import ProblemError, not_found
+from orders.models import Product
+from orders.schemas import ProductIn, ProductOut
+
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+CATALOG_COLUMNS = ("sku", "name", "price_minor")
+OPTIONAL_COLUMNS = ("category", "brand", "currency", "weight_grams", "status")
+
+
+@dataclass
+class RowError:
+    row: int
+    column: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "message": self.message}
+
+
+@dataclass
+class ParsedCatalog:
+    products: list[ProductIn] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def product_out(product: Product) -> ProductOut:
+    return ProductOut(id=product.id, sku=product.sku, name=product.name, price_minor=product.price_minor,
+                      currency=product.currency, category=product.category, brand=product.brand,
+                      weight_grams=product.weight_grams, attributes=product.attributes, status=product.status)
+
+
+def decode_upload(content: bytes, *, limit: int = MAX_IMPORT_BYTES) -> str:
+    if len(content) > limit:
+        raise ProblemError(413, "File too large",
+                           f"The file is {len(content) / 1_048_576:.1f} MB; the limit is {limit // 1_048_576} MB.")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProblemError(422, "Bad encoding",
+                           f"The file is not UTF-8 text (byte {exc.start} is not valid UTF-8). "
+                           "Export it as UTF-8 CSV or JSON.") from None
+
+
+def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
+    """Every product of a CSV or JSON catalog file, or every error with its row and column."""
+    text = decode_upload(content)
+    parsed = ParsedCatalog()
+    if content_format == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProblemError(422, "Invalid JSON", f"Line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+        items = data.get("products") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ProblemError(422, "Invalid catalog", 'Send a list of products, or {"products": [...]}.')
+        for number, entry in enumerate(items, start=1):
+            try:
+                parsed.products.append(msgspec.convert(entry, ProductIn))
+            except msgspec.ValidationError as exc:
+                parsed.errors.append(RowError(number, _path_column(str(exc)), str(exc)))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in CATALOG_COLUMNS if c not in header]
+        unknown = [c for c in header if c not in CATALOG_COLUMNS + OPTIONAL_COLUMNS and not c.startswith("attr:")]
+        if missing or unknown:
+            detail = []
+            if missing:
+                detail.append(f"missing column(s): {', '.join(missing)}")
+            if unknown:
+                detail.append(f"unknown column(s): {', '.join(unknown)}")
+            raise ProblemError(422, "Wrong header", "The CSV header is wrong: " + "; ".join(detail) +
+                               f". Expected {', '.join(CATALOG_COLUMNS)} and optionally "
+                               f"{', '.join(OPTIONAL_COLUMNS)} and attr:<name> columns.")
+        for number, raw in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            item: dict[str, Any] = {"sku": row["sku"], "name": row["name"]}
+            try:
+                item["price_minor"] = int(row["price_minor"])
+            except ValueError:
+                parsed.errors.append(RowError(number, "price_minor",
+                                              f"{row['price_minor']!r} is not a whole number of minor units."))
+                continue
+            for column in ("category", "brand", "currency", "status"):
+                if row.get(column):
+                    item[column] = row[column]
+            if row.get("weight_grams"):
+                try:
+                    item["weight_grams"] = int(row["weight_grams"])
+                except ValueError:
+                    parsed.errors.append(RowError(number, "weight_grams", f"{row['weight_grams']!r} is not a number."))
+                    continue
+            item["attributes"] = {k[5:]: v for k, v in row.items() if k.startswith("attr:") and v}
+            try:
+                parsed.products.append(msgspec.convert(item, ProductIn))
+            except msgspec.ValidationError as exc:
+                parsed.errors.append(RowError(number, _path_column(str(exc)), str(exc)))
+    seen: dict[str, int] = {}
+    for number, product in enumerate(parsed.products, start=1):
+        if product.sku in seen:
+            parsed.errors.append(RowError(number, "sku", f"SKU {product.sku!r} appears twice in the file."))
+        seen[product.sku] = number
+    return parsed
+
+
+def _path_column(message: str) -> str | None:
+    if "`$." in message:
+        return message.split("`$.")[1].split("`")[0].split("[")[0]
+    return None
+
+
+async def upsert_products(session: AsyncSession, principal: Principal, products: list[ProductIn]) -> tuple[int, int]:
+    """Create or update by SKU; returns (created, updated)."""
+    if not products:
+        return 0, 0
+    existing = set(await session.scalars(
+        select(Product.sku).where(Product.tenant_id == principal.tenant_id,
+                                  Product.sku.in_([p.sku for p in products]))
+    ))
+    now = utcnow()
+    rows = [
+        {"tenant_id": principal.tenant_id, "id": uuid7(), "sku": p.sku, "name": p.name, "category": p.category,
+         "brand": p.brand, "price_minor": p.price_minor, "currency": (p.currency or principal.currency).upper(),
+         "weight_grams": p.weight_grams, "attributes": p.attributes, "status": p.status, "created_at": now,
+         "updated_at": now}
+        for p in products
+    ]
+    for start in range(0, len(rows), 2000):
+        stmt = insert(Product).values(rows[start:start + 2000])
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "sku"],
+            set_={c: stmt.excluded[c] for c in ("name", "category", "brand", "price_minor", "currency",
+                                               "weight_grams", "attributes", "status", "updated_at")},
+        ))
+    updated = sum(1 for p in products if p.sku in existing)
+    return len(products) - updated, updated
+
+
+async def search_products(session: AsyncSession, principal: Principal, *, q: str = "", category: str = "",
+                          limit: int = 50, after: str | None = None) -> list[Product]:
+    stmt = select(Product).where(Product.tenant_id == principal.tenant_id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Product.sku).like(pattern), func.lower(Product.name).like(pattern),
+                              func.lower(func.coalesce(Product.brand, "")).like(pattern)))
+    if category:
+        stmt = stmt.where(Product.category == category)
+    if after:
+        stmt = stmt.where(Product.sku > after)
+    return list(await session.scalars(stmt.order_by(Product.sku).limit(limit)))
+
+
+async def categories(session: AsyncSession, principal: Principal) -> list[str]:
+    return [c for c in await session.scalars(
+        select(Product.category).where(Product.tenant_id == principal.tenant_id, Product.category.is_not(None))
+        .distinct().order_by(Product.category)) if c]
+
+
+async def get_product(session: AsyncSession, principal: Principal, product_id: uuid.UUID) -> Product:
+    product = await session.scalar(select(Product).where(Product.tenant_id == principal.tenant_id,
+                                                         Product.id == product_id))
+    if product is None:
+        raise not_found("Product")
+    return product
+
+
+async def product_by_sku(session: AsyncSession, principal: Principal, sku: str) -> Product:
+    product = await session.scalar(select(Product).where(Product.tenant_id == principal.tenant_id,
+                                                         Product.sku == sku))
+    if product is None:
+        raise not_found(f"Product {sku!r}")
+    return product

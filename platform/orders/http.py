@@ -1,0 +1,505 @@
+"""Locations, catalog, inventory and feeds: the JSON API and the console pages."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from litestar.di import Provide
+from litestar.response import Redirect, ServerSentEvent, Template
+from litestar.response.sse import ServerSentEventMessage
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal, requires, signed_in
+from core.db import get_database, utcnow
+from core.deps import provide_db, provide_principal
+from core.idempotency import idempotent_create
+from core.pages import NOTICES, form_data, form_errors, page, redirect
+from core.problems import ProblemError, invalid
+from core.sessions import hand_over_once, take_once
+from orders import catalog, feeds, inventory, locations, stock
+from orders.models import InventoryFeed, Location
+from orders.schemas import (
+    AdjustmentIn,
+    FeedIn,
+    FeedOut,
+    ImportResult,
+    LevelOut,
+    LocationIn,
+    LocationOut,
+    MovementOut,
+    ProductImport,
+    ProductIn,
+    ProductOut,
+    SafetyStockIn,
+    SkuAvailability,
+    StockOut,
+)
+
+MANAGERS = ("owner", "admin", "merchandiser")
+manage_stock = requires(*MANAGERS)
+DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
+
+NOTICES.update({
+    "location_saved": "Location saved.",
+    "location_paused": "Location paused: it takes no new orders.",
+    "location_active": "Location active again.",
+    "catalog_imported": "Catalog imported.",
+    "feed_accepted": "Feed received: it is being applied.",
+    "feed_known": "This feed was already received: nothing changed.",
+})
+
+
+def feed_out(feed: InventoryFeed) -> FeedOut:
+    return FeedOut(id=feed.id, feed_id=feed.external_id, kind=feed.kind, status=feed.status,
+                   rows_total=feed.rows_total, rows_changed=feed.rows_changed, stock_exceptions=feed.exceptions,
+                   errors=feed.errors, created_at=feed.created_at, finished_at=feed.finished_at)
+
+
+async def _line(db: AsyncSession, principal: Principal, sku: str, location_code: str, quantity: int) -> inventory.Line:
+    product = await catalog.product_by_sku(db, principal, sku)
+    location = await _location_by_code(db, principal, location_code)
+    return inventory.Line(product.id, location.id, quantity)
+
+
+async def _location_by_code(db: AsyncSession, principal: Principal, code: str) -> Location:
+    from sqlalchemy import select
+
+    location = await db.scalar(select(Location).where(Location.tenant_id == principal.tenant_id,
+                                                      Location.code == code))
+    if location is None:
+        raise ProblemError(404, "Not found", f"Location {code!r} not found.")
+    return location
+
+
+class InventoryApiController(Controller):
+    path = "/api/v1"
+    tags = ["Locations, catalog and inventory"]
+    guards = [signed_in]
+    dependencies = DEPS
+
+    @get("/locations", summary="Locations")
+    async def list_locations(self, db: AsyncSession, principal: Principal) -> list[LocationOut]:
+        return [locations.to_out(loc) for loc in await locations.list_locations(db, principal)]
+
+    @post("/locations", summary="Create a location", guards=[manage_stock], status_code=201)
+    async def create_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                              data: LocationIn) -> Response[LocationOut]:
+        async def create() -> LocationOut:
+            return locations.to_out(await locations.save_location(db, principal, data))
+
+        return await idempotent_create(request, db, principal, create)
+
+    @get("/locations/{location_id:uuid}", summary="A location")
+    async def get_location(self, db: AsyncSession, principal: Principal, location_id: uuid.UUID) -> LocationOut:
+        return locations.to_out(await locations.get_location(db, principal, location_id))
+
+    @put("/locations/{location_id:uuid}", summary="Replace a location's settings", guards=[manage_stock])
+    async def update_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                              location_id: uuid.UUID) -> LocationOut:
+        # Find the location before reading the body: another tenant's id is a 404, never a 422.
+        location = await locations.get_location(db, principal, location_id)
+        data = _decode(await request.body(), LocationIn)
+        return locations.to_out(await locations.save_location(db, principal, data, location))
+
+    @get("/products", summary="Search the catalog")
+    async def list_products(self, db: AsyncSession, principal: Principal, q: str = "", category: str = "",
+                            after: str | None = None, limit: int = 50) -> list[ProductOut]:
+        limit = max(1, min(limit, 500))
+        found = await catalog.search_products(db, principal, q=q, category=category, limit=limit, after=after)
+        return [catalog.product_out(p) for p in found]
+
+    @post("/products", summary="Create or update a product by SKU", guards=[manage_stock], status_code=201)
+    async def create_product(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             data: ProductIn) -> Response[ProductOut]:
+        async def create() -> ProductOut:
+            await catalog.upsert_products(db, principal, [data])
+            return catalog.product_out(await catalog.product_by_sku(db, principal, data.sku))
+
+        return await idempotent_create(request, db, principal, create)
+
+    @post("/products/import", summary="Create or update many products", guards=[manage_stock], status_code=200)
+    async def import_products(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                              data: ProductImport) -> Response[ImportResult]:
+        async def create() -> ImportResult:
+            parsed = catalog.parse_catalog(msgspec.json.encode(data), "json")
+            if parsed.errors:
+                raise _row_problem(parsed.errors)
+            created, updated = await catalog.upsert_products(db, principal, parsed.products)
+            return ImportResult(created=created, updated=updated)
+
+        return await idempotent_create(request, db, principal, create, status_code=200)
+
+    @get("/products/{product_id:uuid}", summary="A product")
+    async def get_product(self, db: AsyncSession, principal: Principal, product_id: uuid.UUID) -> ProductOut:
+        return catalog.product_out(await catalog.get_product(db, principal, product_id))
+
+    @get("/inventory", summary="Stock of SKUs at every location")
+    async def levels(self, db: AsyncSession, principal: Principal, sku: list[str]) -> list[StockOut]:
+        out: dict[str, StockOut] = {s: StockOut(sku=s, levels=[], total_available=0) for s in sku}
+        for row in await stock.inventory_grid(db, principal, location_id=None, limit=10_000, sku=""):
+            if row.product.sku in out:
+                entry = out[row.product.sku]
+                entry.levels.append(LevelOut(location=row.location.code, on_hand=row.level.on_hand,
+                                             reserved=row.level.reserved, safety_stock=row.level.safety_stock,
+                                             available=row.available))
+                entry.total_available += max(0, row.available)
+        return list(out.values())
+
+    @post("/inventory/adjustments", summary="Add or remove stock at a location", guards=[manage_stock],
+          status_code=201)
+    async def adjust(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                     data: AdjustmentIn) -> Response[LevelOut]:
+        async def create() -> LevelOut:
+            line = await _line(db, principal, data.sku, data.location, data.quantity)
+            await inventory.adjust(db, principal.tenant_id, line, reason=data.reason, actor=principal.label,
+                                   reference=data.reference)
+            return await _level_out(db, principal, line, data.location)
+
+        return await idempotent_create(request, db, principal, create)
+
+    @put("/inventory/safety-stock", summary="Set safety stock", guards=[manage_stock])
+    async def safety_stock(self, db: AsyncSession, principal: Principal, data: SafetyStockIn) -> LevelOut:
+        line = await _line(db, principal, data.sku, data.location, data.safety_stock)
+        await inventory.set_safety_stock(db, principal.tenant_id, line)
+        return await _level_out(db, principal, line, data.location)
+
+    @get("/inventory/movements", summary="The stock ledger, newest first")
+    async def movements(self, db: AsyncSession, principal: Principal, sku: str | None = None,
+                        location: str | None = None, limit: int = 200) -> list[MovementOut]:
+        product_id = (await catalog.product_by_sku(db, principal, sku)).id if sku else None
+        location_id = (await _location_by_code(db, principal, location)).id if location else None
+        rows = await stock.movements(db, principal, product_id=product_id, location_id=location_id,
+                                     limit=max(1, min(limit, 1000)))
+        return [MovementOut(id=m.id, sku=s, location=c, on_hand_delta=m.on_hand_delta,
+                            reserved_delta=m.reserved_delta, reason=m.reason, reference=m.reference, actor=m.actor,
+                            created_at=m.created_at) for m, s, c in rows]
+
+    @post("/inventory/feeds", summary="Send a stock feed (JSON, or CSV with ?feed_id=&kind=)",
+          guards=[manage_stock], status_code=202)
+    async def send_feed(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                        feed_id: str | None = None, kind: str | None = None) -> Response[FeedOut]:
+        body = await request.body()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in ("text/csv", "application/csv"):
+            payload, fmt = body, "csv"
+            external_id, feed_kind = feed_id or "", kind or ""
+        else:
+            try:
+                parsed = msgspec.json.decode(body, type=FeedIn)
+            except msgspec.ValidationError as exc:
+                raise invalid({"body": str(exc)}) from None
+            except msgspec.DecodeError as exc:
+                raise ProblemError(422, "Invalid JSON", str(exc)) from None
+            external_id, feed_kind, fmt = parsed.feed_id, parsed.kind, "json"
+            payload = msgspec.json.encode({"rows": parsed.rows})
+        feed, created = await feeds.accept_feed(db, principal, external_id=external_id, kind=feed_kind,
+                                                content_format=fmt, payload=payload, source="api")
+        return Response(feed_out(feed), status_code=202 if created else 200)
+
+    @get("/inventory/feeds", summary="Recent feeds")
+    async def list_feeds(self, db: AsyncSession, principal: Principal) -> list[FeedOut]:
+        return [feed_out(f) for f in await feeds.list_feeds(db, principal)]
+
+    @get("/inventory/feeds/{feed_uuid:uuid}", summary="A feed: status and errors")
+    async def get_feed(self, db: AsyncSession, principal: Principal, feed_uuid: uuid.UUID) -> FeedOut:
+        return feed_out(await feeds.get_feed(db, principal, feed_uuid))
+
+    @get("/availability", summary="Network and pickup availability of SKUs")
+    async def availability(self, db: AsyncSession, principal: Principal, sku: list[str],
+                           lat: float | None = None, lon: float | None = None, country: str | None = None,
+                           location: str | None = None) -> list[SkuAvailability]:
+        if len(sku) > 100:
+            raise invalid({"sku": "Ask for at most 100 SKUs at a time."})
+        if (lat is None) != (lon is None):
+            raise invalid({"lat": "Give both lat and lon, or neither."})
+        return await stock.availability(db, principal, sku, at=utcnow(), latitude=lat, longitude=lon,
+                                        country=country, pickup_location=location)
+
+
+async def _level_out(db: AsyncSession, principal: Principal, line: inventory.Line, code: str) -> LevelOut:
+    from sqlalchemy import select
+
+    from orders.models import InventoryLevel
+
+    level = await db.scalar(select(InventoryLevel).where(
+        InventoryLevel.tenant_id == principal.tenant_id, InventoryLevel.product_id == line.product_id,
+        InventoryLevel.location_id == line.location_id))
+    assert level is not None
+    return LevelOut(location=code, on_hand=level.on_hand, reserved=level.reserved, safety_stock=level.safety_stock,
+                    available=level.on_hand - level.reserved - level.safety_stock)
+
+
+def _decode(body: bytes, kind: type[LocationIn]) -> LocationIn:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.split("`$.")[1].split("`")[0] if "`$." in message else "body"
+        raise invalid({field: message}) from None
+    except msgspec.DecodeError as exc:
+        raise ProblemError(422, "Invalid JSON", str(exc)) from None
+
+
+def _row_problem(errors: list[catalog.RowError]) -> ProblemError:
+    from core.problems import FieldError
+
+    return ProblemError(422, "Invalid rows", f"{len(errors)} row(s) are not valid; nothing was changed.",
+                        errors=[FieldError(f"row {e.row}" + (f" {e.column}" if e.column else ""), e.message)
+                                for e in errors[:1000]])
+
+
+LOCATION_FLAGS = ("ships_to_customers", "click_and_collect", "ship_from_store", "receives_transfers",
+                  "accepts_returns")
+
+
+def _location_from_form(data: dict[str, str], timezone: str, country: str) -> LocationIn:
+    raw: dict[str, Any] = {
+        "code": data.get("code", "").strip(), "name": data.get("name", "").strip(),
+        "kind": data.get("kind", "warehouse"), "country": (data.get("country") or country).strip().upper(),
+        "timezone": (data.get("timezone") or timezone).strip(), "address_line1": data.get("address_line1", ""),
+        "city": data.get("city", ""), "postcode": data.get("postcode", ""),
+        "priority": data.get("priority") or 100, "status": data.get("status", "active"),
+        "tags": [t.strip() for t in data.get("tags", "").split(",") if t.strip()],
+    }
+    for flag in LOCATION_FLAGS:
+        raw[flag] = data.get(flag) == "on"
+    errors: dict[str, str] = {}
+    for number_field in ("latitude", "longitude", "daily_capacity", "priority"):
+        value = str(raw.get(number_field, data.get(number_field, ""))).strip()
+        if value in ("", "None"):
+            raw.pop(number_field, None)
+            continue
+        try:
+            raw[number_field] = int(value) if number_field in ("daily_capacity", "priority") else float(value)
+        except ValueError:
+            errors[number_field] = f"{value!r} is not a number."
+    hours: dict[str, list[list[str]]] = {}
+    for day in locations.DAYS:
+        opens, closes = data.get(f"open_{day}", "").strip(), data.get(f"close_{day}", "").strip()
+        if opens and closes:
+            hours[day] = [[opens, closes]]
+    raw["opening_hours"] = hours
+    if errors:
+        raise invalid(errors)
+    try:
+        return msgspec.convert(raw, LocationIn)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.split("`$.")[1].split("`")[0] if "`$." in message else "__all__"
+        raise invalid({field: message}) from None
+
+
+class InventoryPagesController(Controller):
+    path = "/app"
+    include_in_schema = False
+    guards = [signed_in]
+    dependencies = DEPS
+
+    @get("/locations")
+    async def locations_page(self, request: Request[Any, Any, Any], db: AsyncSession,
+                             principal: Principal) -> Template:
+        return page(request, "inventory/locations.html", locations=await locations.list_locations(db, principal),
+                    can_manage=principal.role in MANAGERS)
+
+    @get("/locations/new", guards=[manage_stock])
+    async def new_location(self, request: Request[Any, Any, Any], principal: Principal) -> Template:
+        return page(request, "inventory/location_form.html", location=None, days=locations.DAYS,
+                    values={"timezone": principal.timezone, "kind": "warehouse", "priority": "100"})
+
+    @post("/locations/new", guards=[manage_stock])
+    async def create_location(self, request: Request[Any, Any, Any], db: AsyncSession,
+                              principal: Principal) -> Template | Redirect:
+        data = await form_data(request)
+        try:
+            tenant_country = (await _tenant_country(db, principal))
+            await locations.save_location(db, principal, _location_from_form(data, principal.timezone,
+                                                                             tenant_country))
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            return page(request, "inventory/location_form.html", status_code=422, location=None,
+                        days=locations.DAYS, values=data, errors=form_errors(problem))
+        return redirect("/app/locations", done="location_saved")
+
+    @get("/locations/{location_id:uuid}")
+    async def edit_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                            location_id: uuid.UUID) -> Template:
+        location = await locations.get_location(db, principal, location_id)
+        values: dict[str, Any] = {f: getattr(location, f) for f in LocationIn.__struct_fields__}
+        values["tags"] = ", ".join(location.tags)
+        for day, windows in location.opening_hours.items():
+            if windows:
+                values[f"open_{day}"], values[f"close_{day}"] = windows[0]
+        return page(request, "inventory/location_form.html", location=location, days=locations.DAYS, values=values,
+                    can_manage=principal.role in MANAGERS)
+
+    @post("/locations/{location_id:uuid}", guards=[manage_stock])
+    async def update_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                              location_id: uuid.UUID) -> Template | Redirect:
+        location = await locations.get_location(db, principal, location_id)
+        data = await form_data(request)
+        try:
+            await locations.save_location(db, principal, _location_from_form(data, principal.timezone,
+                                                                             location.country), location)
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            return page(request, "inventory/location_form.html", status_code=422, location=location,
+                        days=locations.DAYS, values=data, errors=form_errors(problem), can_manage=True)
+        return redirect("/app/locations", done="location_saved")
+
+    @post("/locations/{location_id:uuid}/status", guards=[manage_stock])
+    async def location_status(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                              location_id: uuid.UUID) -> Redirect:
+        data = await form_data(request)
+        location = await locations.set_status(db, principal, location_id, data.get("status", ""))
+        return redirect("/app/locations", done=f"location_{location.status}")
+
+    @get("/catalog")
+    async def catalog_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           q: str = "", category: str = "", after: str | None = None) -> Template:
+        products = await catalog.search_products(db, principal, q=q, category=category, after=after, limit=51)
+        return page(request, "inventory/catalog.html", products=products[:50],
+                    next_after=products[49].sku if len(products) > 50 else None, q=q, category=category,
+                    categories=await catalog.categories(db, principal), can_manage=principal.role in MANAGERS)
+
+    @get("/catalog/import", guards=[manage_stock])
+    async def import_form(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "inventory/catalog_import.html", preview=None)
+
+    @post("/catalog/import", guards=[manage_stock])
+    async def import_preview(self, request: Request[Any, Any, Any], principal: Principal) -> Template:
+        """Check the file and show its first rows and every error; nothing is saved yet."""
+        upload = await _upload(request)
+        if upload is None:
+            return page(request, "inventory/catalog_import.html", status_code=422, preview=None,
+                        errors={"file": "Choose a CSV or JSON file."})
+        filename, content = upload
+        fmt = "json" if filename.lower().endswith(".json") else "csv"
+        try:
+            parsed = catalog.parse_catalog(content, fmt)
+        except ProblemError as problem:
+            return page(request, "inventory/catalog_import.html", status_code=problem.status, preview=None,
+                        errors={"file": f"{problem.title}: {problem.detail}"})
+        ready = not parsed.errors and bool(parsed.products)
+        if ready:
+            await hand_over_once(principal, "catalog_import", {"format": fmt, "content": content.decode("utf-8-sig")})
+        return page(request, "inventory/catalog_import.html", status_code=200 if ready else 422,
+                    preview=parsed.products[:10], total=len(parsed.products), row_errors=parsed.errors[:200],
+                    error_count=len(parsed.errors), filename=filename, ready=ready)
+
+    @post("/catalog/import/apply", guards=[manage_stock])
+    async def import_apply(self, request: Request[Any, Any, Any], db: AsyncSession,
+                           principal: Principal) -> Template | Redirect:
+        pending = await take_once(principal, "catalog_import")
+        if not pending:
+            return page(request, "inventory/catalog_import.html", status_code=409, preview=None,
+                        errors={"file": "The previewed file has expired or was already imported; upload it again."})
+        parsed = catalog.parse_catalog(pending["content"].encode(), pending["format"])
+        await catalog.upsert_products(db, principal, parsed.products)
+        return redirect("/app/catalog", done="catalog_imported")
+
+    @get("/inventory")
+    async def inventory_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             sku: str = "", location: str = "", category: str = "", low: bool = False) -> Template:
+        location_id = None
+        if location:
+            try:
+                location_id = uuid.UUID(location)
+            except ValueError:
+                location_id = None
+        rows = await stock.inventory_grid(db, principal, sku=sku, location_id=location_id, category=category,
+                                          low_stock=low)
+        return page(request, "inventory/grid.html", rows=rows, sku=sku, location=location, category=category,
+                    low=low, locations=await locations.list_locations(db, principal),
+                    categories=await catalog.categories(db, principal))
+
+    @get("/inventory/movements")
+    async def movements_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             product: uuid.UUID | None = None, location: uuid.UUID | None = None) -> Template:
+        rows = await stock.movements(db, principal, product_id=product, location_id=location)
+        return page(request, "inventory/movements.html", rows=rows)
+
+    @get("/inventory/feeds")
+    async def feeds_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        return page(request, "inventory/feeds.html", feeds=await feeds.list_feeds(db, principal),
+                    can_manage=principal.role in MANAGERS)
+
+    @post("/inventory/feeds", guards=[manage_stock])
+    async def upload_feed(self, request: Request[Any, Any, Any], db: AsyncSession,
+                          principal: Principal) -> Template | Redirect:
+        upload = await _upload(request)
+        form = await request.form()
+        kind = str(form.get("kind", "delta"))
+        if upload is None:
+            return page(request, "inventory/feeds.html", status_code=422, feeds=await feeds.list_feeds(db, principal),
+                        can_manage=True, errors={"file": "Choose a CSV or JSON file."})
+        filename, content = upload
+        fmt = "json" if filename.lower().endswith(".json") else "csv"
+        external_id = str(form.get("feed_id") or "").strip() or feeds.default_feed_id(filename, content)
+        try:
+            feed, created = await feeds.accept_feed(db, principal, external_id=external_id, kind=kind,
+                                                    content_format=fmt, payload=content, source="upload",
+                                                    filename=filename)
+        except ProblemError as problem:
+            await db.rollback()
+            return page(request, "inventory/feeds.html", status_code=problem.status,
+                        feeds=await feeds.list_feeds(db, principal), can_manage=True,
+                        errors={"file": f"{problem.title}: {problem.detail}"})
+        return redirect(f"/app/inventory/feeds/{feed.id}", done="feed_accepted" if created else "feed_known")
+
+    @get("/inventory/feeds/{feed_uuid:uuid}")
+    async def feed_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                        feed_uuid: uuid.UUID) -> Template:
+        return page(request, "inventory/feed.html", feed=await feeds.get_feed(db, principal, feed_uuid))
+
+    @get("/inventory/feeds/{feed_uuid:uuid}/status")
+    async def feed_status(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                          feed_uuid: uuid.UUID) -> Template:
+        """The status block alone, for htmx to swap."""
+        return page(request, "inventory/_feed_status.html", feed=await feeds.get_feed(db, principal, feed_uuid))
+
+    @get("/inventory/feeds/{feed_uuid:uuid}/events")
+    async def feed_events(self, db: AsyncSession, principal: Principal, feed_uuid: uuid.UUID) -> ServerSentEvent:
+        """Server-sent events: one ``status`` event whenever the feed's state changes, until it is done."""
+        await feeds.get_feed(db, principal, feed_uuid)  # 404 for anything but the caller's own feed
+
+        async def changes() -> AsyncIterator[ServerSentEventMessage]:
+            last = None
+            for _ in range(600):
+                async with get_database().transaction(tenant_id=principal.tenant_id) as session:
+                    feed = await feeds.get_feed(session, principal, feed_uuid)
+                state = (feed.status, feed.rows_changed)
+                if state != last:
+                    last = state
+                    yield ServerSentEventMessage(event="status", data=feed.status)
+                if feed.status in ("applied", "rejected", "failed"):
+                    return
+                await asyncio.sleep(0.5)
+
+        return ServerSentEvent(changes())
+
+
+async def _tenant_country(db: AsyncSession, principal: Principal) -> str:
+    from tenants.service import get_tenant
+
+    return (await get_tenant(db, principal)).country
+
+
+async def _upload(request: Request[Any, Any, Any]) -> tuple[str, bytes] | None:
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
+        return None
+    content = await upload.read()
+    return upload.filename, content
+
+
+route_handlers = [InventoryApiController, InventoryPagesController]

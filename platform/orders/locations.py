@@ -1,0 +1,113 @@
+"""Locations: warehouses, stores and marketplaces' warehouses, with what each can do."""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zoneinfo
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import pycountry
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal
+from core.problems import ProblemError, invalid, not_found
+from orders.models import Location
+from orders.schemas import LocationIn, LocationOut
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def check_location(data: LocationIn) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if pycountry.countries.get(alpha_2=data.country.upper()) is None:
+        errors["country"] = f"Unknown country {data.country!r}: use a two-letter ISO code."
+    try:
+        zoneinfo.ZoneInfo(data.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = f"Unknown time zone {data.timezone!r}: use an IANA name such as Europe/Paris."
+    if (data.latitude is None) != (data.longitude is None):
+        errors["latitude"] = "Give both latitude and longitude, or neither."
+    for day, ranges in data.opening_hours.items():
+        if day not in DAYS:
+            errors["opening_hours"] = f"Unknown day {day!r}: use {', '.join(DAYS)}."
+            continue
+        for window in ranges:
+            if len(window) != 2 or not all(_HHMM.match(t) for t in window) or window[0] >= window[1]:
+                errors["opening_hours"] = f"{day}: each opening window is [\"HH:MM\", \"HH:MM\"], opening first."
+    if data.kind == "store" and not (data.ships_to_customers or data.click_and_collect or data.ship_from_store
+                                     or data.receives_transfers or data.accepts_returns):
+        pass  # a store that does nothing yet is allowed: it may be set up before opening
+    return errors
+
+
+def is_open(location: Location, at: datetime) -> bool | None:
+    """Whether the location is open at ``at`` in its own time zone; None without hours."""
+    if not location.opening_hours:
+        return None
+    local = at.astimezone(zoneinfo.ZoneInfo(location.timezone))
+    now = local.strftime("%H:%M")
+    return any(start <= now < end for start, end in location.opening_hours.get(DAYS[local.weekday()], []))
+
+
+def opens_today(location: Location, at: datetime) -> bool:
+    """Open at some point later today (local time), or open hours unknown."""
+    if not location.opening_hours:
+        return True
+    local = at.astimezone(zoneinfo.ZoneInfo(location.timezone))
+    now = local.strftime("%H:%M")
+    return any(now < end for _, end in location.opening_hours.get(DAYS[local.weekday()], []))
+
+
+def to_out(location: Location) -> LocationOut:
+    fields = {f: getattr(location, f) for f in LocationIn.__struct_fields__}
+    return LocationOut(id=location.id, created_at=location.created_at, **fields)
+
+
+async def list_locations(session: AsyncSession, principal: Principal, *, status: str | None = None) -> list[Location]:
+    stmt = select(Location).where(Location.tenant_id == principal.tenant_id).order_by(Location.kind, Location.code)
+    if status:
+        stmt = stmt.where(Location.status == status)
+    return list(await session.scalars(stmt))
+
+
+async def get_location(session: AsyncSession, principal: Principal, location_id: uuid.UUID) -> Location:
+    location = await session.scalar(
+        select(Location).where(Location.tenant_id == principal.tenant_id, Location.id == location_id)
+    )
+    if location is None:
+        raise not_found("Location")
+    return location
+
+
+async def save_location(session: AsyncSession, principal: Principal, data: LocationIn,
+                        location: Location | None = None) -> Location:
+    if errors := check_location(data):
+        raise invalid(errors)
+    values: dict[str, Any] = msgspec.structs.asdict(data)
+    values["country"] = data.country.upper()
+    if location is None:
+        location = Location(tenant_id=principal.tenant_id, **values)
+        session.add(location)
+    else:
+        for key, value in values.items():
+            setattr(location, key, value)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise invalid({"code": f"A location with code {data.code!r} already exists."}) from None
+    return location
+
+
+async def set_status(session: AsyncSession, principal: Principal, location_id: uuid.UUID, status: str) -> Location:
+    location = await get_location(session, principal, location_id)
+    if status not in ("active", "paused"):
+        raise ProblemError(422, "Invalid status", "Status is active or paused.")
+    location.status = status
+    return location

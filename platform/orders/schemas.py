@@ -1,0 +1,158 @@
+"""API input and output types for locations, products, inventory and feeds."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
+    code: Code
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    kind: Literal["warehouse", "store", "marketplace"]
+    country: Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
+    timezone: str
+    address_line1: str = ""
+    city: str = ""
+    postcode: str = ""
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
+    opening_hours: dict[str, list[list[str]]] = {}
+    ships_to_customers: bool = False
+    click_and_collect: bool = False
+    ship_from_store: bool = False
+    receives_transfers: bool = False
+    accepts_returns: bool = False
+    daily_capacity: NonNegative | None = None
+    priority: int = 100
+    tags: list[str] = []
+    status: Literal["active", "paused"] = "active"
+
+
+class LocationOut(LocationIn, kw_only=True):
+    id: uuid.UUID
+    created_at: datetime
+
+
+class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Code
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    price_minor: NonNegative
+    category: str | None = None
+    brand: str | None = None
+    currency: str | None = None
+    weight_grams: NonNegative | None = None
+    attributes: dict[str, Any] = {}
+    status: Literal["active", "inactive"] = "active"
+
+
+class ProductOut(msgspec.Struct):
+    id: uuid.UUID
+    sku: str
+    name: str
+    price_minor: int
+    currency: str
+    category: str | None
+    brand: str | None
+    weight_grams: int | None
+    attributes: dict[str, Any]
+    status: str
+
+
+class ProductImport(msgspec.Struct, forbid_unknown_fields=True):
+    products: list[ProductIn]
+
+
+class ImportResult(msgspec.Struct):
+    created: int
+    updated: int
+
+
+class FeedRowIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: str
+    location: str
+    quantity: int
+
+
+class FeedIn(msgspec.Struct, forbid_unknown_fields=True):
+    feed_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    kind: Literal["snapshot", "delta"]
+    rows: list[FeedRowIn]
+
+
+class FeedOut(msgspec.Struct):
+    id: uuid.UUID
+    feed_id: str
+    kind: str
+    status: str
+    rows_total: int
+    rows_changed: int
+    stock_exceptions: int
+    errors: list[dict[str, Any]]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class LevelOut(msgspec.Struct):
+    location: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    available: int
+
+
+class StockOut(msgspec.Struct):
+    sku: str
+    levels: list[LevelOut]
+    total_available: int
+
+
+class MovementOut(msgspec.Struct):
+    id: uuid.UUID
+    sku: str
+    location: str
+    on_hand_delta: int
+    reserved_delta: int
+    reason: str
+    reference: str | None
+    actor: str
+    created_at: datetime
+
+
+class AdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: str
+    location: str
+    quantity: int
+    reason: Literal["receipt", "adjustment", "damage", "count", "return"] = "adjustment"
+    reference: str | None = None
+
+
+class SafetyStockIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: str
+    location: str
+    safety_stock: NonNegative
+
+
+class LocationAvailability(msgspec.Struct):
+    location: str
+    name: str
+    kind: str
+    available: int
+    ships_to_customers: bool
+    click_and_collect: bool
+    open_now: bool | None = None
+    distance_km: float | None = None
+
+
+class SkuAvailability(msgspec.Struct):
+    sku: str
+    total_available: int
+    deliverable: bool
+    locations: list[LocationAvailability]
+    pickup_today: list[str]

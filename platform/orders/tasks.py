@@ -1,0 +1,21 @@
+"""Inventory actors."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.broker import actor
+from core.db import get_database
+
+
+@actor("inventory.apply_feed", queue="inventory", time_limit_ms=600_000)
+async def apply_feed(tenant_id: str, feed_id: str) -> None:
+    """Apply one feed, once: a redelivery finds it applied (or rejected) and stops."""
+    from orders import feeds
+
+    tenant, feed = uuid.UUID(tenant_id), uuid.UUID(feed_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        if not await feeds.mark_applying(session, tenant, feed):
+            return
+    async with get_database().transaction(tenant_id=tenant) as session:
+        await feeds.apply(session, tenant, feed)
