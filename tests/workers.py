@@ -20,6 +20,9 @@ async def running_worker(threads: int = 2) -> AsyncIterator[dramatiq.Worker]:
         yield worker
     finally:
         await asyncio.to_thread(worker.stop, 10_000)
+        # A stopped worker leaves its middleware on the broker; the next worker in this
+        # process would otherwise share its queue bookkeeping with a dead one.
+        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15, what: str = "condition") -> None:

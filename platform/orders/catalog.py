@@ -40,6 +40,11 @@ class RowError:
 class ParsedCatalog:
     products: list[ProductIn] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # the file row of each product, for messages
+
+    def add(self, row: int, product: ProductIn) -> None:
+        self.products.append(product)
+        self.rows.append(row)
 
 
 def product_out(product: Product) -> ProductOut:
@@ -74,7 +79,7 @@ def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
             raise ProblemError(422, "Invalid catalog", 'Send a list of products, or {"products": [...]}.')
         for number, entry in enumerate(items, start=1):
             try:
-                parsed.products.append(msgspec.convert(entry, ProductIn))
+                parsed.add(number, msgspec.convert(entry, ProductIn))
             except msgspec.ValidationError as exc:
                 parsed.errors.append(RowError(number, _path_column(str(exc)), str(exc)))
     else:
@@ -111,14 +116,22 @@ def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
                     continue
             item["attributes"] = {k[5:]: v for k, v in row.items() if k.startswith("attr:") and v}
             try:
-                parsed.products.append(msgspec.convert(item, ProductIn))
+                parsed.add(number, msgspec.convert(item, ProductIn))
             except msgspec.ValidationError as exc:
                 parsed.errors.append(RowError(number, _path_column(str(exc)), str(exc)))
     seen: dict[str, int] = {}
-    for number, product in enumerate(parsed.products, start=1):
+    unique: list[tuple[int, ProductIn]] = []
+    for number, product in zip(parsed.rows, parsed.products, strict=True):
         if product.sku in seen:
-            parsed.errors.append(RowError(number, "sku", f"SKU {product.sku!r} appears twice in the file."))
+            parsed.errors.append(RowError(number, "sku",
+                                          f"SKU {product.sku!r} appears twice in the file "
+                                          f"(also on row {seen[product.sku]})."))
+            continue
         seen[product.sku] = number
+        unique.append((number, product))
+    parsed.rows = [number for number, _ in unique]
+    parsed.products = [product for _, product in unique]
+    parsed.errors.sort(key=lambda e: e.row)
     return parsed
 
 

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import ARRAY, String, Table, Uuid, any_, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,8 @@ from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, not_found
 from orders.catalog import RowError, decode_upload
-from orders.models import InventoryFeed, InventoryLevel, InventoryMovement, Location, Product, StockException
+from orders.models import InventoryFeed, InventoryLevel, Location, Product, StockException
+from orders.schemas import MAX_QUANTITY
 
 MAX_FEED_BYTES = 50 * 1024 * 1024
 FEED_COLUMNS = ["sku", "location", "quantity"]
@@ -96,6 +97,9 @@ def parse_rows(payload: bytes, content_format: str, kind: str) -> tuple[list[Fee
         except (TypeError, ValueError):
             errors.append(RowError(number, "quantity", f"{quantity!r} is not a whole number."))
             continue
+        if abs(value) > MAX_QUANTITY:
+            errors.append(RowError(number, "quantity", f"{value} is more than {MAX_QUANTITY:,} units."))
+            continue
         if kind == "snapshot" and value < 0:
             errors.append(RowError(number, "quantity", f"A snapshot quantity can't be negative ({value})."))
             continue
@@ -106,6 +110,11 @@ def parse_rows(payload: bytes, content_format: str, kind: str) -> tuple[list[Fee
         seen[key] = number
         rows.append(FeedRow(number, sku, location, value))
     return rows, errors
+
+
+def count_rows(rows: list[FeedRow], errors: list[RowError]) -> int:
+    """Data rows in the file, readable or not."""
+    return len({r.row for r in rows} | {e.row for e in errors})
 
 
 def default_feed_id(filename: str, payload: bytes) -> str:
@@ -168,6 +177,15 @@ async def mark_applying(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uu
     return done is not None
 
 
+async def mark_failed(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        update(InventoryFeed).where(InventoryFeed.tenant_id == tenant_id, InventoryFeed.id == feed_id,
+                                    InventoryFeed.status.in_(("accepted", "applying")))
+        .values(status="failed", finished_at=utcnow(), rows_changed=0,
+                errors=[{"row": None, "column": None, "message": f"The feed could not be applied: {reason}"}])
+    )
+
+
 async def apply(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> InventoryFeed | None:
     """Check every row, then apply all of them or none, in the caller's transaction."""
     feed = await session.scalar(select(InventoryFeed).where(InventoryFeed.tenant_id == tenant_id,
@@ -178,15 +196,19 @@ async def apply(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID)
         rows, errors = parse_rows(feed.payload, feed.content_format, feed.kind)
     except ProblemError as problem:
         return _finish(feed, [RowError(0, None, problem.detail)], rows_total=0)
-    feed.rows_total = len(rows)
+    rows_total = count_rows(rows, errors)
+    feed.rows_total = rows_total
 
     skus = {r.sku for r in rows}
     codes = {r.location for r in rows}
     product_ids = dict((await session.execute(
-        select(Product.sku, Product.id).where(Product.tenant_id == tenant_id, Product.sku.in_(skus)))).all()
-    ) if skus else {}
+        select(Product.sku, Product.id).where(Product.tenant_id == tenant_id,
+                                              Product.sku == any_(bindparam("skus", list(skus), ARRAY(String))))
+    )).all()) if skus else {}
     location_ids = dict((await session.execute(
-        select(Location.code, Location.id).where(Location.tenant_id == tenant_id, Location.code.in_(codes))
+        select(Location.code, Location.id).where(Location.tenant_id == tenant_id,
+                                                 Location.code == any_(bindparam("codes", list(codes),
+                                                                                 ARRAY(String))))
     )).all()) if codes else {}
     for r in rows:
         if r.sku not in product_ids:
@@ -194,19 +216,24 @@ async def apply(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID)
         if r.location not in location_ids:
             errors.append(RowError(r.row, "location", f"Unknown location {r.location!r}."))
     if errors:
-        return _finish(feed, errors, rows_total=len(rows))
+        return _finish(feed, errors, rows_total=rows_total)
 
     targets: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, int]] = {
         (product_ids[r.sku], location_ids[r.location]): (r.quantity, r.row) for r in rows
     }
     touched_locations = sorted({location_ids[c] for c in codes})
+    checkpoint = await session.begin_nested()
+    # Levels the feed creates exist (at zero) before the lock below, so a first receipt
+    # committed meanwhile is read and kept, never overwritten.
+    await _create_missing_levels(session, tenant_id, list(targets))
     level_table = cast(Table, InventoryLevel.__table__)
     current = {
         (p, loc): (on_hand, reserved)
         for p, loc, on_hand, reserved in (await session.execute(
             select(level_table.c.product_id, level_table.c.location_id, level_table.c.on_hand,
                    level_table.c.reserved)
-            .where(level_table.c.tenant_id == tenant_id, level_table.c.location_id.in_(touched_locations))
+            .where(level_table.c.tenant_id == tenant_id,
+                   level_table.c.location_id == any_(bindparam("locations", touched_locations, ARRAY(Uuid))))
             .order_by(level_table.c.product_id, level_table.c.location_id)
             .with_for_update()
         ))
@@ -224,28 +251,20 @@ async def apply(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID)
             if before + quantity < 0:
                 errors.append(RowError(row, "quantity", f"Removing {-quantity} would make on hand negative: "
                                                         f"only {before} on hand."))
+            elif before + quantity > MAX_QUANTITY:
+                errors.append(RowError(row, "quantity", f"Adding {quantity} to {before} is more than "
+                                                        f"{MAX_QUANTITY:,} units."))
             new_on_hand[key] = before + quantity
     if errors:
-        return _finish(feed, errors, rows_total=len(rows))
+        await checkpoint.rollback()
+        return _finish(feed, errors, rows_total=rows_total)
+    await checkpoint.commit()
 
     now = utcnow()
     changed = [(key, value) for key, value in new_on_hand.items() if value != current.get(key, (0, 0))[0]]
-    reference = f"feed {feed.external_id}"[:200]
-    for start in range(0, len(changed), 5000):
-        chunk = changed[start:start + 5000]
-        stmt = pg_insert(level_table)
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=["tenant_id", "product_id", "location_id"],
-                                       set_={"on_hand": stmt.excluded.on_hand, "updated_at": now}),
-            [{"tenant_id": tenant_id, "id": uuid7(), "product_id": p, "location_id": loc, "on_hand": value,
-              "reserved": 0, "safety_stock": 0, "updated_at": now} for (p, loc), value in chunk],
-        )
-        await session.execute(insert(cast(Table, InventoryMovement.__table__)), [
-            {"tenant_id": tenant_id, "id": uuid7(), "product_id": p, "location_id": loc,
-             "on_hand_delta": value - current.get((p, loc), (0, 0))[0], "reserved_delta": 0, "reason": feed.kind,
-             "reference": reference, "actor": feed.created_by, "created_at": now}
-            for (p, loc), value in chunk
-        ])
+    await _write_changes(session, tenant_id, [
+        (uuid7(), uuid7(), p, loc, value, value - current.get((p, loc), (0, 0))[0]) for (p, loc), value in changed
+    ], reason=feed.kind, reference=f"feed {feed.external_id}"[:200], actor=feed.created_by)
     conflicts = [(key, value, current[key][1]) for key, value in changed
                  if key in current and value < current[key][1]]
     if conflicts:
@@ -257,7 +276,66 @@ async def apply(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID)
         ])
     feed.rows_changed = len(changed)
     feed.exceptions = len(conflicts)
-    return _finish(feed, [], rows_total=len(rows))
+    return _finish(feed, [], rows_total=rows_total)
+
+
+async def _create_missing_levels(session: AsyncSession, tenant_id: uuid.UUID,
+                                 keys: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    if not keys:
+        return
+    await session.execute(text(
+        "CREATE TEMPORARY TABLE feed_keys (level_id uuid, product_id uuid, location_id uuid) ON COMMIT DROP"
+    ))
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "feed_keys", records=[(uuid7(), p, loc) for p, loc in keys],
+        columns=["level_id", "product_id", "location_id"],
+    )
+    await session.execute(text("""
+        INSERT INTO inventory_levels (tenant_id, id, product_id, location_id, on_hand, reserved, safety_stock,
+                                      updated_at)
+        SELECT :tenant, level_id, product_id, location_id, 0, 0, 0, now() FROM feed_keys
+        ON CONFLICT (tenant_id, product_id, location_id) DO NOTHING
+    """), {"tenant": tenant_id})
+    await session.execute(text("DROP TABLE feed_keys"))
+
+
+async def _write_changes(session: AsyncSession, tenant_id: uuid.UUID,
+                         records: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, int, int]], *,
+                         reason: str, reference: str, actor: str) -> None:
+    """Set on_hand and write the ledger for many levels at once.
+
+    The changes are COPYed into a temporary table (COPY FROM can't target a table under
+    row-level security), then applied by two set-based statements that RLS checks as usual.
+    """
+    if not records:
+        return
+    await session.execute(text(
+        "CREATE TEMPORARY TABLE feed_changes (level_id uuid, movement_id uuid, product_id uuid, "
+        "location_id uuid, on_hand integer, delta integer) ON COMMIT DROP"
+    ))
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "feed_changes", records=records,
+        columns=["level_id", "movement_id", "product_id", "location_id", "on_hand", "delta"],
+    )
+    params = {"tenant": tenant_id, "reason": reason, "reference": reference, "actor": actor}
+    await session.execute(text("""
+        INSERT INTO inventory_levels (tenant_id, id, product_id, location_id, on_hand, reserved, safety_stock,
+                                      updated_at)
+        SELECT :tenant, level_id, product_id, location_id, on_hand, 0, 0, now() FROM feed_changes
+        ON CONFLICT (tenant_id, product_id, location_id)
+        DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = EXCLUDED.updated_at
+    """), params)
+    await session.execute(text("""
+        INSERT INTO inventory_movements (tenant_id, id, product_id, location_id, on_hand_delta, reserved_delta,
+                                         reason, reference, actor, created_at)
+        SELECT :tenant, movement_id, product_id, location_id, delta, 0, :reason, :reference, :actor, now()
+        FROM feed_changes
+    """), params)
+    await session.execute(text("DROP TABLE feed_changes"))
 
 
 def _finish(feed: InventoryFeed, errors: list[RowError], *, rows_total: int) -> InventoryFeed:

@@ -32,7 +32,6 @@ from orders.schemas import (
     LocationIn,
     LocationOut,
     MovementOut,
-    ProductImport,
     ProductIn,
     ProductOut,
     SafetyStockIn,
@@ -49,7 +48,6 @@ NOTICES.update({
     "location_paused": "Location paused: it takes no new orders.",
     "location_active": "Location active again.",
     "catalog_imported": "Catalog imported.",
-    "feed_accepted": "Feed received: it is being applied.",
     "feed_known": "This feed was already received: nothing changed.",
 })
 
@@ -122,11 +120,15 @@ class InventoryApiController(Controller):
 
         return await idempotent_create(request, db, principal, create)
 
-    @post("/products/import", summary="Create or update many products", guards=[manage_stock], status_code=200)
-    async def import_products(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                              data: ProductImport) -> Response[ImportResult]:
+    @post("/products/import", summary='Create or update many products: {"products": [...]}',
+          guards=[manage_stock], status_code=200)
+    async def import_products(self, request: Request[Any, Any, Any], db: AsyncSession,
+                              principal: Principal) -> Response[ImportResult]:
+        """Checks every row and reports every bad one by its position (1-based) before changing anything."""
+        body = await request.body()
+
         async def create() -> ImportResult:
-            parsed = catalog.parse_catalog(msgspec.json.encode(data), "json")
+            parsed = catalog.parse_catalog(body, "json")
             if parsed.errors:
                 raise _row_problem(parsed.errors)
             created, updated = await catalog.upsert_products(db, principal, parsed.products)
@@ -140,13 +142,16 @@ class InventoryApiController(Controller):
 
     @get("/inventory", summary="Stock of SKUs at every location")
     async def levels(self, db: AsyncSession, principal: Principal, sku: list[str]) -> list[StockOut]:
+        """Every level of the SKUs; the total counts active locations only, as routing does."""
+        if len(sku) > 500:
+            raise invalid({"sku": "Ask for at most 500 SKUs at a time."})
         out: dict[str, StockOut] = {s: StockOut(sku=s, levels=[], total_available=0) for s in sku}
-        for row in await stock.inventory_grid(db, principal, location_id=None, limit=10_000, sku=""):
-            if row.product.sku in out:
-                entry = out[row.product.sku]
-                entry.levels.append(LevelOut(location=row.location.code, on_hand=row.level.on_hand,
-                                             reserved=row.level.reserved, safety_stock=row.level.safety_stock,
-                                             available=row.available))
+        for row in await stock.levels_for_skus(db, principal, sku):
+            entry = out[row.product.sku]
+            entry.levels.append(LevelOut(location=row.location.code, on_hand=row.level.on_hand,
+                                         reserved=row.level.reserved, safety_stock=row.level.safety_stock,
+                                         available=row.available))
+            if row.location.status == "active":
                 entry.total_available += max(0, row.available)
         return list(out.values())
 
@@ -418,6 +423,7 @@ class InventoryPagesController(Controller):
         rows = await stock.inventory_grid(db, principal, sku=sku, location_id=location_id, category=category,
                                           low_stock=low)
         return page(request, "inventory/grid.html", rows=rows, sku=sku, location=location, category=category,
+                    exceptions=await stock.open_exceptions(db, principal),
                     low=low, locations=await locations.list_locations(db, principal),
                     categories=await catalog.categories(db, principal))
 
@@ -453,7 +459,7 @@ class InventoryPagesController(Controller):
             return page(request, "inventory/feeds.html", status_code=problem.status,
                         feeds=await feeds.list_feeds(db, principal), can_manage=True,
                         errors={"file": f"{problem.title}: {problem.detail}"})
-        return redirect(f"/app/inventory/feeds/{feed.id}", done="feed_accepted" if created else "feed_known")
+        return redirect(f"/app/inventory/feeds/{feed.id}", done=None if created else "feed_known")
 
     @get("/inventory/feeds/{feed_uuid:uuid}")
     async def feed_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -467,16 +473,18 @@ class InventoryPagesController(Controller):
         return page(request, "inventory/_feed_status.html", feed=await feeds.get_feed(db, principal, feed_uuid))
 
     @get("/inventory/feeds/{feed_uuid:uuid}/events")
-    async def feed_events(self, db: AsyncSession, principal: Principal, feed_uuid: uuid.UUID) -> ServerSentEvent:
-        """Server-sent events: one ``status`` event whenever the feed's state changes, until it is done."""
+    async def feed_events(self, db: AsyncSession, principal: Principal, feed_uuid: uuid.UUID,
+                          since: str = "") -> ServerSentEvent:
+        """Server-sent events: a ``status`` event when the feed's status differs from ``since``
+        (what the page shows), then at each change, until it is done."""
         await feeds.get_feed(db, principal, feed_uuid)  # 404 for anything but the caller's own feed
 
         async def changes() -> AsyncIterator[ServerSentEventMessage]:
-            last = None
+            last = since
             for _ in range(600):
                 async with get_database().transaction(tenant_id=principal.tenant_id) as session:
                     feed = await feeds.get_feed(session, principal, feed_uuid)
-                state = (feed.status, feed.rows_changed)
+                state = feed.status
                 if state != last:
                     last = state
                     yield ServerSentEventMessage(event="status", data=feed.status)

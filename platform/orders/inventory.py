@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy import Table, and_, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from core.db import utcnow
 from core.ids import uuid7
 from core.problems import ProblemError
 from orders.models import InventoryLevel, InventoryMovement
+from orders.schemas import MAX_QUANTITY
 
 levels = cast(Table, InventoryLevel.__table__)
 movements = cast(Table, InventoryMovement.__table__)
@@ -62,9 +63,12 @@ async def adjust(session: AsyncSession, tenant_id: uuid.UUID, line: Line, *, rea
                  reference: str | None = None) -> int:
     """Add ``line.quantity`` (negative to remove) to on_hand; refuses to go below zero.
     Returns the new on_hand."""
+    if abs(line.quantity) > MAX_QUANTITY:
+        raise ProblemError(422, "Invalid quantity", f"A quantity is at most {MAX_QUANTITY:,} units.")
     await ensure_level(session, tenant_id, line)
     row = (await session.execute(
-        update(levels).where(_level_key(tenant_id, line), levels.c.on_hand + line.quantity >= 0)
+        update(levels).where(_level_key(tenant_id, line), levels.c.on_hand + line.quantity >= 0,
+                             levels.c.on_hand + line.quantity <= MAX_QUANTITY)
         .values(on_hand=levels.c.on_hand + line.quantity, updated_at=utcnow())
         .returning(levels.c.on_hand)
     )).first()
@@ -86,6 +90,23 @@ async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Li
                           .values(safety_stock=line.quantity, updated_at=utcnow()))
 
 
+# One round trip per line: the conditional update and its ledger entry in one statement.
+_RESERVE = text("""
+    WITH won AS (
+        UPDATE inventory_levels
+        SET reserved = reserved + :qty, updated_at = now()
+        WHERE tenant_id = :tenant AND product_id = :product AND location_id = :location
+          AND on_hand - reserved - safety_stock >= :qty
+        RETURNING tenant_id, product_id, location_id
+    )
+    INSERT INTO inventory_movements
+        (tenant_id, id, product_id, location_id, on_hand_delta, reserved_delta, reason, reference, actor, created_at)
+    SELECT tenant_id, :movement, product_id, location_id, 0, :qty, 'reservation', :reference, :actor, now()
+    FROM won
+    RETURNING 1
+""")
+
+
 async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
                   actor: str) -> None:
     """Reserve every line or none: raises InsufficientStock (the caller's transaction then
@@ -93,25 +114,20 @@ async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line]
     for line in sorted(lines, key=lambda item: (item.product_id, item.location_id)):
         if line.quantity <= 0:
             raise ProblemError(422, "Invalid quantity", "Quantities to reserve must be positive.")
-        won = (await session.execute(
-            update(levels)
-            .where(_level_key(tenant_id, line),
-                   levels.c.on_hand - levels.c.reserved - levels.c.safety_stock >= line.quantity)
-            .values(reserved=levels.c.reserved + line.quantity, updated_at=utcnow())
-            .returning(levels.c.reserved)
-        )).first()
+        won = (await session.execute(_RESERVE, {
+            "qty": line.quantity, "tenant": tenant_id, "product": line.product_id, "location": line.location_id,
+            "movement": uuid7(), "reference": reference, "actor": actor,
+        })).first()
         if won is None:
             raise InsufficientStock(409, "Not enough stock available",
                                     f"Product {line.product_id} at location {line.location_id}: fewer than "
                                     f"{line.quantity} available.")
-    await session.execute(insert(movements), [
-        _movement(tenant_id, line, reserved=line.quantity, reason="reservation", reference=reference, actor=actor)
-        for line in lines
-    ])
 
 
 async def release(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
                   actor: str, reason: str = "release") -> None:
+    if any(line.quantity <= 0 for line in lines):
+        raise ProblemError(422, "Invalid quantity", "Quantities to release must be positive.")
     for line in sorted(lines, key=lambda item: (item.product_id, item.location_id)):
         done = (await session.execute(
             update(levels).where(_level_key(tenant_id, line), levels.c.reserved >= line.quantity)

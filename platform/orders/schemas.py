@@ -9,7 +9,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# Stock figures are 32-bit in the database; a billion units anywhere is a typo, not stock.
+MAX_QUANTITY = 1_000_000_000
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
+Quantity = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 
 
 class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,7 +46,7 @@ class LocationOut(LocationIn, kw_only=True):
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: Code
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-    price_minor: NonNegative
+    price_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)]
     category: str | None = None
     brand: str | None = None
     currency: str | None = None
@@ -77,7 +80,7 @@ class ImportResult(msgspec.Struct):
 class FeedRowIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: str
     location: str
-    quantity: int
+    quantity: int | str  # checked row by row, so a bad value is a row error like in CSV
 
 
 class FeedIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -128,7 +131,7 @@ class MovementOut(msgspec.Struct):
 class AdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: str
     location: str
-    quantity: int
+    quantity: Quantity
     reason: Literal["receipt", "adjustment", "damage", "count", "return"] = "adjustment"
     reference: str | None = None
 

@@ -9,12 +9,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import ARRAY, Select, String, and_, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from orders.locations import is_open, opens_today
-from orders.models import InventoryLevel, InventoryMovement, Location, Product
+from orders.models import InventoryLevel, InventoryMovement, Location, Product, StockException
 from orders.schemas import LocationAvailability, SkuAvailability
 
 AVAILABLE = InventoryLevel.on_hand - InventoryLevel.reserved - InventoryLevel.safety_stock
@@ -53,6 +53,14 @@ async def inventory_grid(session: AsyncSession, principal: Principal, *, sku: st
     if low_stock:
         stmt = stmt.where(func.greatest(InventoryLevel.safety_stock, 2) >= AVAILABLE)
     rows = await session.execute(stmt.order_by(Product.sku, Location.code).limit(limit))
+    return [GridRow(product=p, location=loc, level=level) for level, p, loc in rows]
+
+
+async def levels_for_skus(session: AsyncSession, principal: Principal, skus: list[str]) -> list[GridRow]:
+    rows = await session.execute(
+        _grid(principal).where(Product.sku == any_(bindparam("skus", skus, ARRAY(String))))
+        .order_by(Product.sku, Location.code)
+    )
     return [GridRow(product=p, location=loc, level=level) for level, p, loc in rows]
 
 
@@ -123,3 +131,17 @@ async def availability(session: AsyncSession, principal: Principal, skus: list[s
         for entry in result.values():
             entry.locations.sort(key=lambda item: (item.distance_km is None, item.distance_km or 0))
     return list(result.values())
+
+
+async def open_exceptions(session: AsyncSession, principal: Principal, limit: int = 50,
+                          ) -> list[tuple[StockException, str, str]]:
+    """Stock exceptions nobody has resolved yet, newest first."""
+    rows = await session.execute(
+        select(StockException, Product.sku, Location.code)
+        .join(Product, and_(Product.tenant_id == StockException.tenant_id, Product.id == StockException.product_id))
+        .join(Location, and_(Location.tenant_id == StockException.tenant_id,
+                             Location.id == StockException.location_id))
+        .where(StockException.tenant_id == principal.tenant_id, StockException.resolved_at.is_(None))
+        .order_by(StockException.created_at.desc()).limit(limit)
+    )
+    return [(e, sku, code) for e, sku, code in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from core.broker import actor
 from core.db import get_database
 
@@ -17,5 +19,10 @@ async def apply_feed(tenant_id: str, feed_id: str) -> None:
     async with get_database().transaction(tenant_id=tenant) as session:
         if not await feeds.mark_applying(session, tenant, feed):
             return
-    async with get_database().transaction(tenant_id=tenant) as session:
-        await feeds.apply(session, tenant, feed)
+    try:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await feeds.apply(session, tenant, feed)
+    except (DataError, IntegrityError) as exc:
+        # The data, not the moment, is wrong: retrying can't help, so say so on the feed.
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await feeds.mark_failed(session, tenant, feed, str(exc.orig).split("\n")[0][:500])

@@ -41,7 +41,7 @@ class Journey:
         self.artifacts = artifacts
         self.count = 0
         self.page_errors: list[str] = []
-        for old in artifacts.glob("*.png"):
+        for old in artifacts.glob("[0-9][0-9]-*.png"):
             old.unlink()
 
     def watch(self, page: Page, label: str) -> Page:

@@ -29,6 +29,7 @@ async def test_failed_work_shows_in_stuck_work_with_retry_and_discard(client) ->
     except dramatiq.errors.ActorNotFound:
         failing = actor("test.always_fails", queue="test", max_retries=1, min_backoff_ms=10,
                         max_backoff_ms=20)(always_fails)
+    dramatiq.get_broker().flush_all()  # earlier tests' relayed messages are not this test's business
     tenant = await create_tenant()
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
         enqueue(session, failing, tenant_id=tenant.tenant_id, note="first")
