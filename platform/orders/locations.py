@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import pycountry
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,7 +70,9 @@ def to_out(location: Location) -> LocationOut:
 
 
 async def list_locations(session: AsyncSession, principal: Principal, *, status: str | None = None) -> list[Location]:
-    stmt = select(Location).where(Location.tenant_id == principal.tenant_id).order_by(Location.kind, Location.code)
+    # Warehouses first, then stores, then marketplaces; by code within each.
+    kind_order = case({"warehouse": 0, "store": 1}, value=Location.kind, else_=2)
+    stmt = select(Location).where(Location.tenant_id == principal.tenant_id).order_by(kind_order, Location.code)
     if status:
         stmt = stmt.where(Location.status == status)
     return list(await session.scalars(stmt))
