@@ -40,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SECRET_KEY"] = "test-secret-" + uuid.uuid4().hex
     os.environ["REDIS_NAMESPACE"] = f"omstest{uuid.uuid4().hex[:8]}"
     os.environ["LOG_JSON"] = "1"
-    os.environ["PUBLIC_URL"] = "https://testserver.local"
+    os.environ["PUBLIC_URL"] = "http://testserver.local"
 
     from core.embedded import EmbeddedPostgres, EmbeddedRedis
 

@@ -43,14 +43,14 @@ async def create_tenant(*, name: str | None = None, email: str | None = None, pa
 
 
 def csrf_headers(client: AsyncClient) -> dict[str, str]:
-    token = client.cookies.get("oms_csrf")
+    token = client.cookies.get("__Host-oms_csrf") or client.cookies.get("oms_csrf")
     assert token, "GET a page first: the CSRF cookie is set on safe requests"
     return {"x-csrftoken": token}
 
 
 async def post_form(client: AsyncClient, url: str, data: dict[str, str] | None = None,
                     **kwargs: Any) -> Any:
-    if not client.cookies.get("oms_csrf"):
+    if not (client.cookies.get("__Host-oms_csrf") or client.cookies.get("oms_csrf")):
         await client.get("/login")
     kwargs.setdefault("follow_redirects", False)
     return await client.post(url, data=data or {}, headers=csrf_headers(client), **kwargs)

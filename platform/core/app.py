@@ -28,6 +28,7 @@ def create_app() -> Litestar:
     from tenants.auth import principal_from_api_key, principal_from_session
 
     settings = get_settings()
+    secure = settings.public_url.startswith("https://")
     configure_logging(json_logs=settings.log_json, level=settings.log_level)
 
     async def shutdown() -> None:
@@ -46,7 +47,8 @@ def create_app() -> Litestar:
         middleware=[RequestLogMiddleware(), AuthMiddleware(principal_from_session, principal_from_api_key)],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
-            cookie_name="oms_csrf",
+            cookie_name="__Host-oms_csrf" if secure else "oms_csrf",
+            cookie_secure=secure,
             header_name="x-csrftoken",
             cookie_samesite="lax",
             exclude=["^/api/", "^/healthz$", "^/readyz$"],
@@ -65,5 +67,5 @@ def create_app() -> Litestar:
             security=[{"ApiKey": []}],
         ),
         on_shutdown=[shutdown],
-        request_max_body_size=64 * 1024 * 1024,  # stock feeds up to 50 MB, with room for the form around them
+        request_max_body_size=10 * 1024 * 1024,  # file uploads raise it on their own routes
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import Principal, admins_only
 from core.db import get_database, utcnow
 from core.deps import provide_db, provide_principal
+from core.mail import body_for_log
 from core.models import FailedJob, MailMessage
 from core.outbox import enqueue_named
 from core.pages import NOTICES, page, redirect
@@ -74,7 +75,7 @@ class KernelSettingsController(Controller):
         )
         if message is None:
             raise not_found("Message")
-        return page(request, "settings/mail_message.html", message=message)
+        return page(request, "settings/mail_message.html", message=message, body=body_for_log(message))
 
     @get("/stuck-work")
     async def stuck_work(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:

@@ -9,6 +9,7 @@ text, so links work on a fresh machine), or SMTP when ``SMTP_URL`` is set.
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import uuid
 from email.message import EmailMessage
@@ -84,3 +85,17 @@ async def queue_mail(
     await session.flush()
     enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(message.id))
     return message
+
+
+_RESET_LINK = re.compile(r"https?://\S+/reset-password/\S+")
+_INVITATION_LINK = re.compile(r"https?://\S+/invitations/\S+")
+
+
+def body_for_log(message: MailMessage) -> str:
+    """The text the tenant's mail log shows. A password-reset link is for its recipient only,
+    never for the company's admins. Invitation links stay visible while the log is the only
+    delivery (no SMTP), since that is how a fresh install hands them over."""
+    text = _RESET_LINK.sub("[reset link: sent to the recipient only]", message.body_text)
+    if get_settings().smtp_url:
+        text = _INVITATION_LINK.sub("[invitation link: sent to the recipient only]", text)
+    return text

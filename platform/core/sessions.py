@@ -82,7 +82,8 @@ async def switch_tenant(token: str, tenant_id: uuid.UUID) -> None:
     if data is None:
         return
     data.tenant_id = str(tenant_id)
-    await get_redis().set(key("session", sha256_hex(token)), json.dumps(asdict(data)), ex=IDLE_SECONDS)
+    # xx: only if it still exists, so a session revoked meanwhile stays revoked.
+    await get_redis().set(key("session", sha256_hex(token)), json.dumps(asdict(data)), ex=IDLE_SECONDS, xx=True)
 
 
 async def destroy_session(token: str) -> None:

@@ -16,15 +16,19 @@ def rls_statements(table: str, *, also_readable_when: str | None = None,
                    also_writable_when: str | None = None) -> list[str]:
     """SQL that puts ``table`` behind the tenant policy.
 
-    ``also_readable_when`` widens reading for one narrow, named scope (a user's own
-    memberships); ``also_writable_when`` widens reading and writing (the outbox relay).
+    ``also_readable_when`` adds a SELECT-only policy for one narrow, named scope (a user
+    reading their own memberships): it never lets that scope write or delete.
+    ``also_writable_when`` widens reading and writing (the outbox relay marking rows sent).
     Neither ever opens a table to an unscoped session.
     """
     check = TENANT_MATCH if also_writable_when is None else f"({TENANT_MATCH}) OR ({also_writable_when})"
-    using = check if also_readable_when is None else f"{check} OR ({also_readable_when})"
-    return [
+    statements = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
-        f"CREATE POLICY tenant_isolation ON {table} USING ({using}) WITH CHECK ({check})",
+        f"DROP POLICY IF EXISTS readable_in_scope ON {table}",
+        f"CREATE POLICY tenant_isolation ON {table} USING ({check}) WITH CHECK ({check})",
     ]
+    if also_readable_when is not None:
+        statements.append(f"CREATE POLICY readable_in_scope ON {table} FOR SELECT USING ({also_readable_when})")
+    return statements

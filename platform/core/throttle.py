@@ -1,4 +1,8 @@
-"""Counting failures in Redis to slow down password guessing."""
+"""Counting attempts in Redis to slow down guessing.
+
+An attempt is counted *before* the password is checked (INCR, then compare), so parallel
+requests can't all slip under the limit; a success clears the account's count.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,32 @@ MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_IP = 30
 
 
-async def blocked_for(account: str, ip: str) -> int:
-    """Seconds until sign-in may be tried again for this account or address (0 if allowed)."""
+async def _count(name: str, window: int) -> tuple[int, int]:
     redis = get_redis()
-    account_key, ip_key = key("login_fail", account.lower()), key("login_fail_ip", ip)
-    account_count, ip_count = await redis.mget(account_key, ip_key)
+    count = int(await redis.incr(name))
+    if count == 1:
+        # The window starts at the first attempt (EXPIRE ... NX needs Redis 7; the embedded one is 6.2).
+        await redis.expire(name, window)
+    return count, int(await redis.ttl(name))
+
+
+async def take_attempt(account: str, ip: str, *, scope: str = "login") -> int:
+    """Count one attempt; returns the seconds to wait when over the limit (0 to go ahead)."""
+    account_count, account_ttl = await _count(key(scope, "account", account.lower()), WINDOW_SECONDS)
+    ip_count, ip_ttl = await _count(key(scope, "ip", ip), WINDOW_SECONDS)
     waits = []
-    if int(account_count or 0) >= MAX_FAILURES_PER_ACCOUNT:
-        waits.append(await redis.ttl(account_key))
-    if int(ip_count or 0) >= MAX_FAILURES_PER_IP:
-        waits.append(await redis.ttl(ip_key))
-    return max([w for w in waits if w > 0], default=0)
+    if account_count > MAX_FAILURES_PER_ACCOUNT:
+        waits.append(account_ttl)
+    if ip_count > MAX_FAILURES_PER_IP:
+        waits.append(ip_ttl)
+    return max([w for w in waits if w > 0] or [0 if not waits else WINDOW_SECONDS])
 
 
-async def record_failure(account: str, ip: str) -> None:
-    redis = get_redis()
-    for name in (key("login_fail", account.lower()), key("login_fail_ip", ip)):
-        # The window starts at the first failure (EXPIRE ... NX needs Redis 7; the embedded one is 6.2).
-        if await redis.incr(name) == 1:
-            await redis.expire(name, WINDOW_SECONDS)
+async def clear_failures(account: str, *, scope: str = "login") -> None:
+    await get_redis().delete(key(scope, "account", account.lower()))
 
 
-async def clear_failures(account: str) -> None:
-    await get_redis().delete(key("login_fail", account.lower()))
+async def within_rate(name: str, limit: int, window: int) -> bool:
+    """A plain rate limit: False once ``name`` was used ``limit`` times in ``window`` seconds."""
+    count, _ = await _count(key("rate", name), window)
+    return count <= limit

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, or_, select
+import pycountry
+from sqlalchemy import ARRAY, String, any_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +123,9 @@ def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
     seen: dict[str, int] = {}
     unique: list[tuple[int, ProductIn]] = []
     for number, product in zip(parsed.rows, parsed.products, strict=True):
+        if product.currency and pycountry.currencies.get(alpha_3=product.currency.upper()) is None:
+            parsed.errors.append(RowError(number, "currency", f"Unknown currency {product.currency!r}."))
+            continue
         if product.sku in seen:
             parsed.errors.append(RowError(number, "sku",
                                           f"SKU {product.sku!r} appears twice in the file "
@@ -147,7 +151,7 @@ async def upsert_products(session: AsyncSession, principal: Principal, products:
         return 0, 0
     existing = set(await session.scalars(
         select(Product.sku).where(Product.tenant_id == principal.tenant_id,
-                                  Product.sku.in_([p.sku for p in products]))
+                                  Product.sku == any_(bindparam("skus", [p.sku for p in products], ARRAY(String))))
     ))
     now = utcnow()
     rows = [

@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import ARRAY, String, Table, Uuid, any_, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from core.auth import Principal
 from core.db import utcnow
@@ -137,8 +138,9 @@ async def accept_feed(session: AsyncSession, principal: Principal, *, external_i
             rows_total=0, rows_changed=0, errors=[], exceptions=0, created_by=principal.label, created_at=utcnow(),
         ).on_conflict_do_nothing(index_elements=["tenant_id", "external_id"]).returning(InventoryFeed.id)
     )
-    feed = await session.scalar(select(InventoryFeed).where(InventoryFeed.tenant_id == principal.tenant_id,
-                                                            InventoryFeed.external_id == external_id))
+    feed = await session.scalar(select(InventoryFeed).options(undefer(InventoryFeed.payload))
+                                .where(InventoryFeed.tenant_id == principal.tenant_id,
+                                       InventoryFeed.external_id == external_id))
     assert feed is not None
     if inserted is None:
         if feed.payload != payload or feed.kind != kind:
@@ -188,8 +190,9 @@ async def mark_failed(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid
 
 async def apply(session: AsyncSession, tenant_id: uuid.UUID, feed_id: uuid.UUID) -> InventoryFeed | None:
     """Check every row, then apply all of them or none, in the caller's transaction."""
-    feed = await session.scalar(select(InventoryFeed).where(InventoryFeed.tenant_id == tenant_id,
-                                                            InventoryFeed.id == feed_id).with_for_update())
+    feed = await session.scalar(select(InventoryFeed).options(undefer(InventoryFeed.payload))
+                                .where(InventoryFeed.tenant_id == tenant_id, InventoryFeed.id == feed_id)
+                                .with_for_update())
     if feed is None or feed.status not in ("accepted", "applying"):
         return feed
     try:

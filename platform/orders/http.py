@@ -40,6 +40,7 @@ from orders.schemas import (
 )
 
 MANAGERS = ("owner", "admin", "merchandiser")
+UPLOAD_LIMIT = 64 * 1024 * 1024  # stock feeds up to 50 MB, with room for the form around them
 manage_stock = requires(*MANAGERS)
 DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
 
@@ -121,7 +122,7 @@ class InventoryApiController(Controller):
         return await idempotent_create(request, db, principal, create)
 
     @post("/products/import", summary='Create or update many products: {"products": [...]}',
-          guards=[manage_stock], status_code=200)
+          guards=[manage_stock], status_code=200, request_max_body_size=UPLOAD_LIMIT)
     async def import_products(self, request: Request[Any, Any, Any], db: AsyncSession,
                               principal: Principal) -> Response[ImportResult]:
         """Checks every row and reports every bad one by its position (1-based) before changing anything."""
@@ -185,7 +186,7 @@ class InventoryApiController(Controller):
                             created_at=m.created_at) for m, s, c in rows]
 
     @post("/inventory/feeds", summary="Send a stock feed (JSON, or CSV with ?feed_id=&kind=)",
-          guards=[manage_stock], status_code=202)
+          guards=[manage_stock], status_code=202, request_max_body_size=UPLOAD_LIMIT)
     async def send_feed(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                         feed_id: str | None = None, kind: str | None = None) -> Response[FeedOut]:
         body = await request.body()
@@ -379,7 +380,7 @@ class InventoryPagesController(Controller):
     async def import_form(self, request: Request[Any, Any, Any]) -> Template:
         return page(request, "inventory/catalog_import.html", preview=None)
 
-    @post("/catalog/import", guards=[manage_stock])
+    @post("/catalog/import", guards=[manage_stock], request_max_body_size=UPLOAD_LIMIT)
     async def import_preview(self, request: Request[Any, Any, Any], principal: Principal) -> Template:
         """Check the file and show its first rows and every error; nothing is saved yet."""
         upload = await _upload(request)
@@ -438,7 +439,7 @@ class InventoryPagesController(Controller):
         return page(request, "inventory/feeds.html", feeds=await feeds.list_feeds(db, principal),
                     can_manage=principal.role in MANAGERS)
 
-    @post("/inventory/feeds", guards=[manage_stock])
+    @post("/inventory/feeds", guards=[manage_stock], request_max_body_size=UPLOAD_LIMIT)
     async def upload_feed(self, request: Request[Any, Any, Any], db: AsyncSession,
                           principal: Principal) -> Template | Redirect:
         upload = await _upload(request)
@@ -507,7 +508,7 @@ async def _upload(request: Request[Any, Any, Any]) -> tuple[str, bytes] | None:
     if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
         return None
     content = await upload.read()
-    return upload.filename, content
+    return str(upload.filename)[-300:], content
 
 
 route_handlers = [InventoryApiController, InventoryPagesController]

@@ -133,7 +133,7 @@ class InventoryFeed(TenantScoped, Base):
     source: Mapped[str] = mapped_column(String(10))  # api | upload
     filename: Mapped[str | None] = mapped_column(String(300))
     content_format: Mapped[str] = mapped_column(String(10))  # csv | json
-    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # up to 50 MB: loaded only to apply
     status: Mapped[str] = mapped_column(String(20), default="accepted")
     rows_total: Mapped[int] = mapped_column(default=0)
     rows_changed: Mapped[int] = mapped_column(default=0)

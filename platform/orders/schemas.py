@@ -21,9 +21,9 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["warehouse", "store", "marketplace"]
     country: Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
     timezone: str
-    address_line1: str = ""
-    city: str = ""
-    postcode: str = ""
+    address_line1: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    city: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    postcode: Annotated[str, msgspec.Meta(max_length=20)] = ""
     latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
     opening_hours: dict[str, list[list[str]]] = {}
@@ -33,8 +33,8 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     receives_transfers: bool = False
     accepts_returns: bool = False
     daily_capacity: NonNegative | None = None
-    priority: int = 100
-    tags: list[str] = []
+    priority: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 100
+    tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=50)]], msgspec.Meta(max_length=50)] = []
     status: Literal["active", "paused"] = "active"
 
 
@@ -46,10 +46,10 @@ class LocationOut(LocationIn, kw_only=True):
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: Code
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-    price_minor: Annotated[int, msgspec.Meta(ge=0, le=10**12)]
-    category: str | None = None
-    brand: str | None = None
-    currency: str | None = None
+    price_minor: Annotated[int, msgspec.Meta(ge=0, le=2_000_000_000)]
+    category: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    brand: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{3}$")] | None = None
     weight_grams: NonNegative | None = None
     attributes: dict[str, Any] = {}
     status: Literal["active", "inactive"] = "active"
@@ -133,7 +133,7 @@ class AdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
     location: str
     quantity: Quantity
     reason: Literal["receipt", "adjustment", "damage", "count", "return"] = "adjustment"
-    reference: str | None = None
+    reference: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 class SafetyStockIn(msgspec.Struct, forbid_unknown_fields=True):

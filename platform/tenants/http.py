@@ -24,7 +24,7 @@ from core.sessions import (
     switch_tenant,
     take_once,
 )
-from core.throttle import blocked_for, clear_failures, record_failure
+from core.throttle import clear_failures, take_attempt, within_rate
 from tenants import service
 from tenants import validation as v
 from tenants.checklist import checklist
@@ -47,6 +47,12 @@ NOTICES.update(
 
 DB = {"db": Provide(provide_db)}
 PRINCIPAL = {"principal": Provide(provide_principal, sync_to_thread=False)}
+
+
+def _too_many(wait: int) -> str:
+    minutes = max(1, (wait + 59) // 60)
+    return (f"Too many failed sign-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}, "
+            "or reset your password.")
 
 
 def _signup_choices() -> dict[str, Any]:
@@ -96,15 +102,12 @@ class PublicController(Controller):
         email, password = data.get("email", "").strip().lower(), data.get("password", "")
         next_url = safe_next(data.get("next"))
         ip = client_ip(request)
-        if wait := await blocked_for(email, ip or "unknown"):
-            minutes = max(1, (wait + 59) // 60)
+        if wait := await take_attempt(email, ip or "unknown"):
             return page(request, "public/login.html", status_code=429, next=next_url, values={"email": email},
-                        errors={"__all__": f"Too many failed sign-in attempts. Try again in {minutes} minute"
-                                           f"{'s' if minutes > 1 else ''}, or reset your password."})
+                        errors={"__all__": _too_many(wait)})
         result = await service.authenticate(db, email, password, ip=ip)
         if result is None:
             await db.commit()  # keep the failed-sign-in audit entries
-            await record_failure(email, ip or "unknown")
             return page(request, "public/login.html", status_code=401, next=next_url, values={"email": email},
                         errors={"__all__": "Wrong email or password."})
         user, membership = result
@@ -128,6 +131,11 @@ class PublicController(Controller):
     @post("/forgot-password")
     async def forgot(self, request: Request[Any, Any, Any], db: AsyncSession) -> Template:
         data = await form_data(request)
+        address = data.get("email", "").strip().lower()
+        if not (await within_rate(f"reset:{address}", 3, 3600)
+                and await within_rate(f"reset-ip:{client_ip(request)}", 20, 3600)):
+            # Same answer as a sent link: the page never tells whether an account exists.
+            return page(request, "public/forgot_password.html", sent=True)
         try:
             await service.request_password_reset(db, data.get("email", ""), ip=client_ip(request))
         except ProblemError as problem:
@@ -170,6 +178,12 @@ class PublicController(Controller):
     @post("/invitations/{token:str}")
     async def accept(self, request: Request[Any, Any, Any], db: AsyncSession, token: str) -> Template | Redirect:
         data = await form_data(request)
+        pending = await service.open_invitation(db, token)
+        # Accepting for an existing account proves the password: throttled like sign-in.
+        if pending.existing_user is not None and (
+            wait := await take_attempt(pending.invitation.email, client_ip(request) or "unknown")
+        ):
+            raise ProblemError(429, "Too many attempts", _too_many(wait))
         try:
             user, membership = await service.accept_invitation(
                 db, token, name=data.get("name", ""), password=data.get("password", ""), ip=client_ip(request)
@@ -177,13 +191,17 @@ class PublicController(Controller):
         except ProblemError as problem:
             if not problem.errors:
                 raise
-            await db.rollback()
+            if pending.existing_user is not None and "password" in form_errors(problem):
+                await db.commit()  # nothing but the failed-sign-in audit entries was written
+            else:
+                await db.rollback()
             pending = await service.open_invitation(db, token)
             return page(request, "public/accept_invitation.html", status_code=problem.status, token=token,
                         invitation=pending.invitation, tenant=pending.tenant,
                         existing=pending.existing_user is not None, role_label=Role(pending.invitation.role).label,
                         errors=form_errors(problem), values={"name": data.get("name", "")})
         await db.commit()
+        await clear_failures(user.email)
         if old := session_token(request):
             await destroy_session(old)
         session = await create_session(user.id, membership.tenant_id)

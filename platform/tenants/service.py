@@ -443,6 +443,10 @@ async def accept_invitation(
     user = pending.existing_user
     if user is not None:
         if not await verify_password(user.password_hash, password):
+            for own, _ in await memberships_of(session, user.id):
+                await set_scope(session, tenant_id=own.tenant_id)
+                await audit(session, own.tenant_id, Actor(user.email, user.id, ip=ip),
+                            "user.sign_in_failed", target=user.email, via="invitation")
             raise invalid({"password": "Wrong password for this account."})
     else:
         errors: dict[str, str] = {}

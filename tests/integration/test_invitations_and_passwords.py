@@ -141,3 +141,41 @@ async def test_forgotten_password_is_reset_by_mailed_link(client, make_client) -
     assert old.status_code == 401
     await login(client, tenant.email, "brand new secret phrase")
     assert (await other_device.get("/app", follow_redirects=False)).status_code in (302, 303)
+
+
+async def test_guessing_a_password_through_an_invitation_is_throttled(client, make_client) -> None:
+    victim = await create_tenant()
+    inviter = await create_tenant()
+    await login(client, inviter.email)
+    token = await invite(client, inviter, victim.email, "read_only")
+    guesser = await make_client()
+    await guesser.get("/login")
+    for attempt in range(5):
+        wrong = await post_form(guesser, f"/invitations/{token}", {"password": f"guess number {attempt}"})
+        assert wrong.status_code == 422
+    blocked = await post_form(guesser, f"/invitations/{token}", {"password": victim.password})
+    assert blocked.status_code == 429
+    assert "Too many" in blocked.text
+    # the victim's own company sees the failed attempts in its audit log
+    from sqlalchemy import func, select
+
+    from core.db import get_database
+    from tenants.models import AuditEvent
+
+    async with get_database().transaction(tenant_id=victim.tenant_id) as session:
+        failures = await session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.tenant_id == victim.tenant_id, AuditEvent.action == "user.sign_in_failed"))
+    assert failures == 5
+
+
+async def test_reset_links_never_show_in_the_companys_mail_log(client) -> None:
+    tenant = await create_tenant()
+    await login(client, tenant.email)
+    await post_form(client, "/forgot-password", {"email": tenant.email})
+    await run_outbox_inline(tenant.tenant_id)
+    [mail] = await mail_to(tenant.tenant_id, tenant.email)
+    assert "/reset-password/" in mail.body_text  # delivered to the recipient
+    shown = await client.get(f"/app/settings/mail-log/{mail.id}")
+    assert shown.status_code == 200
+    assert "/reset-password/" not in shown.text
+    assert "sent to the recipient only" in shown.text

@@ -96,3 +96,17 @@ async def test_writing_into_another_tenant_is_refused() -> None:
                 "INSERT INTO audit_events (tenant_id, id, action, actor_label, details, created_at) "
                 "VALUES (:t, gen_random_uuid(), 'forged', 'x', '{}', now())"
             ), {"t": str(b.tenant_id)})
+
+
+async def test_a_user_scope_reads_its_memberships_elsewhere_but_never_changes_them() -> None:
+    from core.db import get_database
+
+    a, b = await create_tenant(), await create_tenant()
+    async with get_database().engine.connect() as conn, conn.begin():
+        await conn.execute(text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true)"),
+                           {"t": str(b.tenant_id), "u": str(a.user_id)})
+        readable = await conn.scalar(text("SELECT count(*) FROM memberships WHERE user_id = :u"), {"u": a.user_id})
+        deleted = (await conn.execute(text("DELETE FROM memberships WHERE user_id = :u"), {"u": a.user_id})).rowcount
+        updated = (await conn.execute(text("UPDATE memberships SET role = 'owner' WHERE user_id = :u"),
+                                      {"u": a.user_id})).rowcount
+    assert (readable, deleted, updated) == (1, 0, 0)
