@@ -24,6 +24,8 @@ def free_port(preferred: int | None = None) -> int:
     """``preferred`` when nothing listens there, else any free loopback port."""
     if preferred:
         with socket.socket() as probe:
+            # Like the servers that will bind it: a port in TIME_WAIT after a restart is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", preferred))
                 return preferred

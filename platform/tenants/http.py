@@ -10,7 +10,7 @@ from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth import ROLES, Principal, admins_only, role_choices, signed_in
+from core.auth import Principal, admins_only, role_choices, signed_in
 from core.deps import provide_db, provide_principal
 from core.idempotency import idempotent_create
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
@@ -397,4 +397,3 @@ def _invitation_out(invitation: Any) -> InvitationOut:
 
 
 route_handlers = [PublicController, ConsoleController, SettingsController, TenantApiController]
-__all__ = ["ROLES", "route_handlers"]
