@@ -66,18 +66,24 @@ def decode_upload(content: bytes, *, limit: int = MAX_IMPORT_BYTES) -> str:
                            "Export it as UTF-8 CSV or JSON.") from None
 
 
+def json_items(text: str, key: str, *, what: str, example: str) -> list[Any]:
+    """The list in a JSON upload: the document itself, or the list under ``key``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProblemError(422, "Invalid JSON", f"Line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+    items = data.get(key) if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ProblemError(422, f"Invalid {what}", f"Send {example}.")
+    return items
+
+
 def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
     """Every product of a CSV or JSON catalog file, or every error with its row and column."""
     text = decode_upload(content)
     parsed = ParsedCatalog()
     if content_format == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProblemError(422, "Invalid JSON", f"Line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
-        items = data.get("products") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise ProblemError(422, "Invalid catalog", 'Send a list of products, or {"products": [...]}.')
+        items = json_items(text, "products", what="catalog", example='a list of products, or {"products": [...]}')
         for number, entry in enumerate(items, start=1):
             try:
                 parsed.add(number, msgspec.convert(entry, ProductIn))

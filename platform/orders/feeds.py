@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,7 +26,7 @@ from core.db import utcnow
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, not_found
-from orders.catalog import RowError, decode_upload
+from orders.catalog import RowError, decode_upload, json_items
 from orders.models import InventoryFeed, InventoryLevel, Location, Product, StockException
 from orders.schemas import MAX_QUANTITY
 
@@ -51,13 +50,8 @@ def parse_rows(payload: bytes, content_format: str, kind: str) -> tuple[list[Fee
     text = decode_upload(payload, limit=MAX_FEED_BYTES)
     raw_rows: list[tuple[int, Any, Any, Any]] = []
     if content_format == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProblemError(422, "Invalid JSON", f"Line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
-        items = data.get("rows") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise ProblemError(422, "Invalid feed", 'Send {"rows": [{"sku": ..., "location": ..., "quantity": ...}]}.')
+        items = json_items(text, "rows", what="feed",
+                           example='{"rows": [{"sku": ..., "location": ..., "quantity": ...}]}')
         for number, item in enumerate(items, start=1):
             if not isinstance(item, dict) or set(item) != set(FEED_COLUMNS):
                 raise ProblemError(422, "Invalid feed",
