@@ -10,7 +10,7 @@ from core.redis import get_redis, key
 
 WINDOW_SECONDS = 15 * 60
 MAX_FAILURES_PER_ACCOUNT = 5
-MAX_FAILURES_PER_IP = 30
+MAX_FAILURES_PER_IP = 100  # a shop's whole team may sign in from one address
 
 
 async def _count(name: str, window: int) -> tuple[int, int]:
@@ -34,8 +34,13 @@ async def take_attempt(account: str, ip: str, *, scope: str = "login") -> int:
     return max([w for w in waits if w > 0] or [0 if not waits else WINDOW_SECONDS])
 
 
-async def clear_failures(account: str, *, scope: str = "login") -> None:
-    await get_redis().delete(key(scope, "account", account.lower()))
+async def clear_failures(account: str, ip: str | None = None, *, scope: str = "login") -> None:
+    """After a success: the account starts afresh, and the address gets its attempt back
+    (counted before the check), so only failures add up."""
+    redis = get_redis()
+    await redis.delete(key(scope, "account", account.lower()))
+    if ip is not None:
+        await redis.decr(key(scope, "ip", ip))
 
 
 async def within_rate(name: str, limit: int, window: int) -> bool:

@@ -112,7 +112,7 @@ class PublicController(Controller):
                         errors={"__all__": "Wrong email or password."})
         user, membership = result
         await db.commit()
-        await clear_failures(email)
+        await clear_failures(email, ip or "unknown")
         if old := session_token(request):
             await destroy_session(old)
         token = await create_session(user.id, membership.tenant_id)
