@@ -124,7 +124,8 @@ async def ledger_mismatches(tenant_id: uuid.UUID) -> list[str]:
         sums = (
             select(InventoryMovement.product_id, InventoryMovement.location_id,
                    func.sum(InventoryMovement.on_hand_delta).label("on_hand"),
-                   func.sum(InventoryMovement.reserved_delta).label("reserved"))
+                   func.sum(InventoryMovement.reserved_delta).label("reserved"),
+                   func.sum(InventoryMovement.safety_stock_delta).label("safety"))
             .where(InventoryMovement.tenant_id == tenant_id)
             .group_by(InventoryMovement.product_id, InventoryMovement.location_id)
             .subquery()
@@ -132,7 +133,8 @@ async def ledger_mismatches(tenant_id: uuid.UUID) -> list[str]:
         rows = (await session.execute(
             select(InventoryLevel.product_id, InventoryLevel.location_id, InventoryLevel.on_hand,
                    InventoryLevel.reserved, InventoryLevel.safety_stock,
-                   func.coalesce(sums.c.on_hand, 0), func.coalesce(sums.c.reserved, 0))
+                   func.coalesce(sums.c.on_hand, 0), func.coalesce(sums.c.reserved, 0),
+                   func.coalesce(sums.c.safety, 0))
             .outerjoin(sums, and_(sums.c.product_id == InventoryLevel.product_id,
                                   sums.c.location_id == InventoryLevel.location_id))
             .where(InventoryLevel.tenant_id == tenant_id)
@@ -145,12 +147,14 @@ async def ledger_mismatches(tenant_id: uuid.UUID) -> list[str]:
             .where(InventoryLevel.id.is_(None))
         )).all()
     problems = []
-    for product_id, location_id, level_on_hand, reserved, safety, sum_on_hand, sum_reserved in rows:
+    for product_id, location_id, level_on_hand, reserved, safety, sum_on_hand, sum_reserved, sum_safety in rows:
         where = f"{product_id}@{location_id}"
         if level_on_hand != sum_on_hand:
             problems.append(f"{where}: on_hand {level_on_hand} != sum of movements {sum_on_hand}")
         if reserved != sum_reserved:
             problems.append(f"{where}: reserved {reserved} != sum of movements {sum_reserved}")
+        if safety != sum_safety:
+            problems.append(f"{where}: safety stock {safety} != sum of movements {sum_safety}")
         if level_on_hand < 0 or reserved < 0 or safety < 0:
             problems.append(f"{where}: negative figure ({level_on_hand}, {reserved}, {safety})")
     problems += [f"movements without a level: {p}@{loc}" for p, loc in orphans]

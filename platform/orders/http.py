@@ -171,7 +171,7 @@ class InventoryApiController(Controller):
     @put("/inventory/safety-stock", summary="Set safety stock", guards=[manage_stock])
     async def safety_stock(self, db: AsyncSession, principal: Principal, data: SafetyStockIn) -> LevelOut:
         line = await _line(db, principal, data.sku, data.location, data.safety_stock)
-        await inventory.set_safety_stock(db, principal.tenant_id, line)
+        await inventory.set_safety_stock(db, principal.tenant_id, line, actor=principal.label)
         return await _level_out(db, principal, line, data.location)
 
     @get("/inventory/movements", summary="The stock ledger, newest first")
@@ -182,7 +182,8 @@ class InventoryApiController(Controller):
         rows = await stock.movements(db, principal, product_id=product_id, location_id=location_id,
                                      limit=max(1, min(limit, 1000)))
         return [MovementOut(id=m.id, sku=s, location=c, on_hand_delta=m.on_hand_delta,
-                            reserved_delta=m.reserved_delta, reason=m.reason, reference=m.reference, actor=m.actor,
+                            reserved_delta=m.reserved_delta, safety_stock_delta=m.safety_stock_delta,
+                            reason=m.reason, reference=m.reference, actor=m.actor,
                             created_at=m.created_at) for m, s, c in rows]
 
     @post("/inventory/feeds", summary="Send a stock feed (JSON, or CSV with ?feed_id=&kind=)",

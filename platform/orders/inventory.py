@@ -82,12 +82,19 @@ async def adjust(session: AsyncSession, tenant_id: uuid.UUID, line: Line, *, rea
     return int(row[0])
 
 
-async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Line) -> None:
-    if line.quantity < 0:
-        raise ProblemError(422, "Invalid safety stock", "Safety stock can't be negative.")
+async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Line, *, actor: str) -> None:
+    """Set safety stock to ``line.quantity``; the ledger records the change like any other."""
+    if not 0 <= line.quantity <= MAX_QUANTITY:
+        raise ProblemError(422, "Invalid safety stock", f"Safety stock is 0 to {MAX_QUANTITY:,} units.")
     await ensure_level(session, tenant_id, line)
+    before = await session.scalar(select(levels.c.safety_stock).where(_level_key(tenant_id, line)).with_for_update())
+    if before == line.quantity:
+        return
     await session.execute(update(levels).where(_level_key(tenant_id, line))
                           .values(safety_stock=line.quantity, updated_at=utcnow()))
+    movement = _movement(tenant_id, line, reason="safety_stock", reference=None, actor=actor)
+    movement["safety_stock_delta"] = line.quantity - int(before or 0)
+    await session.execute(insert(movements), [movement])
 
 
 # One round trip per line: the conditional update and its ledger entry in one statement.

@@ -115,6 +115,7 @@ class InventoryMovement(TenantScoped, Base):
     location_id: Mapped[uuid.UUID]
     on_hand_delta: Mapped[int] = mapped_column(default=0)
     reserved_delta: Mapped[int] = mapped_column(default=0)
+    safety_stock_delta: Mapped[int] = mapped_column(default=0, server_default="0")
     reason: Mapped[str] = mapped_column(String(32))
     reference: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(320))

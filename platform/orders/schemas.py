@@ -122,6 +122,7 @@ class MovementOut(msgspec.Struct):
     location: str
     on_hand_delta: int
     reserved_delta: int
+    safety_stock_delta: int
     reason: str
     reference: str | None
     actor: str

@@ -205,7 +205,7 @@ async def test_random_operations_keep_on_hand_and_reserved_equal_to_their_moveme
                     _, key, quantity = operation
                     model.get(key)[2] = quantity
                     expected = True
-                    await inventory.set_safety_stock(session, tenant_id, line(key, quantity))
+                    await inventory.set_safety_stock(session, tenant_id, line(key, quantity), actor="test")
                 else:
                     expected = None
             applied = True
@@ -296,7 +296,7 @@ async def stocked_line(units: int, safety: int = 0) -> tuple[Any, Any]:
                                reason="receipt", actor="test")
         if safety:
             await inventory.set_safety_stock(session, tenant.tenant_id,
-                                             Line(line.product_id, line.location_id, safety))
+                                             Line(line.product_id, line.location_id, safety), actor="test")
     return tenant, line
 
 
