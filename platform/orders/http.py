@@ -50,6 +50,7 @@ NOTICES.update({
     "location_active": "Location active again.",
     "catalog_imported": "Catalog imported.",
     "feed_known": "This feed was already received: nothing changed.",
+    "exception_resolved": "Stock exception marked as resolved.",
 })
 
 
@@ -425,9 +426,14 @@ class InventoryPagesController(Controller):
         rows = await stock.inventory_grid(db, principal, sku=sku, location_id=location_id, category=category,
                                           low_stock=low)
         return page(request, "inventory/grid.html", rows=rows, sku=sku, location=location, category=category,
-                    exceptions=await stock.open_exceptions(db, principal),
+                    exceptions=await stock.open_exceptions(db, principal), can_manage=principal.role in MANAGERS,
                     low=low, locations=await locations.list_locations(db, principal),
                     categories=await catalog.categories(db, principal))
+
+    @post("/inventory/exceptions/{exception_id:uuid}/resolve", guards=[manage_stock])
+    async def resolve_exception(self, db: AsyncSession, principal: Principal, exception_id: uuid.UUID) -> Redirect:
+        await stock.resolve_exception(db, principal, exception_id)
+        return redirect("/app/inventory", done="exception_resolved")
 
     @get("/inventory/movements")
     async def movements_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,

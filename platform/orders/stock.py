@@ -145,3 +145,15 @@ async def open_exceptions(session: AsyncSession, principal: Principal, limit: in
         .order_by(StockException.created_at.desc()).limit(limit)
     )
     return [(e, sku, code) for e, sku, code in rows]
+
+
+async def resolve_exception(session: AsyncSession, principal: Principal, exception_id: uuid.UUID) -> None:
+    from core.db import utcnow
+    from core.problems import not_found
+
+    exception = await session.scalar(select(StockException).where(
+        StockException.tenant_id == principal.tenant_id, StockException.id == exception_id))
+    if exception is None:
+        raise not_found("Stock exception")
+    if exception.resolved_at is None:
+        exception.resolved_at = utcnow()

@@ -340,3 +340,36 @@ async def test_a_quantity_too_large_for_the_database_rejects_the_feed_instead_of
         assert crashed is None and status["status"] == "rejected", (repr(crashed), status)
         assert [(e["row"], e["column"]) for e in status["errors"]] == [(3, "quantity")]
     assert await levels(tenant.tenant_id) == before_levels
+
+
+async def test_a_stock_exception_shows_on_the_inventory_page_until_resolved(client) -> None:
+    import re
+    import uuid as uuid_module
+
+    from core.db import get_database
+    from factories import bearer, create_tenant, login, post_form, run_outbox_inline
+    from orders import inventory
+
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    location = (await client.post("/api/v1/locations", headers=key, json={
+        "code": "WH1", "name": "Main", "kind": "warehouse", "country": "FR", "timezone": "Europe/Paris"})).json()
+    product = (await client.post("/api/v1/products", headers=key,
+                                 json={"sku": "SKU-X", "name": "X", "price_minor": 100})).json()
+    await client.post("/api/v1/inventory/adjustments", headers=key,
+                      json={"sku": "SKU-X", "location": "WH1", "quantity": 5})
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        await inventory.reserve(session, tenant.tenant_id, [inventory.Line(
+            uuid_module.UUID(product["id"]), uuid_module.UUID(location["id"]), 3)], reference="o-1", actor="t")
+    await client.post("/api/v1/inventory/feeds", headers=key, json={
+        "feed_id": "count-1", "kind": "snapshot", "rows": [{"sku": "SKU-X", "location": "WH1", "quantity": 1}]})
+    await run_outbox_inline(tenant.tenant_id)
+
+    await login(client, tenant.email)
+    page = await client.get("/app/inventory")
+    assert "1 stock exception" in page.text
+    assert "set on hand to 1 while 3 are reserved" in page.text
+    exception_id = re.search(r"/app/inventory/exceptions/([0-9a-f-]{36})/resolve", page.text).group(1)
+    resolved = await post_form(client, f"/app/inventory/exceptions/{exception_id}/resolve")
+    assert resolved.status_code == 303
+    assert "stock exception" not in (await client.get("/app/inventory")).text
