@@ -383,8 +383,9 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, a
     movements = page.locator("main table tbody tr")
     expect(movements).to_have_count(1)
     movement = table_rows(page, "main table tbody tr")[0]
-    assert movement[1:7] == ["TSHIRT-BLU-M", "WH-PARIS", "+40", "", "snapshot", f"feed {feed_id}"], movement
-    assert movement[7] == email, movement
+    # when, SKU, location, on hand, reserved, safety stock, reason, reference, by
+    assert movement[1:8] == ["TSHIRT-BLU-M", "WH-PARIS", "+40", "", "", "snapshot", f"feed {feed_id}"], movement
+    assert movement[8] == email, movement
     journey.shot(page, "movements")
 
     # The wide tables at a laptop-narrow width, for a look (no assertions on layout).
