@@ -22,7 +22,7 @@ from core.pages import NOTICES, form_data, form_errors, page, redirect
 from core.problems import ProblemError, invalid
 from core.sessions import hand_over_once, take_once
 from orders import catalog, feeds, inventory, locations, stock
-from orders.models import InventoryFeed, Location
+from orders.models import InventoryFeed
 from orders.schemas import (
     AdjustmentIn,
     FeedIn,
@@ -62,18 +62,8 @@ def feed_out(feed: InventoryFeed) -> FeedOut:
 
 async def _line(db: AsyncSession, principal: Principal, sku: str, location_code: str, quantity: int) -> inventory.Line:
     product = await catalog.product_by_sku(db, principal, sku)
-    location = await _location_by_code(db, principal, location_code)
+    location = await locations.location_by_code(db, principal, location_code)
     return inventory.Line(product.id, location.id, quantity)
-
-
-async def _location_by_code(db: AsyncSession, principal: Principal, code: str) -> Location:
-    from sqlalchemy import select
-
-    location = await db.scalar(select(Location).where(Location.tenant_id == principal.tenant_id,
-                                                      Location.code == code))
-    if location is None:
-        raise ProblemError(404, "Not found", f"Location {code!r} not found.")
-    return location
 
 
 class InventoryApiController(Controller):
@@ -179,7 +169,7 @@ class InventoryApiController(Controller):
     async def movements(self, db: AsyncSession, principal: Principal, sku: str | None = None,
                         location: str | None = None, limit: int = 200) -> list[MovementOut]:
         product_id = (await catalog.product_by_sku(db, principal, sku)).id if sku else None
-        location_id = (await _location_by_code(db, principal, location)).id if location else None
+        location_id = (await locations.location_by_code(db, principal, location)).id if location else None
         rows = await stock.movements(db, principal, product_id=product_id, location_id=location_id,
                                      limit=max(1, min(limit, 1000)))
         return [MovementOut(id=m.id, sku=s, location=c, on_hand_delta=m.on_hand_delta,
@@ -230,14 +220,8 @@ class InventoryApiController(Controller):
 
 
 async def _level_out(db: AsyncSession, principal: Principal, line: inventory.Line, code: str) -> LevelOut:
-    from sqlalchemy import select
-
-    from orders.models import InventoryLevel
-
-    level = await db.scalar(select(InventoryLevel).where(
-        InventoryLevel.tenant_id == principal.tenant_id, InventoryLevel.product_id == line.product_id,
-        InventoryLevel.location_id == line.location_id))
-    assert level is not None
+    level = await stock.level_of(db, principal, line.product_id, line.location_id)
+    assert level is not None  # the adjustment or safety-stock change just wrote it
     return LevelOut(location=code, on_hand=level.on_hand, reserved=level.reserved, safety_stock=level.safety_stock,
                     available=level.on_hand - level.reserved - level.safety_stock)
 

@@ -40,9 +40,6 @@ def check_location(data: LocationIn) -> dict[str, str]:
         for window in ranges:
             if len(window) != 2 or not all(_HHMM.match(t) for t in window) or window[0] >= window[1]:
                 errors["opening_hours"] = f"{day}: each opening window is [\"HH:MM\", \"HH:MM\"], opening first."
-    if data.kind == "store" and not (data.ships_to_customers or data.click_and_collect or data.ship_from_store
-                                     or data.receives_transfers or data.accepts_returns):
-        pass  # a store that does nothing yet is allowed: it may be set up before opening
     return errors
 
 
@@ -84,6 +81,14 @@ async def get_location(session: AsyncSession, principal: Principal, location_id:
     )
     if location is None:
         raise not_found("Location")
+    return location
+
+
+async def location_by_code(session: AsyncSession, principal: Principal, code: str) -> Location:
+    location = await session.scalar(select(Location).where(Location.tenant_id == principal.tenant_id,
+                                                           Location.code == code))
+    if location is None:
+        raise not_found(f"Location {code!r}")
     return location
 
 

@@ -30,6 +30,15 @@ from core.db import Base, TenantScoped, utcnow
 LOCATION_KINDS = ("warehouse", "store", "marketplace")
 
 
+def _product_and_location() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]:
+    """Foreign keys of a per-(product, location) row, tenant_id included in both."""
+    return (
+        ForeignKeyConstraint(["tenant_id", "product_id"], ["products.tenant_id", "products.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "location_id"], ["locations.tenant_id", "locations.id"],
+                             ondelete="CASCADE"),
+    )
+
+
 class Location(TenantScoped, Base):
     __tablename__ = "locations"
     __table_args__ = (UniqueConstraint("tenant_id", "code"),)
@@ -84,10 +93,7 @@ class InventoryLevel(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "product_id", "location_id"),
         Index("ix_inventory_levels_location", "tenant_id", "location_id"),
-        ForeignKeyConstraint(["tenant_id", "product_id"], ["products.tenant_id", "products.id"],
-                             ondelete="CASCADE"),
-        ForeignKeyConstraint(["tenant_id", "location_id"], ["locations.tenant_id", "locations.id"],
-                             ondelete="CASCADE"),
+        *_product_and_location(),
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
@@ -105,10 +111,7 @@ class InventoryMovement(TenantScoped, Base):
     __tablename__ = "inventory_movements"
     __table_args__ = (
         Index("ix_inventory_movements_level", "tenant_id", "product_id", "location_id", "id"),
-        ForeignKeyConstraint(["tenant_id", "product_id"], ["products.tenant_id", "products.id"],
-                             ondelete="CASCADE"),
-        ForeignKeyConstraint(["tenant_id", "location_id"], ["locations.tenant_id", "locations.id"],
-                             ondelete="CASCADE"),
+        *_product_and_location(),
     )
 
     product_id: Mapped[uuid.UUID]
@@ -149,10 +152,7 @@ class InventoryFeed(TenantScoped, Base):
 class StockException(TenantScoped, Base):
     __tablename__ = "stock_exceptions"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "product_id"], ["products.tenant_id", "products.id"],
-                             ondelete="CASCADE"),
-        ForeignKeyConstraint(["tenant_id", "location_id"], ["locations.tenant_id", "locations.id"],
-                             ondelete="CASCADE"),
+        *_product_and_location(),
     )
 
     product_id: Mapped[uuid.UUID]

@@ -64,6 +64,14 @@ async def levels_for_skus(session: AsyncSession, principal: Principal, skus: lis
     return [GridRow(product=p, location=loc, level=level) for level, p, loc in rows]
 
 
+async def level_of(session: AsyncSession, principal: Principal, product_id: uuid.UUID,
+                   location_id: uuid.UUID) -> InventoryLevel | None:
+    level: InventoryLevel | None = await session.scalar(select(InventoryLevel).where(
+        InventoryLevel.tenant_id == principal.tenant_id, InventoryLevel.product_id == product_id,
+        InventoryLevel.location_id == location_id))
+    return level
+
+
 async def movements(session: AsyncSession, principal: Principal, *, product_id: uuid.UUID | None = None,
                     location_id: uuid.UUID | None = None, limit: int = 200,
                     ) -> list[tuple[InventoryMovement, str, str]]:

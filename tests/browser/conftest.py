@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,36 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 HEALTH_TIMEOUT = 30.0
+
+
+class Journey:
+    """Screenshots ``<prefix>NN-name.png`` in the order taken, JavaScript errors seen in any page,
+    and the failures of checks that need not stop the journey (the test asserts them at the end)."""
+
+    def __init__(self, artifacts: Path, prefix: str = "") -> None:
+        self.artifacts = artifacts
+        self.prefix = prefix
+        self.count = 0
+        self.page_errors: list[str] = []
+        self.failures: list[str] = []
+        for old in artifacts.glob(f"{prefix}[0-9][0-9]-*.png"):  # only this journey's own
+            old.unlink()
+
+    def watch(self, page: Any, label: str) -> Any:
+        page.on("pageerror", lambda error: self.page_errors.append(f"{label}: {error}"))
+        return page
+
+    def shot(self, page: Any, name: str) -> None:
+        self.count += 1
+        page.screenshot(path=str(self.artifacts / f"{self.prefix}{self.count:02d}-{name}.png"), full_page=True)
+
+    @contextlib.contextmanager
+    def soft(self, page: Any, what: str) -> Iterator[None]:
+        try:
+            yield
+        except AssertionError as exc:
+            self.failures.append(f"{what}:\n{exc}")
+            self.shot(page, "FAILED-" + re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")[:40])
 
 
 @dataclass
@@ -156,3 +187,9 @@ def new_context(browser: Any) -> Iterator[Any]:
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def journey_for(artifacts_dir: Path) -> Any:
+    """``journey_for(prefix)`` gives a Journey that keeps its screenshots under that prefix."""
+    return lambda prefix="": Journey(artifacts_dir, prefix)

@@ -6,14 +6,12 @@ rejected with every error by row and nothing changed), and a grid figure opening
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,35 +70,6 @@ BAD_FEED_ERRORS = [
 expect.set_options(timeout=10_000)
 
 
-class Journey:
-    """Screenshots `inv-NN-name.png` in the order taken, JavaScript errors seen in any page, and the
-    failures of checks that need not stop the journey (reported together at the end)."""
-
-    def __init__(self, artifacts: Path) -> None:
-        self.artifacts = artifacts
-        self.count = 0
-        self.page_errors: list[str] = []
-        self.failures: list[str] = []
-        for old in artifacts.glob("inv-*.png"):  # only ours: test_journey.py's screenshots stay
-            old.unlink()
-
-    def watch(self, page: Page, label: str) -> Page:
-        page.on("pageerror", lambda error: self.page_errors.append(f"{label}: {error}"))
-        return page
-
-    def shot(self, page: Page, name: str) -> None:
-        self.count += 1
-        page.screenshot(path=str(self.artifacts / f"inv-{self.count:02d}-{name}.png"), full_page=True)
-
-    @contextlib.contextmanager
-    def soft(self, page: Page, what: str) -> Iterator[None]:
-        try:
-            yield
-        except AssertionError as exc:
-            self.failures.append(f"{what}:\n{exc}")
-            self.shot(page, "FAILED-" + re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")[:40])
-
-
 def create_tenant(company: str, email: str) -> dict[str, str]:
     result = subprocess.run(
         [sys.executable, "-m", "core.cli", "tenants", "create", "--name", company, "--email", email,
@@ -129,10 +98,10 @@ def table_rows(page: Page, selector: str) -> list[list[str]]:
     return rows
 
 
-def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, artifacts_dir: Path,
+def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, journey_for: Any,
                                            tmp_path: Path) -> None:
     base = live_server.base_url
-    journey = Journey(artifacts_dir)
+    journey = journey_for("inv-")
     suffix = uuid.uuid4().hex[:8]
     company = f"Atelier Martin {suffix}"
     email = f"ines-{suffix}@example.test"

@@ -8,12 +8,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -34,28 +33,9 @@ CHECKLIST_STEPS = [
 expect.set_options(timeout=10_000)
 
 
-class Journey:
-    """Screenshots numbered in the order taken, and JavaScript errors seen in any page."""
-
-    def __init__(self, artifacts: Path) -> None:
-        self.artifacts = artifacts
-        self.count = 0
-        self.page_errors: list[str] = []
-        for old in artifacts.glob("[0-9][0-9]-*.png"):
-            old.unlink()
-
-    def watch(self, page: Page, label: str) -> Page:
-        page.on("pageerror", lambda error: self.page_errors.append(f"{label}: {error}"))
-        return page
-
-    def shot(self, page: Page, name: str) -> None:
-        self.count += 1
-        page.screenshot(path=str(self.artifacts / f"{self.count:02d}-{name}.png"), full_page=True)
-
-
-def test_signup_to_teammate_journey(live_server: Any, new_context: Any, artifacts_dir: Path) -> None:
+def test_signup_to_teammate_journey(live_server: Any, new_context: Any, journey_for: Any) -> None:
     base = live_server.base_url
-    journey = Journey(artifacts_dir)
+    journey = journey_for()
     suffix = uuid.uuid4().hex[:8]
     company = f"Maison Dupont {suffix}"
     owner_email = f"camille-{suffix}@example.test"

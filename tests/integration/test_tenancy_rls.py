@@ -110,3 +110,14 @@ async def test_a_user_scope_reads_its_memberships_elsewhere_but_never_changes_th
         updated = (await conn.execute(text("UPDATE memberships SET role = 'owner' WHERE user_id = :u"),
                                       {"u": a.user_id})).rowcount
     assert (readable, deleted, updated) == (1, 0, 0)
+
+
+async def test_the_models_and_the_migrations_describe_the_same_schema(settings) -> None:
+    """A model changed without a migration (or the reverse) fails here, not in production."""
+    import asyncio
+
+    from alembic import command
+
+    from core.migrate import alembic_config
+
+    await asyncio.to_thread(command.check, alembic_config(settings))  # raises on any difference
