@@ -48,7 +48,3 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSess
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return require_principal(request)
-
-
-def provide_optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
-    return principal_of(request)

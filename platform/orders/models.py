@@ -27,8 +27,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, TenantScoped, utcnow
 
-LOCATION_KINDS = ("warehouse", "store", "marketplace")
-
 
 def _product_and_location() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]:
     """Foreign keys of a per-(product, location) row, tenant_id included in both."""
