@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from core.money import exponent as currency_exponent
 from core.settings import WEB_DIR
 
 
@@ -18,9 +19,10 @@ def local_time(value: datetime | None, tz: str | None = None, fmt: str = "%Y-%m-
     return value.astimezone(ZoneInfo(tz or "UTC")).strftime(fmt)
 
 
-def money(minor: int | None, currency: str = "EUR", exponent: int = 2) -> str:
+def money(minor: int | None, currency: str = "EUR", exponent: int | None = None) -> str:
     if minor is None:
         return "—"
+    exponent = currency_exponent(currency) if exponent is None else exponent
     sign = "-" if minor < 0 else ""
     units, cents = divmod(abs(minor), 10**exponent)
     return f"{sign}{units:,}.{cents:0{exponent}d} {currency}" if exponent else f"{sign}{units:,} {currency}"
