@@ -24,6 +24,7 @@ from core.templating import template_config
 def create_app() -> Litestar:
     from core import http as core_http
     from orders import http as order_http
+    from rules import http as rule_http
     from tenants import http as tenant_http
     from tenants.auth import principal_from_api_key, principal_from_session
 
@@ -39,6 +40,7 @@ def create_app() -> Litestar:
         *core_http.route_handlers,
         *tenant_http.route_handlers,
         *order_http.route_handlers,
+        *rule_http.route_handlers,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),
     ]

@@ -261,13 +261,13 @@ def _location_from_form(data: dict[str, str], timezone: str, country: str) -> Lo
     for flag in LOCATION_FLAGS:
         raw[flag] = data.get(flag) == "on"
     errors: dict[str, str] = {}
-    for number_field in ("latitude", "longitude", "daily_capacity", "priority"):
+    for number_field in ("latitude", "longitude", "daily_capacity", "priority", "shipping_cost_minor"):
         value = str(raw.get(number_field, data.get(number_field, ""))).strip()
         if value in ("", "None"):
             raw.pop(number_field, None)
             continue
         try:
-            raw[number_field] = int(value) if number_field in ("daily_capacity", "priority") else float(value)
+            raw[number_field] = float(value) if number_field in ("latitude", "longitude") else int(value)
         except ValueError:
             errors[number_field] = f"{value!r} is not a number."
     hours: dict[str, list[list[str]]] = {}

@@ -58,6 +58,7 @@ class Location(TenantScoped, Base):
     receives_transfers: Mapped[bool] = mapped_column(default=False)
     accepts_returns: Mapped[bool] = mapped_column(default=False)
     daily_capacity: Mapped[int | None]
+    shipping_cost_minor: Mapped[int | None]  # what one shipment from here costs, for routing sorts
     priority: Mapped[int] = mapped_column(default=100)
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
@@ -160,3 +161,46 @@ class StockException(TenantScoped, Base):
     feed_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+
+
+class Order(TenantScoped, Base):
+    """An order as captured: what routing judged it on (destination, lines, customer)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        Index("ix_orders_placed", "tenant_id", "placed_at"),
+        CheckConstraint("total_minor >= 0", name="total_not_negative"),
+    )
+
+    number: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="accepted")
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int]
+    delivery_mode: Mapped[str] = mapped_column(String(10))  # ship | pickup
+    ship_country: Mapped[str | None] = mapped_column(String(2))
+    ship_postcode: Mapped[str | None] = mapped_column(String(20))
+    ship_latitude: Mapped[float | None] = mapped_column(Float)
+    ship_longitude: Mapped[float | None] = mapped_column(Float)
+    pickup_location_code: Mapped[str | None] = mapped_column(String(64))
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
+    placed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderLine(TenantScoped, Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "order_id", "line_no"),
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    order_id: Mapped[uuid.UUID]
+    line_no: Mapped[int]
+    sku: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(100))
+    quantity: Mapped[int]
+    unit_price_minor: Mapped[int]

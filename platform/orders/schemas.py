@@ -33,6 +33,7 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     receives_transfers: bool = False
     accepts_returns: bool = False
     daily_capacity: NonNegative | None = None
+    shipping_cost_minor: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | None = None
     priority: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 100
     tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=50)]], msgspec.Meta(max_length=50)] = []
     status: Literal["active", "paused"] = "active"

@@ -14,4 +14,7 @@ async def setup_counts(session: AsyncSession, principal: Principal) -> dict[str,
     has = {}
     for name, model in (("locations", Location), ("products", Product), ("stock", InventoryLevel)):
         has[name] = int(bool(await session.scalar(select(exists().where(model.tenant_id == tenant)))))
+    from rules.models import RuleVersion
+
+    has["routing"] = int(bool(await session.scalar(select(exists().where(RuleVersion.tenant_id == tenant)))))
     return has

@@ -1,0 +1,122 @@
+"""What routing reads from this domain: locations and their stock (now, or as the ledger
+says it was at some past time), products, and recent orders as routing facts."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders.models import InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
+from orders.stock import AVAILABLE
+from rules.facts import LineFacts, LocationFacts, OrderFacts
+
+StockKey = tuple[str, str]  # (location code, SKU)
+
+
+async def active_locations(session: AsyncSession, tenant_id: uuid.UUID) -> list[Location]:
+    rows = await session.scalars(select(Location).where(Location.tenant_id == tenant_id, Location.status == "active")
+                                 .order_by(Location.code))
+    return list(rows)
+
+
+def location_facts(location: Location, available: dict[str, int], capacity_used: int = 0) -> LocationFacts:
+    capacity = None if location.daily_capacity is None else max(0, location.daily_capacity - capacity_used)
+    return LocationFacts(
+        code=location.code, kind=location.kind, available=available, name=location.name, country=location.country,
+        latitude=location.latitude, longitude=location.longitude, priority=location.priority,
+        tags=frozenset(location.tags or ()), ships=location.ships_to_customers or location.ship_from_store,
+        collects=location.click_and_collect, receives_transfers=location.receives_transfers,
+        capacity_left=capacity, shipping_cost_minor=location.shipping_cost_minor,
+    )
+
+
+async def available_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str]) -> dict[StockKey, int]:
+    """Available units (safety stock taken off) per location and SKU, as they stand."""
+    if not skus:
+        return {}
+    rows = await session.execute(
+        select(Location.code, Product.sku, AVAILABLE)
+        .join(Product, and_(Product.tenant_id == InventoryLevel.tenant_id, Product.id == InventoryLevel.product_id))
+        .join(Location, and_(Location.tenant_id == InventoryLevel.tenant_id, Location.id == InventoryLevel.location_id))
+        .where(InventoryLevel.tenant_id == tenant_id, Product.sku.in_(list(skus)))
+    )
+    return {(code, sku): int(available) for code, sku, available in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    at: datetime
+    key: StockKey
+    available_delta: int
+
+
+async def changes_since(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str],
+                        since: datetime) -> list[Change]:
+    """The ledger's changes to available stock after ``since``, oldest first: with the
+    current figures they give the stock as it was at any time since."""
+    if not skus:
+        return []
+    rows = await session.execute(
+        select(InventoryMovement.created_at, Location.code, Product.sku,
+               InventoryMovement.on_hand_delta - InventoryMovement.reserved_delta
+               - InventoryMovement.safety_stock_delta)
+        .join(Product, and_(Product.tenant_id == InventoryMovement.tenant_id,
+                            Product.id == InventoryMovement.product_id))
+        .join(Location, and_(Location.tenant_id == InventoryMovement.tenant_id,
+                             Location.id == InventoryMovement.location_id))
+        .where(InventoryMovement.tenant_id == tenant_id, InventoryMovement.created_at > since,
+               Product.sku.in_(list(skus)))
+        .order_by(InventoryMovement.created_at, InventoryMovement.id)
+    )
+    return [Change(at, (code, sku), int(delta)) for at, code, sku, delta in rows]
+
+
+async def products(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str]) -> dict[str, Product]:
+    if not skus:
+        return {}
+    rows = await session.scalars(select(Product).where(Product.tenant_id == tenant_id, Product.sku.in_(list(skus))))
+    return {p.sku: p for p in rows}
+
+
+async def categories(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    rows = await session.scalars(select(Product.category).where(Product.tenant_id == tenant_id,
+                                                                Product.category.is_not(None))
+                                 .distinct().order_by(Product.category))
+    return [c for c in rows if c]
+
+
+async def recent_orders(session: AsyncSession, tenant_id: uuid.UUID, since: datetime,
+                        limit: int) -> list[OrderFacts]:
+    """The latest ``limit`` orders placed since ``since``, oldest first, as routing saw them;
+    a customer's order count is how many orders they had placed before."""
+    previous = func.count().over(partition_by=Order.customer_email, order_by=(Order.placed_at, Order.id)) - 1
+    numbered = (select(Order, previous.label("previous"))
+                .where(Order.tenant_id == tenant_id).subquery())
+    # The count runs over all the tenant's orders, so that it includes those before ``since``.
+    rows = (await session.execute(
+        select(numbered).where(numbered.c.placed_at >= since)
+        .order_by(numbered.c.placed_at.desc(), numbered.c.id.desc()).limit(limit)
+    )).all()
+    ids = [row.id for row in rows]
+    lines: dict[uuid.UUID, list[LineFacts]] = defaultdict(list)
+    if ids:
+        for line in await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
+                                                                  OrderLine.order_id.in_(ids))
+                                          .order_by(OrderLine.order_id, OrderLine.line_no)):
+            lines[line.order_id].append(LineFacts(line.sku, line.quantity, line.category, line.unit_price_minor))
+    return [
+        OrderFacts(
+            lines=tuple(lines[row.id]), reference=row.number, channel=row.channel, currency=row.currency,
+            total_minor=row.total_minor, delivery_mode=row.delivery_mode, country=row.ship_country,
+            postcode=row.ship_postcode, latitude=row.ship_latitude, longitude=row.ship_longitude,
+            pickup_location=row.pickup_location_code, customer_tags=frozenset(row.customer_tags or ()),
+            customer_orders_count=row.previous if row.customer_email else 0, placed_at=row.placed_at,
+        )
+        for row in reversed(rows)
+    ]

@@ -1,0 +1,377 @@
+"""The visual builder's side of the draft: documents to editable trees, form posts back to
+documents, and the structural edits (add, duplicate, delete, reorder).
+
+The builder shows conditions as groups ("all of", "any of", "none of", "not all of") of
+rows; ``not`` nodes of the language become the negative group modes. Every input is named
+by its position (``r0.2.1.value`` is the value of the first row in the second group of the
+first rule), and every post carries the draft revision it was rendered from, so positions
+always refer to the same draft.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from core import money
+from rules.conditions import Problem
+from rules.fields import FIELDS, OPERATORS, static_choices
+from rules.routing import FALLBACKS, FILTERS, SORTS, TERMINAL, new_rule
+
+MODES = {"all": "all of", "any": "any of", "none": "none of", "not_all": "not all of"}
+Getter = Callable[[str], str | None]
+GetAll = Callable[[str], list[str]]
+
+
+def major(minor: Any, currency: str) -> str:
+    """Minor units as typed in the builder ("49.90"); anything else as it is, for correction."""
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        return "" if minor is None else str(minor)
+    return money.major(minor, currency)
+
+
+def to_minor(text: str, currency: str) -> int | str:
+    """A typed amount in minor units; the text itself when it is not an amount (the validator says so)."""
+    minor = money.to_minor(text, currency)
+    return text if minor is None else minor
+
+
+def as_list(value: Any) -> list[Any]:
+    """A value the builder shows as a list, whatever a document put there."""
+    return list(value) if isinstance(value, list | tuple) else ([] if value in (None, "") else [value])
+
+
+def as_pair(value: Any) -> tuple[Any, Any]:
+    items = as_list(value)
+    return (items[0] if items else None, items[1] if len(items) > 1 else None)
+
+
+# --- documents <-> builder trees ---------------------------------------------------------------
+
+def to_tree(node: dict[str, Any] | None) -> dict[str, Any]:
+    """The root group of a rule's condition as the builder shows it."""
+    if node is None:
+        return {"type": "group", "mode": "all", "children": []}
+    tree = _node(node)
+    return tree if tree["type"] == "group" else {"type": "group", "mode": "all", "children": [tree]}
+
+
+def _node(node: dict[str, Any]) -> dict[str, Any]:
+    if "all" in node or "any" in node:
+        mode = "all" if "all" in node else "any"
+        return {"type": "group", "mode": mode, "children": [_node(c) for c in node[mode] if isinstance(c, dict)]}
+    if "not" in node and isinstance(node["not"], dict):
+        inner = node["not"]
+        if "any" in inner or "all" in inner:
+            key = "any" if "any" in inner else "all"
+            return {"type": "group", "mode": "none" if key == "any" else "not_all",
+                    "children": [_node(c) for c in inner[key] if isinstance(c, dict)]}
+        return {"type": "group", "mode": "none", "children": [_node(inner)]}
+    return {"type": "leaf", "field": node.get("field"), "op": node.get("op"), "value": node.get("value")}
+
+
+def from_tree(tree: dict[str, Any], path: str, json_path: str, where: dict[str, str]) -> dict[str, Any]:
+    """The language node of a builder node; ``where`` maps language paths to builder paths."""
+    where[json_path] = path
+    if tree["type"] == "leaf":
+        return {"field": tree["field"], "op": tree["op"], "value": tree["value"]}
+    mode = tree["mode"]
+    key = "any" if mode in ("any", "none") else "all"
+    inner_path = json_path if mode in ("all", "any") else f"{json_path}.not"
+    if inner_path != json_path:
+        where[inner_path] = path
+    children = [from_tree(child, f"{path}.{i}", f"{inner_path}.{key}[{i}]", where)
+                for i, child in enumerate(tree["children"])]
+    node = {key: children}
+    return node if mode in ("all", "any") else {"not": node}
+
+
+def root_condition(tree: dict[str, Any], rule_index: int, where: dict[str, str]) -> dict[str, Any] | None:
+    """A rule's condition from its root group: an empty root means every order."""
+    if not tree["children"]:
+        return None
+    return from_tree(tree, f"r{rule_index}", f"rules[{rule_index}].when", where)
+
+
+def editable(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rules with condition trees, for rendering and editing."""
+    rules = []
+    for rule in document.get("rules", []):
+        rule = copy.deepcopy(rule)
+        rule["tree"] = to_tree(rule.get("when"))
+        rules.append(rule)
+    return rules
+
+
+def document_of(rules: list[dict[str, Any]], otherwise: str) -> tuple[dict[str, Any], dict[str, str]]:
+    where: dict[str, str] = {}
+    out = []
+    for i, rule in enumerate(rules):
+        tree = rule.pop("tree")
+        rule["when"] = root_condition(tree, i, where)
+        out.append(rule)
+    return {"rules": out, "otherwise": otherwise}, where
+
+
+def row_errors(problems: list[Problem], where: dict[str, str]) -> tuple[dict[str, str], dict[int, list[str]]]:
+    """Problems by builder row (conditions), and the rest by rule index (names, sourcing)."""
+    rows: dict[str, str] = {}
+    per_rule: dict[int, list[str]] = {}
+    for problem in problems:
+        node_path = problem.path
+        for suffix in (".value", ".op", ".field"):
+            node_path = node_path.removesuffix(suffix)
+        if node_path in where:
+            rows.setdefault(where[node_path], problem.message)
+            continue
+        if problem.path.startswith("rules["):
+            index = int(problem.path[6:problem.path.index("]")])
+            per_rule.setdefault(index, []).append(problem.message)
+        else:
+            per_rule.setdefault(-1, []).append(problem.message)
+    return rows, per_rule
+
+
+# --- form values ----------------------------------------------------------------------------------
+
+def _default_value(field_key: str, op: str) -> Any:
+    field = FIELDS[field_key]
+    arity = OPERATORS[op][1]
+    one: Any = ""
+    if field.type in ("integer", "money"):
+        one = 0
+    elif field.type == "time":
+        one = "12:00"
+    elif field.type == "choice" and field.choices:
+        choices = static_choices(field.choices)
+        one = choices[0][0] if choices else ""
+    if arity == "list":
+        return [one] if one != "" else []
+    if arity == "range":
+        return [one, one]
+    return one
+
+
+def new_leaf(field_key: str = "order.channel") -> dict[str, Any]:
+    op = FIELDS[field_key].operators[0]
+    return {"type": "leaf", "field": field_key, "op": op, "value": _default_value(field_key, op)}
+
+
+def _scalar(field_key: str, text: str, currency: str) -> Any:
+    kind = FIELDS[field_key].type
+    text = text.strip()
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if kind == "money":
+        return to_minor(text, currency)
+    return text
+
+
+def _read_leaf(leaf: dict[str, Any], path: str, get: Getter, getall: GetAll, currency: str) -> None:
+    field_key = get(f"{path}.field") or leaf["field"]
+    op = get(f"{path}.op") or leaf["op"]
+    if field_key not in FIELDS:
+        leaf.update(field=field_key, op=op)
+        return
+    field = FIELDS[field_key]
+    if field_key != leaf["field"] or op not in field.operators:
+        # A new field (or an operator it does not have) starts from that field's defaults.
+        op = op if field_key == leaf["field"] and op in field.operators else field.operators[0]
+        leaf.update(field=field_key, op=op, value=_default_value(field_key, op))
+        return
+    arity = OPERATORS[op][1]
+    if op != leaf["op"] and OPERATORS[leaf["op"]][1] != arity:
+        leaf.update(op=op, value=_default_value(field_key, op))
+        return
+    leaf["op"] = op
+    if arity == "one":
+        raw = get(f"{path}.value")
+        if raw is not None:
+            leaf["value"] = _scalar(field_key, raw, currency)
+    elif arity == "range":
+        low, high = get(f"{path}.value"), get(f"{path}.value2")
+        if low is not None and high is not None:
+            leaf["value"] = [_scalar(field_key, low, currency), _scalar(field_key, high, currency)]
+    elif get(f"{path}.present") is not None:
+        values = getall(f"{path}.value")
+        if field.type != "choice":  # text and tags are typed as one comma-separated list
+            values = [part for value in values for part in value.split(",")]
+        leaf["value"] = [_scalar(field_key, v, currency) for v in values if v.strip()]
+
+
+def _read_group(group: dict[str, Any], path: str, get: Getter, getall: GetAll, currency: str) -> None:
+    mode = get(f"{path}.mode")
+    if mode in MODES:
+        group["mode"] = mode
+    for i, child in enumerate(group["children"]):
+        child_path = f"{path}.{i}"
+        if child["type"] == "group":
+            _read_group(child, child_path, get, getall, currency)
+        else:
+            _read_leaf(child, child_path, get, getall, currency)
+
+
+def _number(text: str | None, default: Any) -> Any:
+    if text is None:
+        return default
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _read_effect(rule: dict[str, Any], i: int, get: Getter, getall: GetAll, currency: str) -> None:
+    then = rule["then"]
+    prefix = f"r{i}.then"
+    if get(f"{prefix}.present") is None:
+        return
+    types = [get(f"{prefix}.type.{k}") or "" for k in range(3)]
+    then["location_types"] = list(dict.fromkeys(t for t in types if t))
+    for j, item in enumerate(then.get("filters", [])):
+        at = f"{prefix}.filters.{j}"
+        if item["kind"] in ("include_locations", "exclude_locations"):
+            item["locations"] = [v for v in getall(f"{at}.locations") if v]
+        elif item["kind"] in ("include_tags", "exclude_tags"):
+            item["tags"] = [t.strip() for t in (get(f"{at}.tags") or "").split(",") if t.strip()]
+        elif item["kind"] == "within_distance":
+            item["km"] = _number(get(f"{at}.km"), item.get("km"))
+        elif item["kind"] == "capacity_left":
+            item["min"] = _number(get(f"{at}.min"), item.get("min", 1))
+    for j, item in enumerate(then.get("sorts", [])):
+        at = f"{prefix}.sorts.{j}"
+        item["by"] = get(f"{at}.by") or item["by"]
+        item["band"] = _number(get(f"{at}.band") or "0", 0)
+    split = then.setdefault("split", {})
+    split["max_shipments"] = _number(get(f"{prefix}.split.max_shipments"), split.get("max_shipments", 1))
+    threshold = get(f"{prefix}.split.min_order_value")
+    split["min_order_value"] = to_minor(threshold or "0", currency)
+    split["never_split_line"] = get(f"{prefix}.split.never_split_line") is not None
+    steps = [get(f"{prefix}.fallback.{k}") or "" for k in range(3)]
+    chain: list[str] = []
+    for step in steps:
+        if step and step not in chain:
+            chain.append(step)
+            if step in TERMINAL:
+                break
+    then["fallback"] = chain
+
+
+def read_form(document: dict[str, Any], get: Getter, getall: GetAll, currency: str) -> tuple[
+        list[dict[str, Any]], str]:
+    """The draft's rules (as builder trees) with the posted values applied."""
+    rules = editable(document)
+    for i, rule in enumerate(rules):
+        if get(f"r{i}.present") is None:
+            continue
+        name = get(f"r{i}.name")
+        if name is not None:
+            rule["name"] = name.strip()
+        rule["enabled"] = get(f"r{i}.enabled") is not None
+        _read_group(rule["tree"], f"r{i}", get, getall, currency)
+        _read_effect(rule, i, get, getall, currency)
+    otherwise = get("otherwise") or document.get("otherwise", "hold")
+    return rules, otherwise
+
+
+# --- structural edits ---------------------------------------------------------------------------
+
+def _node_at(rules: list[dict[str, Any]], path: str) -> tuple[dict[str, Any] | None, dict[str, Any], int]:
+    """(parent group, node, index in parent) for a builder path such as ``r0.2.1``."""
+    head, *rest = path.split(".")
+    node = rules[int(head[1:])]["tree"]
+    parent, index = None, -1
+    for part in rest:
+        parent, index = node, int(part)
+        node = node["children"][index]
+    return parent, node, index
+
+
+def _move(items: list[Any], index: int, to: int) -> None:
+    if 0 <= index < len(items):
+        item = items.pop(index)
+        items.insert(max(0, min(to, len(items))), item)
+
+
+def apply_action(rules: list[dict[str, Any]], action: str, get: Getter) -> list[dict[str, Any]]:
+    """One structural edit named by the button pressed; an unknown or stale one changes nothing."""
+    name, _, arg = action.partition(":")
+    try:
+        if name == "add_rule":
+            rule = new_rule(f"rule_{secrets.token_hex(4)}", f"Rule {len(rules) + 1}")
+            rule["tree"] = to_tree(None)
+            rules.append(rule)
+        elif name == "duplicate_rule":
+            twin = copy.deepcopy(rules[int(arg)])
+            twin["id"], twin["name"] = f"rule_{secrets.token_hex(4)}", f"{twin['name']} (copy)"[:100]
+            rules.insert(int(arg) + 1, twin)
+        elif name == "delete_rule":
+            del rules[int(arg)]
+        elif name == "move_rule":
+            position, direction = arg.split(":")
+            _move(rules, int(position), int(position) + (1 if direction == "down" else -1))
+        elif name == "move_rule_to":
+            position, to = arg.split(":")
+            _move(rules, int(position), int(to))
+        elif name in ("add_condition", "add_group"):
+            _, group, _ = _node_at(rules, arg)
+            if group["type"] == "group":
+                row = new_leaf(get(f"{arg}.new_field") or "order.channel") if name == "add_condition" else {
+                    "type": "group", "mode": "any", "children": [new_leaf()]}
+                group["children"].append(row)
+        elif name == "delete_node":
+            parent, _, index = _node_at(rules, arg)
+            if parent is not None:
+                del parent["children"][index]
+        elif name in ("move_node", "move_node_to"):
+            path, target = arg.rsplit(":", 1)
+            parent, _, index = _node_at(rules, path)
+            if parent is not None:
+                step = {"down": 1, "up": -1}.get(target)
+                _move(parent["children"], index, index + step if step is not None else int(target))
+        elif name in ("add_filter", "delete_filter", "add_sort", "delete_sort", "move_sort"):
+            _edit_effect(rules, name, arg, get)
+    except (ValueError, IndexError, KeyError):
+        pass  # a stale position (the page was older than the draft): nothing to do
+    return rules
+
+
+def _edit_effect(rules: list[dict[str, Any]], name: str, arg: str, get: Getter) -> None:
+    i, _, rest = arg.partition(":")
+    then = rules[int(i)]["then"]
+    if name == "add_filter":
+        kind = get(f"r{i}.then.new_filter") or ""
+        if kind in FILTERS:
+            item: dict[str, Any] = {"kind": kind}
+            if kind in ("include_locations", "exclude_locations"):
+                item["locations"] = []
+            elif kind in ("include_tags", "exclude_tags"):
+                item["tags"] = []
+            elif kind == "within_distance":
+                item["km"] = 100
+            elif kind == "capacity_left":
+                item["min"] = 1
+            then.setdefault("filters", []).append(item)
+    elif name == "delete_filter":
+        del then["filters"][int(rest)]
+    elif name == "add_sort":
+        used = {s["by"] for s in then.get("sorts", [])}
+        by = get(f"r{i}.then.new_sort") or next((s for s in SORTS if s not in used), "")
+        if by in SORTS and by not in used:
+            then.setdefault("sorts", []).append({"by": by, "band": 0})
+    elif name == "delete_sort":
+        del then["sorts"][int(rest)]
+    elif name == "move_sort":
+        j, direction = rest.split(":")
+        _move(then["sorts"], int(j), int(j) + (1 if direction == "down" else -1))
+
+
+FALLBACK_CHOICES = list(FALLBACKS.items())

@@ -1,0 +1,149 @@
+"""Rule sets in the database: the draft, publishing, withdrawing, and the version in force."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import clock
+from core.auth import Principal
+from core.ids import uuid7
+from core.problems import FieldError, ProblemError, invalid, not_found
+from rules import routing
+from rules.conditions import Problem
+from rules.models import RuleSet, RuleVersion
+from tenants.service import Actor, audit
+
+ROUTING = "routing"
+
+
+def problems_error(problems: list[Problem]) -> ProblemError:
+    """Every problem of a document, each at its path, with the first one as the summary."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return ProblemError(status=422, title="Invalid rules", detail=problems[0].message + more,
+                        errors=[FieldError(p.path, p.message) for p in problems])
+
+
+async def routing_set(session: AsyncSession, principal: Principal, *, lock: bool = False) -> RuleSet:
+    """The tenant's routing rule set, created empty on first use."""
+    now = clock.now()
+    await session.execute(
+        insert(RuleSet).values(tenant_id=principal.tenant_id, id=uuid7(), kind=ROUTING, name="Routing",
+                               draft=routing.empty_document(), draft_revision=1, draft_updated_at=now,
+                               draft_updated_by="", created_at=now)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
+    )
+    stmt = select(RuleSet).where(RuleSet.tenant_id == principal.tenant_id, RuleSet.kind == ROUTING)
+    if lock:
+        stmt = stmt.with_for_update()
+    rule_set = await session.scalar(stmt.execution_options(populate_existing=True))
+    assert rule_set is not None
+    return rule_set
+
+
+async def versions(session: AsyncSession, rule_set: RuleSet) -> list[RuleVersion]:
+    rows = await session.scalars(select(RuleVersion).where(
+        RuleVersion.tenant_id == rule_set.tenant_id, RuleVersion.rule_set_id == rule_set.id,
+    ).order_by(RuleVersion.number.desc()))
+    return list(rows)
+
+
+async def version(session: AsyncSession, rule_set: RuleSet, number: int) -> RuleVersion:
+    found = await session.scalar(select(RuleVersion).where(
+        RuleVersion.tenant_id == rule_set.tenant_id, RuleVersion.rule_set_id == rule_set.id,
+        RuleVersion.number == number,
+    ))
+    if found is None:
+        raise not_found(f"Version {number}")
+    return found
+
+
+async def save_draft(session: AsyncSession, principal: Principal, document: dict[str, Any], *,
+                     revision: int | None = None) -> RuleSet:
+    """Store the draft as it is, valid or not. ``revision`` is the one the editor started
+    from: if someone saved since, nothing is written and the editor is told."""
+    rule_set = await routing_set(session, principal, lock=True)
+    if revision is not None and revision != rule_set.draft_revision:
+        raise ProblemError(status=409, title="The draft changed",
+                           detail=f"{rule_set.draft_updated_by or 'Someone'} saved the draft since you opened it. "
+                                  f"Reload to see their changes.")
+    rule_set.draft = document
+    rule_set.draft_revision += 1
+    rule_set.draft_updated_at = clock.now()
+    rule_set.draft_updated_by = principal.label
+    await session.flush()
+    return rule_set
+
+
+async def publish(session: AsyncSession, principal: Principal, *, source: int | None = None,
+                  effective_from: datetime | None = None, effective_to: datetime | None = None,
+                  note: str = "", ip: str | None = None) -> RuleVersion:
+    """Publish the draft (or republish version ``source``, a rollback) as a new immutable
+    version in force from ``effective_from`` (now when None) until ``effective_to``."""
+    rule_set = await routing_set(session, principal, lock=True)
+    document = rule_set.draft if source is None else (await version(session, rule_set, source)).document
+    problems = routing.validate_document(document)
+    if problems:
+        raise problems_error(problems)
+    now = clock.now()
+    errors: dict[str, str] = {}
+    if effective_from is not None and effective_from <= now:
+        errors["effective_from"] = "A scheduled version starts in the future: choose a later time, or publish now."
+    start = effective_from or now
+    if effective_to is not None and effective_to <= start:
+        errors["effective_to"] = "The end is before the start: choose an end after the version takes effect."
+    if len(note) > 500:
+        errors["note"] = "Keep the note under 500 characters."
+    if errors:
+        raise invalid(errors, detail=next(iter(errors.values())))
+    number = (await session.scalar(select(func.coalesce(func.max(RuleVersion.number), 0)).where(
+        RuleVersion.tenant_id == rule_set.tenant_id, RuleVersion.rule_set_id == rule_set.id)) or 0) + 1
+    published = RuleVersion(
+        tenant_id=rule_set.tenant_id, id=uuid7(), rule_set_id=rule_set.id, number=number, document=document,
+        effective_from=start, effective_to=effective_to, republished_from=source, note=note.strip(),
+        published_at=now, published_by=principal.label,
+    )
+    session.add(published)
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.published", target=f"routing v{number}",
+                effective_from=start.isoformat(), effective_to=effective_to.isoformat() if effective_to else None,
+                republished_from=source)
+    await session.flush()
+    return published
+
+
+async def withdraw(session: AsyncSession, principal: Principal, number: int, *, ip: str | None = None,
+                   ) -> RuleVersion:
+    """Withdraw a scheduled version before it takes effect; one in force is replaced by publishing."""
+    rule_set = await routing_set(session, principal, lock=True)
+    found = await version(session, rule_set, number)
+    if found.cancelled_at is not None:
+        return found
+    if found.effective_from <= clock.now():
+        raise ProblemError(status=409, title="Already in effect",
+                           detail=f"Version {number} has taken effect: publish another version to replace it.")
+    found.cancelled_at = clock.now()
+    found.cancelled_by = principal.label
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.withdrawn", target=f"routing v{number}")
+    await session.flush()
+    return found
+
+
+async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: datetime,
+                           ) -> tuple[RuleVersion | None, routing.CompiledRouting | None]:
+    """The routing version in force at ``at`` and its compiled form (cached: versions never change)."""
+    found = await session.scalar(
+        select(RuleVersion).join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id)
+                                 & (RuleSet.id == RuleVersion.rule_set_id))
+        .where(RuleVersion.tenant_id == tenant_id, RuleSet.kind == ROUTING, RuleVersion.cancelled_at.is_(None),
+               RuleVersion.effective_from <= at,
+               (RuleVersion.effective_to.is_(None)) | (RuleVersion.effective_to > at))
+        .order_by(RuleVersion.number.desc()).limit(1)
+    )
+    if found is None:
+        return None, None
+    return found, routing.CACHE.get((tenant_id, found.id), found.document)

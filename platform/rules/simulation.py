@@ -1,0 +1,229 @@
+"""Simulation: the draft (or any version) beside the version in force, on a sample order or
+on a replay of the tenant's recent orders. It reads and never writes: nothing is reserved.
+
+A replay judges each order against the stock it met, rebuilt from the inventory ledger
+(current figures minus every later change), at the moment it was placed, and counts daily
+capacity as the replayed orders use it up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import clock
+from core.auth import Principal
+from orders import sourcing
+from orders.models import Location
+from rules import routing, service
+from rules.facts import LocationFacts, Moment, OrderFacts, StockSnapshot
+from rules.routing import CompiledRouting, Decision
+
+MAX_REPLAY_ORDERS = 10_000
+MAX_REPLAY_DAYS = 90
+
+
+@dataclass
+class Candidate:
+    """One side of a comparison: the draft, or a published version."""
+
+    label: str
+    number: int | None
+    routing: CompiledRouting | None  # None: nothing in force
+
+
+@dataclass
+class Totals:
+    orders: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    shipments_per_location: dict[str, int] = field(default_factory=dict)
+    shipments_per_order: float = 0.0
+    split_rate: float = 0.0
+    mean_distance_km: float | None = None
+    shipping_cost_minor: int = 0
+
+    @classmethod
+    def of(cls, decisions: list[Decision | None]) -> Totals:
+        made = [d for d in decisions if d is not None]
+        fulfilled = [d for d in made if d.outcome == "fulfil"]
+        distances = [s.distance_km for d in fulfilled for s in d.shipments if s.distance_km is not None]
+        per_location = Counter(s.location for d in fulfilled for s in d.shipments)
+        return cls(
+            orders=len(made), outcomes=dict(Counter(d.outcome for d in made)),
+            shipments_per_location=dict(per_location.most_common()),
+            shipments_per_order=round(sum(len(d.shipments) for d in fulfilled) / len(fulfilled), 2)
+            if fulfilled else 0.0,
+            split_rate=round(sum(1 for d in fulfilled if len(d.shipments) > 1) / len(fulfilled), 3)
+            if fulfilled else 0.0,
+            mean_distance_km=round(statistics.fmean(distances), 1) if distances else None,
+            shipping_cost_minor=sum(s.shipping_cost_minor or 0 for d in fulfilled for s in d.shipments),
+        )
+
+
+def summary(decision: Decision | None) -> str:
+    """A decision in a few words, for the diff table."""
+    if decision is None:
+        return "no version in force"
+    if decision.outcome != "fulfil":
+        return decision.outcome
+    parts = []
+    for s in decision.shipments:
+        how = "pickup" if s.pickup else (f"→ {s.ship_to_store}" if s.ship_to_store else "ship")
+        parts.append(f"{s.location} ({how}, {sum(s.lines.values())} u)")
+    return " + ".join(parts)
+
+
+async def candidates(session: AsyncSession, principal: Principal, at: datetime,
+                     number: int | None = None) -> tuple[Candidate, Candidate]:
+    """The draft (or version ``number``), validated, and the version in force at ``at``."""
+    rule_set = await service.routing_set(session, principal)
+    if number is None:
+        document, label = rule_set.draft, "Draft"
+    else:
+        document, label = (await service.version(session, rule_set, number)).document, f"v{number}"
+    problems = routing.validate_document(document)
+    if problems:
+        raise service.problems_error(problems)
+    in_force, compiled = await service.routing_in_force(session, principal.tenant_id, at)
+    current = Candidate(f"v{in_force.number} (in force)" if in_force else "In force: none",
+                        in_force.number if in_force else None, compiled)
+    return Candidate(label, number, routing.compile_document(document)), current
+
+
+async def sample_snapshot(session: AsyncSession, principal: Principal, order: OrderFacts) -> StockSnapshot:
+    """Every active location with today's stock of the order's SKUs."""
+    skus = {line.sku for line in order.lines}
+    available = await sourcing.available_now(session, principal.tenant_id, skus)
+    per_location: dict[str, dict[str, int]] = {}
+    for (code, sku), units in available.items():
+        per_location.setdefault(code, {})[sku] = max(0, units)
+    locations = await sourcing.active_locations(session, principal.tenant_id)
+    return StockSnapshot(tuple(sourcing.location_facts(loc, per_location.get(loc.code, {})) for loc in locations),
+                         taken_at=clock.now())
+
+
+async def simulate(session: AsyncSession, principal: Principal, order: OrderFacts, *,
+                   number: int | None = None) -> dict[str, Any]:
+    """One order under the candidate and under the version in force, with both traces."""
+    at = order.placed_at or clock.now()
+    candidate, current = await candidates(session, principal, at, number)
+    snapshot = await sample_snapshot(session, principal, order)
+    moment = Moment(at, principal.timezone)
+    results = []
+    for side in (candidate, current):
+        decision = routing.decide(side.routing, order, snapshot, moment) if side.routing else None
+        results.append({"label": side.label, "version": side.number, "summary": summary(decision),
+                        "decision": decision.to_dict() if decision else None})
+    return {"at": at.isoformat(), "candidate": results[0], "in_force": results[1]}
+
+
+class _Replayer:
+    """Walks orders oldest first, moving the stock forward through the ledger as it goes."""
+
+    def __init__(self, locations: list[Location], stock: dict[sourcing.StockKey, int],
+                 changes: list[sourcing.Change], timezone: str) -> None:
+        self.locations = locations
+        self.timezone = timezone
+        self.raw: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
+        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
+        for (code, sku), units in stock.items():
+            if code in self.raw:
+                self.raw[code][sku] = units
+                self.available[code][sku] = max(0, units)
+        self.changes = changes
+        self.next_change = 0
+
+    def advance_to(self, at: datetime) -> None:
+        while self.next_change < len(self.changes) and self.changes[self.next_change].at <= at:
+            change = self.changes[self.next_change]
+            code, sku = change.key
+            if code in self.raw:
+                units = self.raw[code][sku] = self.raw[code].get(sku, 0) + change.available_delta
+                self.available[code][sku] = max(0, units)
+            self.next_change += 1
+
+    def snapshot(self, used: Counter[str]) -> StockSnapshot:
+        return StockSnapshot(tuple(self._facts(loc, used[loc.code]) for loc in self.locations))
+
+    def _facts(self, location: Location, used: int) -> LocationFacts:
+        return sourcing.location_facts(location, self.available[location.code], used)
+
+
+def _replay(orders: list[OrderFacts], replayer: _Replayer, sides: tuple[Candidate, Candidate],
+            timezone: str, with_traces: int) -> dict[str, Any]:
+    decisions: list[list[Decision | None]] = [[], []]
+    used: list[Counter[str]] = [Counter(), Counter()]
+    day = None
+    rows: list[dict[str, Any]] = []
+    base: list[StockSnapshot | None] = [None, None]
+    for order in orders:
+        at = order.placed_at or clock.now()
+        replayer.advance_to(at)
+        moment = Moment(at, timezone)
+        if moment.date != day:
+            day, used = moment.date, [Counter(), Counter()]
+            base = [None, None]
+        pair: list[Decision | None] = []
+        for i, side in enumerate(sides):
+            if side.routing is None:
+                pair.append(None)
+                continue
+            # Stock dicts are shared and moved in place; only capacity makes a new snapshot.
+            snapshot = base[i] or replayer.snapshot(used[i])
+            decision = routing.decide(side.routing, order, snapshot, moment)
+            if decision.shipments:
+                used[i].update(s.location for s in decision.shipments)
+                base[i] = None
+            else:
+                base[i] = snapshot
+            pair.append(decision)
+            decisions[i].append(decision)
+        changed = summary(pair[0]) != summary(pair[1])
+        rows.append({"order": order.reference, "placed_at": at.isoformat(), "changed": changed,
+                     "candidate": summary(pair[0]), "in_force": summary(pair[1]), "_pair": pair})
+    rows.sort(key=lambda r: not r["changed"])  # stable: changed orders first, each group oldest first
+    for position, row in enumerate(rows):
+        pair = row.pop("_pair")
+        if position < with_traces:
+            row["candidate_trace"] = pair[0].trace.to_dict() if pair[0] else None
+            row["in_force_trace"] = pair[1].trace.to_dict() if pair[1] else None
+    return {
+        "orders": len(orders),
+        "changed": sum(1 for r in rows if r["changed"]),
+        "candidate": {"label": sides[0].label, "version": sides[0].number,
+                      "totals": dataclasses.asdict(Totals.of(decisions[0]))},
+        "in_force": {"label": sides[1].label, "version": sides[1].number,
+                     "totals": dataclasses.asdict(Totals.of(decisions[1]))},
+        "rows": rows,
+    }
+
+
+async def replay(session: AsyncSession, principal: Principal, *, days: int = 7, limit: int = 1000,
+                 number: int | None = None, with_traces: int = 50) -> dict[str, Any]:
+    """The tenant's orders of the last ``days`` (at most ``limit``, the newest) under the
+    candidate and the version in force now, with totals for each and a per-order diff."""
+    now = clock.now()
+    candidate, current = await candidates(session, principal, now, number)
+    orders = await sourcing.recent_orders(session, principal.tenant_id, now - timedelta(days=days), limit)
+    skus = {line.sku for order in orders for line in order.lines}
+    locations = await sourcing.active_locations(session, principal.tenant_id)
+    stock = await sourcing.available_now(session, principal.tenant_id, skus)
+    start = orders[0].placed_at if orders and orders[0].placed_at else now
+    changes = await sourcing.changes_since(session, principal.tenant_id, skus, start)
+    for change in changes:  # back to the stock as it stood when the first order came in
+        stock[change.key] = stock.get(change.key, 0) - change.available_delta
+    replayer = _Replayer(locations, stock, changes, principal.timezone)
+    started = time.perf_counter()
+    result = await anyio.to_thread.run_sync(_replay, orders, replayer, (candidate, current), principal.timezone,
+                                            with_traces)
+    result.update(days=days, limit=limit, stock_basis="ledger",
+                  seconds=round(time.perf_counter() - started, 3))
+    return result
