@@ -106,10 +106,13 @@ async def recent_orders(session: AsyncSession, tenant_id: uuid.UUID, since: date
     ids = [row.id for row in rows]
     lines: dict[uuid.UUID, list[LineFacts]] = defaultdict(list)
     if ids:
-        for line in await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
-                                                                  OrderLine.order_id.in_(ids))
-                                          .order_by(OrderLine.order_id, OrderLine.line_no)):
-            lines[line.order_id].append(LineFacts(line.sku, line.quantity, line.category, line.unit_price_minor))
+        rows_of_lines = await session.execute(
+            select(OrderLine.order_id, OrderLine.sku, OrderLine.quantity, OrderLine.category,
+                   OrderLine.unit_price_minor)
+            .where(OrderLine.tenant_id == tenant_id, OrderLine.order_id.in_(ids))
+            .order_by(OrderLine.order_id, OrderLine.line_no))
+        for order_id, sku, quantity, category, price in rows_of_lines:
+            lines[order_id].append(LineFacts(sku, quantity, category, price))
     return [
         OrderFacts(
             lines=tuple(lines[row.id]), reference=row.number, channel=row.channel, currency=row.currency,

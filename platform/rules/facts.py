@@ -78,11 +78,19 @@ class StockSnapshot:
     geo: dict[str, tuple[float, float, float]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        if self.by_code:  # made by ``replacing``: the indexes are already there
+            return
         self.by_code.update({loc.code: loc for loc in self.locations})
         for loc in self.locations:
             if loc.latitude is not None and loc.longitude is not None:
                 lat = math.radians(loc.latitude)
                 self.geo[loc.code] = (math.sin(lat), math.cos(lat), math.radians(loc.longitude))
+
+
+    def replacing(self, changed: dict[str, LocationFacts]) -> StockSnapshot:
+        """The same snapshot with some locations' facts replaced (same codes and places)."""
+        by_code = {**self.by_code, **changed}
+        return StockSnapshot(tuple(by_code[loc.code] for loc in self.locations), self.taken_at, by_code, self.geo)
 
 
 class Moment:

@@ -24,7 +24,7 @@ from core.auth import Principal
 from orders import sourcing
 from orders.models import Location
 from rules import routing, service
-from rules.facts import LocationFacts, Moment, OrderFacts, StockSnapshot
+from rules.facts import Moment, OrderFacts, StockSnapshot
 from rules.routing import CompiledRouting, Decision
 
 MAX_REPLAY_ORDERS = 10_000
@@ -126,12 +126,13 @@ async def simulate(session: AsyncSession, principal: Principal, order: OrderFact
 
 
 class _Replayer:
-    """Walks orders oldest first, moving the stock forward through the ledger as it goes."""
+    """Walks orders oldest first, moving the stock forward through the ledger as it goes.
+
+    Each side (candidate, version in force) has its own snapshot: the stock dicts are shared and
+    moved in place, and only the locations whose daily capacity a decision used get new facts."""
 
     def __init__(self, locations: list[Location], stock: dict[sourcing.StockKey, int],
-                 changes: list[sourcing.Change], timezone: str) -> None:
-        self.locations = locations
-        self.timezone = timezone
+                 changes: list[sourcing.Change]) -> None:
         self.raw: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
         self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
         for (code, sku), units in stock.items():
@@ -140,6 +141,8 @@ class _Replayer:
                 self.available[code][sku] = max(0, units)
         self.changes = changes
         self.next_change = 0
+        self.fresh = StockSnapshot(tuple(sourcing.location_facts(loc, self.available[loc.code])
+                                         for loc in locations))
 
     def advance_to(self, at: datetime) -> None:
         while self.next_change < len(self.changes) and self.changes[self.next_change].at <= at:
@@ -150,40 +153,35 @@ class _Replayer:
                 self.available[code][sku] = max(0, units)
             self.next_change += 1
 
-    def snapshot(self, used: Counter[str]) -> StockSnapshot:
-        return StockSnapshot(tuple(self._facts(loc, used[loc.code]) for loc in self.locations))
 
-    def _facts(self, location: Location, used: int) -> LocationFacts:
-        return sourcing.location_facts(location, self.available[location.code], used)
+def _use_capacity(snapshot: StockSnapshot, decision: Decision) -> StockSnapshot:
+    changed = {}
+    for shipment in decision.shipments:
+        facts = snapshot.by_code[shipment.location]
+        if facts.capacity_left is not None:
+            changed[facts.code] = dataclasses.replace(facts, capacity_left=max(0, facts.capacity_left - 1))
+    return snapshot.replacing(changed) if changed else snapshot
 
 
 def _replay(orders: list[OrderFacts], replayer: _Replayer, sides: tuple[Candidate, Candidate],
             timezone: str, with_traces: int) -> dict[str, Any]:
     decisions: list[list[Decision | None]] = [[], []]
-    used: list[Counter[str]] = [Counter(), Counter()]
     day = None
     rows: list[dict[str, Any]] = []
-    base: list[StockSnapshot | None] = [None, None]
+    snapshots = [replayer.fresh, replayer.fresh]
     for order in orders:
         at = order.placed_at or clock.now()
         replayer.advance_to(at)
         moment = Moment(at, timezone)
-        if moment.date != day:
-            day, used = moment.date, [Counter(), Counter()]
-            base = [None, None]
+        if moment.date != day:  # a new day in the company's time zone: capacity is whole again
+            day, snapshots = moment.date, [replayer.fresh, replayer.fresh]
         pair: list[Decision | None] = []
         for i, side in enumerate(sides):
             if side.routing is None:
                 pair.append(None)
                 continue
-            # Stock dicts are shared and moved in place; only capacity makes a new snapshot.
-            snapshot = base[i] or replayer.snapshot(used[i])
-            decision = routing.decide(side.routing, order, snapshot, moment)
-            if decision.shipments:
-                used[i].update(s.location for s in decision.shipments)
-                base[i] = None
-            else:
-                base[i] = snapshot
+            decision = routing.decide(side.routing, order, snapshots[i], moment)
+            snapshots[i] = _use_capacity(snapshots[i], decision)
             pair.append(decision)
             decisions[i].append(decision)
         changed = summary(pair[0]) != summary(pair[1])
@@ -220,7 +218,7 @@ async def replay(session: AsyncSession, principal: Principal, *, days: int = 7, 
     changes = await sourcing.changes_since(session, principal.tenant_id, skus, start)
     for change in changes:  # back to the stock as it stood when the first order came in
         stock[change.key] = stock.get(change.key, 0) - change.available_delta
-    replayer = _Replayer(locations, stock, changes, principal.timezone)
+    replayer = _Replayer(locations, stock, changes)
     started = time.perf_counter()
     result = await anyio.to_thread.run_sync(_replay, orders, replayer, (candidate, current), principal.timezone,
                                             with_traces)

@@ -6,6 +6,7 @@ Printed as `bench NAME: VALUE UNIT`; `make bench` runs it. Nothing here asserts 
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -20,7 +21,7 @@ LOCATIONS = 50
 SKUS = 500
 
 
-async def _network(tenant_id: uuid.UUID, rng: random.Random) -> list[str]:
+async def _network(tenant_id: uuid.UUID, rng: random.Random) -> dict[str, str]:
     from core.db import get_database, utcnow
     from core.ids import uuid7
     from orders.models import InventoryLevel, InventoryMovement, Location, Product
@@ -54,10 +55,10 @@ async def _network(tenant_id: uuid.UUID, rng: random.Random) -> list[str]:
         for start in range(0, len(levels), 5000):
             await session.execute(insert(InventoryLevel), levels[start:start + 5000])
             await session.execute(insert(InventoryMovement), movements[start:start + 5000])
-    return [p["sku"] for p in products]
+    return {p["sku"]: p["category"] for p in products}
 
 
-async def _orders(tenant_id: uuid.UUID, skus: list[str], rng: random.Random) -> None:
+async def _orders(tenant_id: uuid.UUID, categories: dict[str, str], rng: random.Random) -> None:
     from core.db import get_database, utcnow
     from core.ids import uuid7
     from orders.models import Order, OrderLine
@@ -66,7 +67,7 @@ async def _orders(tenant_id: uuid.UUID, skus: list[str], rng: random.Random) -> 
     orders, lines = [], []
     for n in range(ORDERS):
         order_id = uuid7()
-        picked = rng.sample(skus, 5)
+        picked = rng.sample(sorted(categories), 5)
         orders.append({"tenant_id": tenant_id, "id": order_id, "number": f"B-{n:06d}", "channel": "web",
                        "status": "accepted", "currency": "EUR", "total_minor": rng.randint(1000, 40000),
                        "delivery_mode": "ship", "ship_country": "FR", "ship_postcode": "75001",
@@ -74,7 +75,7 @@ async def _orders(tenant_id: uuid.UUID, skus: list[str], rng: random.Random) -> 
                        "customer_email": f"c{rng.randint(0, 3000)}@example.test", "customer_tags": [],
                        "placed_at": now - timedelta(minutes=4 * (ORDERS - n)), "created_at": now})
         lines += [{"tenant_id": tenant_id, "id": uuid7(), "order_id": order_id, "line_no": i + 1, "sku": sku,
-                   "category": None, "quantity": rng.randint(1, 3), "unit_price_minor": 1000}
+                   "category": categories[sku], "quantity": rng.randint(1, 3), "unit_price_minor": 1000}
                   for i, sku in enumerate(picked)]
     async with get_database().transaction(tenant_id=tenant_id) as session:
         for start in range(0, ORDERS, 2000):
@@ -104,8 +105,8 @@ async def test_replay_10k_orders() -> None:
 
     tenant = await create_tenant()
     rng = random.Random(20261125)
-    skus = await _network(tenant.tenant_id, rng)
-    await _orders(tenant.tenant_id, skus, rng)
+    categories = await _network(tenant.tenant_id, rng)
+    await _orders(tenant.tenant_id, categories, rng)
     principal = Principal(tenant_id=tenant.tenant_id, role="owner", label="bench", tenant_name=tenant.name,
                           timezone="Europe/Paris", currency="EUR")
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
@@ -119,6 +120,25 @@ async def test_replay_10k_orders() -> None:
         started = time.perf_counter()
         result = await simulation.replay(session, principal, days=30, limit=ORDERS, with_traces=20)
         elapsed = time.perf_counter() - started
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+        import pstats
+
+        import anyio
+
+        async def inline(function, *args):  # profile the routing too, not only the database reads
+            return function(*args)
+
+        profile = cProfile.Profile()
+        async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+            original, anyio.to_thread.run_sync = anyio.to_thread.run_sync, inline
+            profile.enable()
+            try:
+                await simulation.replay(session, principal, days=30, limit=ORDERS, with_traces=20)
+            finally:
+                profile.disable()
+                anyio.to_thread.run_sync = original
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     assert result["orders"] == ORDERS
     print(f"\nbench routing_replay_10k_s: {elapsed:.2f} s")
     print(f"bench routing_replay_orders_per_s: {ORDERS / elapsed:.0f} orders/s")
