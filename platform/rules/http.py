@@ -370,7 +370,7 @@ class RulesPagesController(Controller):
             return value if isinstance(value, str) else None
 
         def getall(name: str) -> list[str]:
-            return [v for v in form.getall(name) if isinstance(v, str)]
+            return [v for v in form.getall(name, []) if isinstance(v, str)]
 
         rule_set = await service.routing_set(db, principal)
         revision = get("revision")

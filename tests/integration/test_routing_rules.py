@@ -1391,3 +1391,26 @@ async def test_console_withdraw_and_rollback(client) -> None:
     copied = await post_form(client, "/app/rules/versions/1/to-draft")
     assert copied.status_code == 303
     assert (await draft_now(client, key))["document"] == WAREHOUSE_ONLY
+
+
+async def test_builder_lists_emptied_by_the_user_are_saved_and_reported(client) -> None:
+    """A multi-select left with nothing selected posts no value at all: the draft keeps an empty
+    list and the builder says what is missing, rather than failing."""
+    tenant = await create_tenant()
+    key = tenant.api_key
+    rule_with_filter = rule("ch", "Web only", when={"all": [leaf("order.channel", "in", ["web"])]})
+    rule_with_filter["then"]["filters"] = [{"kind": "include_locations", "locations": ["WH-1"]}]
+    await save_draft(client, key, document(rule_with_filter))
+    await login(client, tenant.email)
+    await client.get("/app/rules/draft")
+    revision = (await draft_now(client, key))["revision"]
+    response = await builder_post(client, {
+        "revision": str(revision), "r0.present": "1", "r0.name": "Web only", "r0.enabled": "on",
+        "r0.0.field": "order.channel", "r0.0.op": "in", "r0.0.present": "1", "r0.then.present": "1",
+        "r0.then.type.0": "warehouse", "r0.then.fallback.0": "hold"}, htmx=True)
+    assert response.status_code == 200, response.text
+    assert "needs at least one value" in response.text
+    assert "name at least one location" in response.text
+    saved = (await draft_now(client, key))["document"]["rules"][0]
+    assert saved["when"] == {"all": [{"field": "order.channel", "op": "in", "value": []}]}
+    assert saved["then"]["filters"] == [{"kind": "include_locations", "locations": []}]
