@@ -41,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["REDIS_NAMESPACE"] = f"omstest{uuid.uuid4().hex[:8]}"
     os.environ["LOG_JSON"] = "1"
     os.environ["PUBLIC_URL"] = "http://testserver.local"
+    os.environ["WEBHOOKS_ALLOW_PRIVATE"] = "1"  # the tests' webhook receivers listen on 127.0.0.1
 
     from core.embedded import EmbeddedPostgres, EmbeddedRedis
 

@@ -1,7 +1,8 @@
 """Imports every module that declares actors or periodic jobs (worker, scheduler, web)."""
 
 from core import tasks as core_tasks
+from core import webhooks as webhook_tasks
 from orders import tasks as order_tasks
 from tenants import tasks as tenant_tasks
 
-__all__ = ["core_tasks", "order_tasks", "tenant_tasks"]
+__all__ = ["core_tasks", "order_tasks", "tenant_tasks", "webhook_tasks"]

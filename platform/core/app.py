@@ -24,8 +24,10 @@ from core.templating import template_config
 def create_app() -> Litestar:
     from core import http as core_http
     from orders import http as order_http
+    from orders import order_http as orders_http
     from rules import http as rule_http
     from tenants import http as tenant_http
+    from tenants import webhooks_http
     from tenants.auth import principal_from_api_key, principal_from_session
 
     settings = get_settings()
@@ -39,7 +41,9 @@ def create_app() -> Litestar:
     route_handlers: list[Any] = [
         *core_http.route_handlers,
         *tenant_http.route_handlers,
+        *webhooks_http.route_handlers,
         *order_http.route_handlers,
+        *orders_http.route_handlers,
         *rule_http.route_handlers,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),

@@ -148,6 +148,8 @@ def run(port: int, threads: int) -> None:
             click.echo("starting embedded PostgreSQL (data in var/pgdata)")
             embedded_pg = EmbeddedPostgres(VAR_DIR / "pgdata")
             os.environ["DATABASE_URL"] = embedded_pg.start()
+            # A machine running everything embedded is a developer's: let webhooks reach localhost.
+            os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE", "1")
         if not os.environ.get("REDIS_URL"):
             embedded_redis = EmbeddedRedis(VAR_DIR / "redis")
             os.environ["REDIS_URL"] = embedded_redis.start(preferred_port=EMBEDDED_REDIS_PORT)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -117,9 +117,20 @@ class Database:
         """One unit of work: commit on success, roll back on any exception."""
         async with self.session(tenant_id=tenant_id, user_id=user_id) as session, session.begin():
             yield session
+            await before_commit(session)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# Work that must join the transaction just before it commits (webhook deliveries for the events
+# it recorded): registered by the modules that need it.
+PRE_COMMIT: list[Callable[[AsyncSession], Awaitable[None]]] = []
+
+
+async def before_commit(session: AsyncSession) -> None:
+    for hook in PRE_COMMIT:
+        await hook(session)
 
 
 _databases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Database] = weakref.WeakKeyDictionary()

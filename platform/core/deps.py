@@ -10,7 +10,7 @@ from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, principal_of, require_principal
-from core.db import get_database
+from core.db import before_commit, get_database
 
 _background: set[asyncio.Task[Any]] = set()
 
@@ -36,6 +36,7 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSess
     )
     try:
         yield session
+        await before_commit(session)
         await session.commit()
     except BaseException:
         await session.rollback()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response
@@ -36,6 +37,15 @@ def _request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+@dataclass(frozen=True)
+class WithStatus:
+    """What ``create`` returns when the status is not always the same (200 for a resend that
+    found the existing resource, 201 for a new one)."""
+
+    body: Any
+    status_code: int
+
+
 async def idempotent_create(
     request: Request[Any, Any, Any],
     session: AsyncSession,
@@ -46,7 +56,10 @@ async def idempotent_create(
 ) -> Response[Any]:
     key = request.headers.get(HEADER)
     if key is None:
-        return Response(encode_json(await create()), status_code=status_code, media_type="application/json")
+        result = await create()
+        if isinstance(result, WithStatus):
+            status_code, result = result.status_code, result.body
+        return Response(encode_json(result), status_code=status_code, media_type="application/json")
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ProblemError(400, "Invalid Idempotency-Key",
@@ -78,7 +91,10 @@ async def idempotent_create(
             )
         return Response(record.response_body, status_code=record.status_code, media_type=record.media_type,
                         headers={"Idempotent-Replayed": "true"})
-    body = encode_json(await create())
+    result = await create()
+    if isinstance(result, WithStatus):
+        status_code, result = result.status_code, result.body
+    body = encode_json(result)
     record = await session.scalar(
         select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == principal.tenant_id,
                                         IdempotencyRecord.id == inserted)

@@ -1,4 +1,4 @@
-"""Kernel tables: outbox, stuck work, outgoing mail and idempotency records.
+"""Kernel tables: outbox, stuck work, outgoing mail, idempotency records and webhooks.
 
 All are tenant-owned: ``(tenant_id, id)`` keys and forced row-level security (the
 migration that creates them enables it).
@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import ARRAY, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,3 +83,35 @@ class IdempotencyRecord(TenantScoped, Base):
     response_body: Mapped[bytes] = mapped_column(LargeBinary)
     media_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEndpoint(TenantScoped, Base):
+    """Where a company wants its events POSTed, signed with the endpoint's own secret."""
+
+    __tablename__ = "webhook_endpoints"
+
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(60)), default=list)  # empty: every event
+    secret: Mapped[str] = mapped_column(String(100))  # the HMAC key: shown to admins, never logged
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(TenantScoped, Base):
+    """One event for one endpoint, with its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_endpoint", "tenant_id", "endpoint_id", "created_at"),)
+
+    endpoint_id: Mapped[uuid.UUID]
+    event_id: Mapped[uuid.UUID]
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]

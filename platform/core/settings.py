@@ -62,6 +62,7 @@ class Settings:
     db_pool_size: int = 10
     log_json: bool = True
     log_level: str = "INFO"
+    webhooks_allow_private: bool = False  # let webhooks reach private addresses (local development, tests)
 
     @property
     def owner_url(self) -> URL:
@@ -96,6 +97,7 @@ def load() -> Settings:
         db_pool_size=int(os.environ.get("DB_POOL_SIZE", "10")),
         log_json=_flag("LOG_JSON", True),
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
+        webhooks_allow_private=_flag("WEBHOOKS_ALLOW_PRIVATE", False),
     )
 
 

@@ -149,6 +149,28 @@ async def release(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line]
     ])
 
 
+async def consume(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
+                  actor: str, reason: str = "shipped") -> None:
+    """Reserved units leave the building (shipped or collected): on hand and reserved both go down."""
+    if any(line.quantity <= 0 for line in lines):
+        raise ProblemError(422, "Invalid quantity", "Quantities to ship must be positive.")
+    for line in sorted(lines, key=lambda item: (item.product_id, item.location_id)):
+        done = (await session.execute(
+            update(levels).where(_level_key(tenant_id, line), levels.c.reserved >= line.quantity,
+                                 levels.c.on_hand >= line.quantity)
+            .values(on_hand=levels.c.on_hand - line.quantity, reserved=levels.c.reserved - line.quantity,
+                    updated_at=utcnow())
+            .returning(levels.c.reserved)
+        )).first()
+        if done is None:
+            raise ProblemError(409, "Stock not reserved", "Fewer units are reserved here than the shipment takes.")
+    await session.execute(insert(movements), [
+        _movement(tenant_id, line, on_hand=-line.quantity, reserved=-line.quantity, reason=reason,
+                  reference=reference, actor=actor)
+        for line in lines
+    ])
+
+
 async def available(session: AsyncSession, tenant_id: uuid.UUID, line: Line) -> int:
     row = (await session.execute(
         select(levels.c.on_hand - levels.c.reserved - levels.c.safety_stock).where(_level_key(tenant_id, line))

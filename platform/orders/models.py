@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     CheckConstraint,
     Float,
     ForeignKeyConstraint,
@@ -21,6 +22,8 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -164,30 +167,60 @@ class StockException(TenantScoped, Base):
 
 
 class Order(TenantScoped, Base):
-    """An order as captured: what routing judged it on (destination, lines, customer)."""
+    """An order of any channel, from capture to closing. ``status`` moves only through
+    ``orders.lifecycle``, which writes each move to ``order_events``."""
 
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("tenant_id", "number"),
-        Index("ix_orders_placed", "tenant_id", "placed_at"),
+        Index("uq_orders_channel_number", "tenant_id", "channel", "external_number", unique=True,
+              postgresql_where=text("external_number IS NOT NULL")),
+        Index("ix_orders_placed", "tenant_id", "placed_at", "id"),
+        Index("ix_orders_status_placed", "tenant_id", "status", "placed_at", "id"),
+        Index("ix_orders_channel_placed", "tenant_id", "channel", "placed_at", "id"),
+        Index("ix_orders_customer_email", "tenant_id", text("lower(customer_email)")),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
     )
 
     number: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="accepted")
+    external_number: Mapped[str | None] = mapped_column(String(100))  # the channel's own order number
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    hold_reason: Mapped[str | None] = mapped_column(String(500))
     currency: Mapped[str] = mapped_column(String(3))
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    shipping_fee_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     total_minor: Mapped[int]
-    delivery_mode: Mapped[str] = mapped_column(String(10))  # ship | pickup
+    delivery_mode: Mapped[str] = mapped_column(String(20))  # ship | pickup | ship_to_store
+    ship_name: Mapped[str | None] = mapped_column(String(200))
+    ship_line1: Mapped[str | None] = mapped_column(String(200))
+    ship_city: Mapped[str | None] = mapped_column(String(100))
     ship_country: Mapped[str | None] = mapped_column(String(2))
     ship_postcode: Mapped[str | None] = mapped_column(String(20))
     ship_latitude: Mapped[float | None] = mapped_column(Float)
     ship_longitude: Mapped[float | None] = mapped_column(Float)
     pickup_location_code: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[uuid.UUID | None]
     customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_phone: Mapped[str | None] = mapped_column(String(40))
     customer_tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
+    payment_provider: Mapped[str | None] = mapped_column(String(20))  # external | stripe
+    payment_method: Mapped[str | None] = mapped_column(String(40))
+    payment_reference: Mapped[str | None] = mapped_column(String(200))
+    payment_status: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
+    authorized_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    captured_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    excluded_locations: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list,
+                                                          server_default="{}")  # rejected by them
+    routing_version: Mapped[int | None]
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the last decision and its trace
+    created_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
     placed_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
 
 
 class OrderLine(TenantScoped, Base):
@@ -196,11 +229,81 @@ class OrderLine(TenantScoped, Base):
         UniqueConstraint("tenant_id", "order_id", "line_no"),
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("qty_allocated + qty_cancelled <= quantity", name="not_over_allocated"),
+        CheckConstraint("qty_shipped <= qty_allocated", name="shipped_within_allocated"),
     )
 
     order_id: Mapped[uuid.UUID]
     line_no: Mapped[int]
     sku: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[uuid.UUID | None]
+    name: Mapped[str] = mapped_column(String(300), default="", server_default="")
     category: Mapped[str | None] = mapped_column(String(100))
     quantity: Mapped[int]
     unit_price_minor: Mapped[int]
+    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    qty_allocated: Mapped[int] = mapped_column(default=0, server_default="0")
+    qty_shipped: Mapped[int] = mapped_column(default=0, server_default="0")
+    qty_cancelled: Mapped[int] = mapped_column(default=0, server_default="0")
+    qty_returned: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class Fulfilment(TenantScoped, Base):
+    """The part of an order one location sends (or hands over), with its own lifecycle."""
+
+    __tablename__ = "fulfilments"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        Index("ix_fulfilments_order", "tenant_id", "order_id"),
+        Index("ix_fulfilments_queue", "tenant_id", "location_code", "status", "created_at"),
+    )
+
+    order_id: Mapped[uuid.UUID]
+    number: Mapped[str] = mapped_column(String(80))
+    location_id: Mapped[uuid.UUID]
+    location_code: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))  # ship | pickup | transfer (to a pickup store)
+    ship_to_store: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="created")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    pickup_expires_at: Mapped[datetime | None]
+
+
+class FulfilmentLine(TenantScoped, Base):
+    __tablename__ = "fulfilment_lines"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "fulfilment_id"], ["fulfilments.tenant_id", "fulfilments.id"],
+                             ondelete="CASCADE"),
+        Index("ix_fulfilment_lines_fulfilment", "tenant_id", "fulfilment_id"),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    )
+
+    fulfilment_id: Mapped[uuid.UUID]
+    order_line_id: Mapped[uuid.UUID]
+    sku: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[uuid.UUID]
+    quantity: Mapped[int]
+
+
+class OrderEvent(TenantScoped, Base):
+    """The order's timeline: every state change (order or fulfilment), who made it and why."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        Index("ix_order_events_order", "tenant_id", "order_id", "id"),
+        Index("ix_order_events_recent", "tenant_id", "created_at"),
+    )
+
+    order_id: Mapped[uuid.UUID]
+    fulfilment_id: Mapped[uuid.UUID | None]
+    kind: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -161,3 +161,162 @@ class SkuAvailability(msgspec.Struct):
     deliverable: bool
     locations: list[LocationAvailability]
     pickup_today: list[str]
+
+
+# --- orders ----------------------------------------------------------------------------------------
+# Types are checked by the decoder; values (known SKUs, totals, pickup stores...) by ``orders.capture``,
+# which lists every problem at once.
+Text = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
+    country: Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
+    name: Text = ""
+    line1: Text = ""
+    city: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    postcode: Annotated[str, msgspec.Meta(max_length=20)] = ""
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
+
+
+class CustomerIn(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+    name: Text = ""
+    phone: Annotated[str, msgspec.Meta(max_length=40)] = ""
+
+
+class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int = 0
+
+
+class DeliveryIn(msgspec.Struct, forbid_unknown_fields=True):
+    mode: str  # ship | pickup (click & collect) | ship_to_store
+    address: AddressIn | None = None
+    pickup_location: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
+    authorized_minor: int
+    provider: Literal["external", "stripe"] = "external"
+    method: Annotated[str, msgspec.Meta(max_length=40)] = "card"
+    reference: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
+    channel: Annotated[str, msgspec.Meta(max_length=20)]
+    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=3)]
+    lines: Annotated[list[OrderLineIn], msgspec.Meta(max_length=500)]
+    customer: CustomerIn
+    delivery: DeliveryIn
+    total_minor: int
+    external_number: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    shipping_fee_minor: int = 0
+    discount_minor: int = 0
+    payment: PaymentIn | None = None
+    placed_at: datetime | None = None
+
+
+class OrderLineOut(msgspec.Struct):
+    line_no: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int
+    allocated: int
+    shipped: int
+    cancelled: int
+    returned: int
+
+
+class FulfilmentLineOut(msgspec.Struct):
+    sku: str
+    quantity: int
+
+
+class FulfilmentOut(msgspec.Struct):
+    id: uuid.UUID
+    number: str
+    location: str
+    kind: str
+    ship_to_store: str | None
+    status: str
+    reason: str | None
+    lines: list[FulfilmentLineOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderEventOut(msgspec.Struct):
+    id: uuid.UUID
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    reason: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class OrderOut(msgspec.Struct):
+    id: uuid.UUID
+    number: str
+    channel: str
+    external_number: str | None
+    status: str
+    hold_reason: str | None
+    currency: str
+    subtotal_minor: int
+    discount_minor: int
+    shipping_fee_minor: int
+    total_minor: int
+    delivery_mode: str
+    pickup_location: str | None
+    customer_email: str | None
+    customer_name: str | None
+    payment_status: str
+    authorized_minor: int
+    captured_minor: int
+    refunded_minor: int
+    routing_version: int | None
+    placed_at: datetime
+    lines: list[OrderLineOut]
+    fulfilments: list[FulfilmentOut]
+    events: list[OrderEventOut] | None = None
+    routing: dict[str, Any] | None = None
+
+
+class OrderSummaryOut(msgspec.Struct):
+    id: uuid.UUID
+    number: str
+    channel: str
+    external_number: str | None
+    status: str
+    total_minor: int
+    currency: str
+    delivery_mode: str
+    customer_email: str | None
+    placed_at: datetime
+
+
+class OrderPage(msgspec.Struct):
+    orders: list[OrderSummaryOut]
+    next_cursor: str | None
+
+
+class CancelIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    lines: list[CancelLineIn] | None = None  # none: the whole order
+
+
+class CancelLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    line_no: int
+    quantity: int
+
+
+class FulfilmentActionIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    tracking_number: Annotated[str, msgspec.Meta(max_length=100)] | None = None

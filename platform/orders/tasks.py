@@ -1,13 +1,16 @@
-"""Inventory actors."""
+"""Inventory and order actors, and the periodic jobs that fan out to them."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.exc import DataError, IntegrityError
 
 from core.broker import actor
 from core.db import get_database
+from core.outbox import enqueue
+from core.scheduler import periodic
 
 
 @actor("inventory.apply_feed", queue="inventory", time_limit_ms=600_000)
@@ -21,8 +24,64 @@ async def apply_feed(tenant_id: str, feed_id: str) -> None:
             return
     try:
         async with get_database().transaction(tenant_id=tenant) as session:
-            await feeds.apply(session, tenant, feed)
+            applied = await feeds.apply(session, tenant, feed)
+            if applied is not None and applied.status == "applied" and applied.rows_changed:
+                enqueue(session, route_backorders, tenant_id=tenant)  # stock arrived: backorders may go
     except (DataError, IntegrityError) as exc:
         # The data, not the moment, is wrong: retrying can't help, so say so on the feed.
         async with get_database().transaction(tenant_id=tenant) as session:
             await feeds.mark_failed(session, tenant, feed, str(exc.orig).split("\n")[0][:500])
+
+
+@actor("orders.route", queue="orders", time_limit_ms=60_000)
+async def route_order(tenant_id: str, order_id: str) -> None:
+    """Route the order's open lines with the rules in force at its time. Idempotent: the
+    order row is locked and only a received (or backordered) order is routed, so a second
+    delivery, or one after a worker died mid-way (its transaction rolled back), routes once."""
+    from orders import allocation
+
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        await allocation.route(session, tenant, uuid.UUID(order_id), actor="router")
+
+
+@actor("orders.route_backorders", queue="orders", time_limit_ms=300_000)
+async def route_backorders(tenant_id: str) -> None:
+    """Stock arrived (a feed was applied): route the backordered orders again, oldest first,
+    each in its own transaction so one that still can't be served doesn't hold up the rest."""
+    from sqlalchemy import select
+
+    from orders import allocation
+    from orders.models import Order
+
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        waiting = list(await session.scalars(select(Order.id).where(
+            Order.tenant_id == tenant, Order.status == "backordered").order_by(Order.placed_at).limit(1000)))
+    for order_id in waiting:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await allocation.route(session, tenant, order_id, actor="backorder release")
+
+
+@actor("orders.expire_pickups", queue="orders", time_limit_ms=300_000)
+async def expire_pickups(tenant_id: str) -> None:
+    from orders import expiry
+
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        due = await expiry.due(session, tenant)
+    for fulfilment_id in due:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await expiry.expire(session, tenant, fulfilment_id)
+
+
+@periodic("orders.expire_pickups", every=timedelta(minutes=5))
+async def expire_pickups_everywhere() -> None:
+    from sqlalchemy import select
+
+    from tenants.models import Tenant
+
+    async with get_database().transaction() as session:
+        tenant_ids = list(await session.scalars(select(Tenant.id)))
+    for tenant_id in tenant_ids:
+        expire_pickups.send(tenant_id=str(tenant_id))

@@ -7,18 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from processes import start_oms, stop_process, wait_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -29,9 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-HEALTH_TIMEOUT = 30.0
 
 
 class Journey:
@@ -70,6 +65,11 @@ class LiveServer:
     port: int
     web_log: Path
     worker_log: Path
+    clock_shift_file: Path
+
+    def shift_clock(self, seconds: float) -> None:
+        """Move the server's and the worker's clock (core.clock) this far from the real time."""
+        self.clock_shift_file.write_text(str(seconds))
 
     def log_tail(self, lines: int = 40) -> str:
         parts = []
@@ -86,50 +86,6 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-def _start(args: list[str], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
-    log_file = log_path.open("wb")
-    # Own session (process group): the worker forks; teardown signals the whole group it leads.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env,
-        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    return process, log_file
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
-def _wait_healthy(url: str, web: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    last_error = "no answer"
-    while time.monotonic() < deadline:
-        if web.poll() is not None:
-            raise RuntimeError(f"web server exited with {web.returncode} before answering:\n"
-                               + log_path.read_text(errors="replace")[-4000:])
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-                last_error = f"status {response.status}"
-        except (OSError, urllib.error.URLError) as exc:
-            last_error = repr(exc)
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer 200 within {HEALTH_TIMEOUT:.0f}s ({last_error}):\n"
-                       + log_path.read_text(errors="replace")[-4000:])
-
-
 @pytest.fixture(scope="module")
 def live_server(artifacts_dir: Path) -> Iterator[LiveServer]:
     """`oms web` on a free port and `oms worker`, sharing the test run's database and Redis."""
@@ -137,18 +93,22 @@ def live_server(artifacts_dir: Path) -> Iterator[LiveServer]:
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, PUBLIC_URL=base_url)
+    clock_shift = artifacts_dir / f"clock-shift-{port}"
+    clock_shift.write_text("0")
+    env = dict(os.environ, PUBLIC_URL=base_url, OMS_CLOCK_SHIFT_FILE=str(clock_shift))
     web_log, worker_log = artifacts_dir / "web.log", artifacts_dir / "worker.log"
     started: list[tuple[subprocess.Popen[bytes], Any]] = []
     try:
-        started.append(_start(["web", "--port", str(port)], env, web_log))
-        started.append(_start(["worker", "--threads", "2"], env, worker_log))
-        _wait_healthy(f"{base_url}/healthz", started[0][0], web_log)
-        yield LiveServer(base_url=base_url, port=port, web_log=web_log, worker_log=worker_log)
+        started.append(start_oms(["web", "--port", str(port)], env, web_log))
+        started.append(start_oms(["worker", "--threads", "2"], env, worker_log))
+        wait_healthy(f"{base_url}/healthz", started[0][0], web_log)
+        yield LiveServer(base_url=base_url, port=port, web_log=web_log, worker_log=worker_log,
+                         clock_shift_file=clock_shift)
     finally:
         for process, log_file in started:
-            _stop(process)
+            stop_process(process)
             log_file.close()
+        clock_shift.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,8 @@ from factories import bearer, create_tenant, csrf_headers, login, mail_to, post_
 
 PARAM = re.compile(r"\{(\w+):(\w+)\}")
 SKIP_PREFIXES = ("/static", "/api/docs")
+# Company-wide event streams run for minutes; what they send is checked by the orders tests.
+STREAMS = {"/app/orders/live", "/app/fulfilments/live"}
 VOLATILE = {"sent_at", "attempts", "last_error", "last_used_at"}
 
 
@@ -72,10 +74,11 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
                          kwargs={"tenant_id": str(a.tenant_id), "message_id": str(uuid.uuid4())},
                          error="RuntimeError: alpha-failure-marker", retries=3)
     await add_inventory(client, a)
-    await add_rules_and_orders(client, a)
-    secrets = {"name": a.name, "email": a.email, "member": member_email, "key": a.api_key,
-               "failure": "alpha-failure-marker", "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT",
-               "rule": "ALPHA-SECRET-RULE", "order": "ALPHA-ORDER-1"}
+    hook_secret = await add_rules_and_orders(client, a)
+    secrets = {"hook_secret": hook_secret, "customer": "alpha-customer@example.test", "name": a.name,
+               "email": a.email, "member": member_email, "key": a.api_key, "failure": "alpha-failure-marker",
+               "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "rule": "ALPHA-SECRET-RULE",
+               "order": "ALPHA-ORDER-1", "hook": "alpha-hooks"}
     return a, secrets
 
 
@@ -108,13 +111,13 @@ async def add_inventory(client, a) -> None:
     assert applied.json()["stock_exceptions"] == 1
 
 
-async def add_rules_and_orders(client, a) -> None:
-    """A routing draft, a version in force and a scheduled one, and a captured order, for tenant A."""
+async def add_rules_and_orders(client, a) -> str:
+    """A routing draft, a version in force and a scheduled one, a routed order with its customer,
+    fulfilment and timeline, and a webhook endpoint with a delivery, for tenant A; returns the
+    endpoint's secret."""
     from datetime import timedelta
 
     from core import clock
-    from core.db import get_database
-    from orders.models import Order, OrderLine
     from rules.routing import new_rule
 
     key = bearer(a.api_key)
@@ -124,19 +127,29 @@ async def add_rules_and_orders(client, a) -> None:
     for body in ({}, {"effective_from": (clock.now() + timedelta(days=30)).isoformat()}):
         published = await client.post("/api/v1/rule-sets/routing/versions", headers=key, json=body)
         assert published.status_code == 201, published.text
-    async with get_database().transaction(tenant_id=a.tenant_id) as session:
-        order = Order(tenant_id=a.tenant_id, number="ALPHA-ORDER-1", channel="web", currency="EUR",
-                      total_minor=1999, delivery_mode="ship", ship_country="FR")
-        session.add(order)
-        await session.flush()
-        session.add(OrderLine(tenant_id=a.tenant_id, order_id=order.id, line_no=1, sku="ALPHA-SECRET-SKU",
-                              quantity=1, unit_price_minor=1999))
+    adjusted = await client.post("/api/v1/inventory/adjustments", headers=key,
+                                 json={"sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "quantity": 10})
+    assert adjusted.status_code == 201, adjusted.text
+    hook = await client.post("/api/v1/webhook-endpoints", headers=key, json={
+        "url": "http://127.0.0.1:9/alpha-hooks", "events": ["fulfilment.created"]})
+    assert hook.status_code == 201, hook.text
+    order = await client.post("/api/v1/orders", headers=key, json={
+        "channel": "web", "external_number": "ALPHA-ORDER-1", "currency": "EUR",
+        "lines": [{"sku": "ALPHA-SECRET-SKU", "quantity": 2, "unit_price_minor": 1999}],
+        "customer": {"email": "alpha-customer@example.test", "name": "Alpha Customer"},
+        "delivery": {"mode": "ship", "address": {"country": "FR", "latitude": 48.8, "longitude": 2.3}},
+        "total_minor": 3998})
+    assert order.status_code == 201, order.text
+    await run_outbox_inline(a.tenant_id)  # routes it: a fulfilment, and a webhook delivery waiting to go
+    routed = await client.get(f"/api/v1/orders/{order.json()['id']}", headers=key)
+    assert routed.json()["status"] == "routed", routed.json()
+    return hook.json()["secret"]
 
 
 def routes(app) -> list[tuple[str, str, Any]]:
     found = []
     for route in app.routes:
-        if not isinstance(route, HTTPRoute) or route.path.startswith(SKIP_PREFIXES):
+        if not isinstance(route, HTTPRoute) or route.path.startswith(SKIP_PREFIXES) or route.path in STREAMS:
             continue
         for method in sorted(route.route_handler_map):
             if method in ("HEAD", "OPTIONS"):

@@ -1,0 +1,151 @@
+"""Webhooks: a company's events POSTed to its endpoints, signed, retried with backoff.
+
+Domains call ``emit`` while they work; just before the transaction commits, the events
+become one delivery row per subscribed endpoint plus an outbox message, so an event is sent
+only if its transaction commits and is never lost if Redis is down.
+
+Each request carries ``OMS-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">``
+keyed with the endpoint's secret, and ``OMS-Event`` / ``OMS-Delivery`` headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import clock
+from core.broker import actor
+from core.db import PRE_COMMIT, get_database
+from core.ids import uuid7
+from core.models import WebhookDelivery, WebhookEndpoint
+from core.outbox import enqueue
+from core.settings import get_settings
+
+EVENTS = ("order.created", "order.routed", "order.on_hold", "order.backordered", "order.cancelled",
+          "order.shipped", "order.collected", "fulfilment.created", "fulfilment.shipped",
+          "fulfilment.ready_for_pickup", "fulfilment.collected", "fulfilment.rejected", "fulfilment.expired")
+MAX_ATTEMPTS = 8
+TIMEOUT_S = 10.0
+
+
+class Undeliverable(Exception):
+    """The endpoint answered with an error or could not be reached: Dramatiq retries with backoff."""
+
+
+def emit(session: AsyncSession, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]) -> None:
+    """Announce an event; it goes out only if the surrounding transaction commits."""
+    session.info.setdefault("webhook_events", []).append((tenant_id, event_type, data))
+
+
+async def _stage(session: AsyncSession) -> None:
+    pending: list[tuple[uuid.UUID, str, dict[str, Any]]] = session.info.pop("webhook_events", [])
+    if not pending:
+        return
+    endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = {}
+    for tenant_id, event_type, data in pending:
+        if tenant_id not in endpoints:
+            endpoints[tenant_id] = list(await session.scalars(select(WebhookEndpoint).where(
+                WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.active.is_(True))))
+        event_id = uuid7()
+        payload = {"id": str(event_id), "type": event_type, "created_at": clock.now().isoformat(), "data": data}
+        for endpoint in endpoints[tenant_id]:
+            if endpoint.events and event_type not in endpoint.events:
+                continue
+            delivery = WebhookDelivery(tenant_id=tenant_id, id=uuid7(), endpoint_id=endpoint.id, event_id=event_id,
+                                       event_type=event_type, payload=payload, status="pending", attempts=0)
+            session.add(delivery)
+            enqueue(session, deliver, tenant_id=tenant_id, delivery_id=str(delivery.id))
+    await session.flush()
+
+
+PRE_COMMIT.append(_stage)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(24)
+
+
+def check_url(url: str) -> str | None:
+    """Why this URL can't receive webhooks, or None. Addresses inside our own network are
+    refused (unless the platform allows them, for local development and tests)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "Give a full http(s) URL, such as https://example.com/oms-webhooks."
+    if get_settings().webhooks_allow_private:
+        return None
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except OSError:
+        return f"{parts.hostname} does not resolve."
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+            return f"{parts.hostname} is a private address: webhooks go to the public internet."
+    return None
+
+
+@actor("webhooks.deliver", queue="webhooks", max_retries=MAX_ATTEMPTS - 1, min_backoff_ms=5_000,
+       max_backoff_ms=3_600_000)
+async def deliver(tenant_id: str, delivery_id: str) -> None:
+    """POST one delivery. Delivered ones are not sent again; each attempt is recorded."""
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        delivery = await session.scalar(select(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant, WebhookDelivery.id == uuid.UUID(delivery_id)))
+        if delivery is None or delivery.status == "delivered":
+            return
+        endpoint = await session.scalar(select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant, WebhookEndpoint.id == delivery.endpoint_id))
+        if endpoint is None or not endpoint.active:
+            delivery.status, delivery.last_error = "failed", "endpoint removed or disabled"
+            return
+        url, secret, payload, event_type = endpoint.url, endpoint.secret, delivery.payload, delivery.event_type
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    status, error = None, None
+    problem = check_url(url)
+    if problem:
+        error = problem
+    else:
+        headers = {"Content-Type": "application/json", "User-Agent": "OMS-Webhooks/1",
+                   "OMS-Event": event_type, "OMS-Delivery": delivery_id,
+                   "OMS-Signature": sign(secret, int(time.time()), body)}
+        try:
+            async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+                response = await client.post(url, content=body, headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+    async with get_database().transaction(tenant_id=tenant) as session:
+        delivery = await session.scalar(select(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant, WebhookDelivery.id == uuid.UUID(delivery_id)).with_for_update())
+        if delivery is None or delivery.status == "delivered":
+            return
+        delivery.attempts += 1
+        delivery.last_attempt_at = clock.now()
+        delivery.last_status_code = status
+        delivery.last_error = error
+        if error is None:
+            delivery.status, delivery.delivered_at = "delivered", clock.now()
+            return
+        if delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = "failed"
+    raise Undeliverable(f"{event_type} to endpoint: {error}")

@@ -1,0 +1,217 @@
+"""Routing an order: the rules in force at the order's time decide, stock is reserved with the
+conditional update, and one fulfilment per shipping location is created, all in one
+transaction with the order row locked, so a second delivery of the message finds the order
+routed and does nothing.
+
+Only what is still unallocated is routed: after a location rejects its fulfilment, the same
+function routes those lines again without it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.ids import uuid7
+from orders import lifecycle, sourcing
+from orders.inventory import InsufficientStock, Line, reserve
+from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
+from rules import routing
+from rules import service as rules
+from rules.facts import LineFacts, Moment, OrderFacts, StockSnapshot
+from tenants.models import Tenant
+
+ATTEMPTS = 3  # stock can move between the snapshot and the reservation: decide again
+
+
+def open_quantity(line: OrderLine) -> int:
+    return line.quantity - line.qty_allocated - line.qty_cancelled
+
+
+async def _orders_before(session: AsyncSession, order: Order) -> int:
+    if order.customer_id is None:
+        return 0
+    return int(await session.scalar(select(func.count()).select_from(Order).where(
+        Order.tenant_id == order.tenant_id, Order.customer_id == order.customer_id,
+        Order.placed_at < order.placed_at)) or 0)
+
+
+async def _capacity_used(session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
+                         ) -> dict[str, int]:
+    """Fulfilments each location took on the order's local day (rejected and cancelled ones excluded)."""
+    zone = ZoneInfo(timezone)
+    local = at.astimezone(zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    rows = await session.execute(
+        select(Fulfilment.location_code, func.count()).where(
+            Fulfilment.tenant_id == tenant_id, Fulfilment.created_at >= start, Fulfilment.created_at < end,
+            Fulfilment.status.not_in(("rejected", "cancelled")))
+        .group_by(Fulfilment.location_code))
+    return {code: int(count) for code, count in rows}
+
+
+async def snapshot_for(session: AsyncSession, order: Order, skus: set[str], timezone: str) -> StockSnapshot:
+    """Active locations (less those that rejected this order) with stock as it stands now."""
+    available = await sourcing.available_now(session, order.tenant_id, skus)
+    per_location: dict[str, dict[str, int]] = defaultdict(dict)
+    for (code, sku), units in available.items():
+        per_location[code][sku] = max(0, units)
+    used = await _capacity_used(session, order.tenant_id, order.placed_at, timezone)
+    excluded = set(order.excluded_locations or ())
+    return StockSnapshot(tuple(
+        sourcing.location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))
+        for loc in await sourcing.active_locations(session, order.tenant_id) if loc.code not in excluded))
+
+
+def facts_of(order: Order, lines: list[tuple[OrderLine, int]], orders_before: int) -> OrderFacts:
+    return OrderFacts(
+        lines=tuple(LineFacts(line.sku, quantity, line.category, line.unit_price_minor) for line, quantity in lines),
+        reference=order.number, channel=order.channel, currency=order.currency, total_minor=order.total_minor,
+        # Ship-to-store is a pickup the rules may source from anywhere.
+        delivery_mode="ship" if order.delivery_mode == "ship" else "pickup",
+        country=order.ship_country, postcode=order.ship_postcode, latitude=order.ship_latitude,
+        longitude=order.ship_longitude, pickup_location=order.pickup_location_code,
+        customer_tags=frozenset(order.customer_tags or ()), customer_orders_count=orders_before,
+        placed_at=order.placed_at,
+    )
+
+
+async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID, *, actor: str = "router") -> str:
+    """Route what is open on the order, once; returns the order's status afterwards."""
+    order = await session.scalar(select(Order).where(Order.tenant_id == tenant_id, Order.id == order_id)
+                                 .with_for_update())
+    if order is None:
+        return "missing"
+    if order.status not in ("received", "backordered"):
+        return order.status  # routed already (a second delivery), on hold, or cancelled
+    order_lines = list(await session.scalars(select(OrderLine).where(
+        OrderLine.tenant_id == tenant_id, OrderLine.order_id == order_id).order_by(OrderLine.line_no)))
+    open_lines = [(line, open_quantity(line)) for line in order_lines if open_quantity(line) > 0]
+    if not open_lines:
+        await settle(session, order, actor=actor)
+        return order.status
+    version, compiled = await rules.routing_in_force(session, tenant_id, order.placed_at)
+    if version is None or compiled is None:
+        lifecycle.move_order(session, order, "on_hold", actor=actor,
+                             reason="No routing rules were in force when the order was placed: publish a "
+                                    "version under Rules, then release the order.")
+        return order.status
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None
+    facts = facts_of(order, open_lines, await _orders_before(session, order))
+    moment = Moment(order.placed_at, tenant.timezone)
+    skus = {line.sku for line, _ in open_lines}
+    decision: routing.Decision | None = None
+    for _ in range(ATTEMPTS):
+        snapshot = await snapshot_for(session, order, skus, tenant.timezone)
+        decision = routing.decide(compiled, facts, snapshot, moment)
+        if decision.outcome != "fulfil":
+            break
+        try:
+            async with session.begin_nested():
+                await _allocate(session, order, open_lines, decision, actor=actor)
+        except InsufficientStock:
+            decision = None
+            continue
+        break
+    order.routing_version = version.number
+    if decision is None:
+        lifecycle.move_order(session, order, "on_hold", actor=actor,
+                             reason="Stock kept changing while routing: try again.")
+        return order.status
+    order.routing = {"version": version.number, **decision.to_dict()}
+    if decision.outcome == "fulfil":
+        where = ", ".join(f"{s.location}" + (f" → {s.ship_to_store}" if s.ship_to_store else "")
+                          for s in decision.shipments)
+        lifecycle.move_order(session, order, "routed", actor=actor, reason=f"{decision.reason} (v{version.number}): "
+                             f"{where}", version=version.number, rule=decision.rule)
+    elif decision.outcome == "backorder":
+        lifecycle.move_order(session, order, "backordered", actor=actor,
+                             reason=f"{decision.reason} (v{version.number}): waiting for stock")
+    else:
+        lifecycle.move_order(session, order, "on_hold", actor=actor,
+                             reason=f"{decision.reason} (v{version.number}): for customer service to decide")
+    return order.status
+
+
+async def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],
+                    decision: routing.Decision, *, actor: str) -> None:
+    codes = {s.location for s in decision.shipments}
+    locations = {loc.code: loc for loc in await session.scalars(select(Location).where(
+        Location.tenant_id == order.tenant_id, Location.code.in_(codes)))}
+    count = int(await session.scalar(select(func.count()).select_from(Fulfilment).where(
+        Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id)) or 0)
+    for shipment in decision.shipments:
+        location = locations[shipment.location]
+        wanted = dict(shipment.lines)
+        reservations: list[Line] = []
+        count += 1
+        fulfilment = Fulfilment(
+            tenant_id=order.tenant_id, id=uuid7(), order_id=order.id,
+            number=f"{order.number}-{count}", location_id=location.id, location_code=location.code,
+            kind="pickup" if shipment.pickup else ("transfer" if shipment.ship_to_store else "ship"),
+            ship_to_store=shipment.ship_to_store, status="created")
+        session.add(fulfilment)
+        for line, _ in open_lines:
+            take = min(wanted.get(line.sku, 0), open_quantity(line))
+            if take <= 0 or line.product_id is None:
+                continue
+            wanted[line.sku] -= take
+            line.qty_allocated += take
+            session.add(FulfilmentLine(tenant_id=order.tenant_id, id=uuid7(), fulfilment_id=fulfilment.id,
+                                       order_line_id=line.id, sku=line.sku, product_id=line.product_id,
+                                       quantity=take))
+            reservations.append(Line(line.product_id, location.id, take))
+        await reserve(session, order.tenant_id, reservations, reference=f"order {order.number}", actor=actor)
+        lifecycle.record(session, order, "fulfilment.created", actor=actor, fulfilment=fulfilment,
+                         to_status="created", location=location.code,
+                         reason=_units(sum(r.quantity for r in reservations)) + f" from {location.code}")
+        lifecycle.announce(session, order, "fulfilment.created", fulfilment=fulfilment)
+    await session.flush()
+
+
+def _units(count: int) -> str:
+    return f"{count} unit{'s' if count != 1 else ''}"
+
+
+async def settle(session: AsyncSession, order: Order, *, actor: str) -> None:
+    """Bring the order's status in line with its lines and fulfilments."""
+    lines = list(await session.scalars(select(OrderLine).where(
+        OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id)))
+    fulfilments = list(await session.scalars(select(Fulfilment).where(
+        Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id)))
+    target = derived_status(order, lines, fulfilments)
+    if target is not None and target != order.status:
+        lifecycle.move_order(session, order, target, actor=actor)
+
+
+def derived_status(order: Order, lines: list[OrderLine], fulfilments: list[Fulfilment]) -> str | None:
+    if all(line.qty_cancelled >= line.quantity for line in lines):
+        return "cancelled"
+    live = [f for f in fulfilments if f.status not in ("rejected", "cancelled", "expired")]
+    unallocated = any(open_quantity(line) > 0 for line in lines)
+    if unallocated:
+        return None  # routing decides (received, backordered, on hold)
+    if not live:
+        return None
+    states = {f.status for f in live}
+    if order.delivery_mode != "ship":
+        pickups = [f for f in live if f.kind in ("pickup", "transfer")]
+        if pickups and all(f.status == "collected" for f in pickups):
+            return "collected"
+        if pickups and all(f.status in ("ready_for_pickup", "collected") for f in pickups):
+            return "ready_for_pickup"
+        return "routed"
+    if states <= {"delivered"}:
+        return "delivered"
+    if states <= {"shipped", "delivered"}:
+        return "shipped"
+    if states & {"shipped", "delivered"}:
+        return "partially_shipped"
+    return "routed"

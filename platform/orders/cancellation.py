@@ -1,0 +1,105 @@
+"""Cancelling an order or some of its units, until they ship: reservations are released, what
+was captured for them is refunded, and the timeline says who and why."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal
+from core.problems import ProblemError, invalid, not_found
+from orders import allocation, lifecycle, notifications, payments
+from orders.inventory import Line, release
+from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
+
+
+def cancellable(line: OrderLine) -> int:
+    return line.quantity - line.qty_cancelled - line.qty_shipped
+
+
+async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUID, *,
+                 lines: list[tuple[int, int]] | None = None, reason: str = "", notify: bool = True) -> Order:
+    """Cancel the given (line number, quantity) pairs, or every unit not shipped yet."""
+    order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order_id)
+                                 .with_for_update())
+    if order is None:
+        raise not_found("Order")
+    if order.status in ("cancelled", "closed"):
+        raise ProblemError(409, "Too late", f"Order {order.number} is already {order.status}.")
+    order_lines = {line.line_no: line for line in await session.scalars(select(OrderLine).where(
+        OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id))}
+    wanted = _requested(order, order_lines, lines)
+    fulfilments = {f.id: f for f in await session.scalars(select(Fulfilment).where(
+        Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id,
+        Fulfilment.status.in_(lifecycle.HOLDING)))}
+    held = list(await session.scalars(select(FulfilmentLine).where(
+        FulfilmentLine.tenant_id == order.tenant_id, FulfilmentLine.fulfilment_id.in_(list(fulfilments)),
+        FulfilmentLine.quantity > 0))) if fulfilments else []
+    value = 0
+    for line_no, quantity in wanted.items():
+        line = order_lines[line_no]
+        value += _value(line, quantity)
+        take_open = min(allocation.open_quantity(line), quantity)
+        remaining = quantity - take_open
+        for held_line in [h for h in held if h.order_line_id == line.id]:
+            if remaining <= 0:
+                break
+            take = min(held_line.quantity, remaining)
+            fulfilment = fulfilments[held_line.fulfilment_id]
+            await release(session, order.tenant_id, [Line(held_line.product_id, fulfilment.location_id, take)],
+                          reference=f"order {order.number}", actor=principal.label, reason="cancelled")
+            held_line.quantity -= take
+            line.qty_allocated -= take
+            remaining -= take
+        line.qty_cancelled += quantity
+    await session.flush()
+    for fulfilment in fulfilments.values():
+        if not any(h.quantity > 0 for h in held if h.fulfilment_id == fulfilment.id):
+            lifecycle.move_fulfilment(session, order, fulfilment, "cancelled", actor=principal.label,
+                                      reason=reason or "order cancelled")
+    everything = all(cancellable(line) == 0 and line.qty_shipped == 0 for line in order_lines.values())
+    lifecycle.record(session, order, "order.lines_cancelled", actor=principal.label, reason=reason or None,
+                     lines={str(k): v for k, v in wanted.items()})
+    refund_due = order.captured_minor if everything else value
+    await payments.refund(session, order, refund_due, actor=principal.label, reason=reason or "cancelled")
+    if everything:
+        lifecycle.move_order(session, order, "cancelled", actor=principal.label, reason=reason or None)
+        if notify:
+            await notifications.tell_customer(session, order, "cancelled")
+    else:
+        await allocation.settle(session, order, actor=principal.label)
+    return order
+
+
+def _requested(order: Order, order_lines: dict[int, OrderLine],
+               lines: list[tuple[int, int]] | None) -> dict[int, int]:
+    if lines is None:
+        wanted = {no: cancellable(line) for no, line in order_lines.items() if cancellable(line) > 0}
+        if not wanted:
+            raise ProblemError(409, "Too late", f"Everything on order {order.number} has shipped: open a return "
+                                                f"instead.")
+        return wanted
+    errors: dict[str, str] = {}
+    wanted = {}
+    for i, (line_no, quantity) in enumerate(lines):
+        line = order_lines.get(line_no)
+        if line is None:
+            errors[f"lines[{i}].line_no"] = f"Order {order.number} has no line {line_no}."
+        elif quantity <= 0:
+            errors[f"lines[{i}].quantity"] = f"Line {line_no}: cancel at least one unit."
+        elif quantity + wanted.get(line_no, 0) > cancellable(line):
+            shipped = f", {line.qty_shipped} shipped" if line.qty_shipped else ""
+            errors[f"lines[{i}].quantity"] = (f"Line {line_no}: only {cancellable(line)} of {line.quantity} can still "
+                                              f"be cancelled ({line.qty_cancelled} cancelled{shipped}).")
+        else:
+            wanted[line_no] = wanted.get(line_no, 0) + quantity
+    if errors:
+        raise invalid(errors, detail=next(iter(errors.values())))
+    return wanted
+
+
+def _value(line: OrderLine, quantity: int) -> int:
+    """What ``quantity`` units of the line cost the customer, its discount shared per unit."""
+    return line.unit_price_minor * quantity - (line.discount_minor * quantity) // line.quantity

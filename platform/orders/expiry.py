@@ -1,0 +1,73 @@
+"""Pickups nobody collected: after the pickup window the units go back on the shelf, the
+customer's money back, and the customer is told."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import clock
+from orders import allocation, lifecycle, notifications, payments
+from orders.fulfilment import lines_of
+from orders.inventory import Line, adjust, release
+from orders.models import Fulfilment, Location, Order, OrderLine
+
+ACTOR = "pickup expiry"
+
+
+async def due(session: AsyncSession, tenant_id: uuid.UUID, limit: int = 200) -> list[uuid.UUID]:
+    return list(await session.scalars(select(Fulfilment.id).where(
+        Fulfilment.tenant_id == tenant_id, Fulfilment.status == "ready_for_pickup",
+        Fulfilment.pickup_expires_at < clock.now()).order_by(Fulfilment.pickup_expires_at).limit(limit)))
+
+
+async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uuid.UUID) -> bool:
+    """Expire one uncollected pickup; False when it was collected (or expired) meanwhile."""
+    fulfilment = await session.scalar(select(Fulfilment).where(Fulfilment.tenant_id == tenant_id,
+                                                               Fulfilment.id == fulfilment_id))
+    if fulfilment is None:
+        return False
+    order = await session.scalar(select(Order).where(Order.tenant_id == tenant_id, Order.id == fulfilment.order_id)
+                                 .with_for_update())
+    assert order is not None
+    await session.refresh(fulfilment, with_for_update=True)
+    if fulfilment.status != "ready_for_pickup" or fulfilment.pickup_expires_at is None \
+            or fulfilment.pickup_expires_at >= clock.now():
+        return False
+    lifecycle.move_fulfilment(session, order, fulfilment, "expired", actor=ACTOR,
+                              reason=f"not collected by {fulfilment.pickup_expires_at:%Y-%m-%d %H:%M} UTC")
+    lines = await lines_of(session, fulfilment)
+    reference = f"order {order.number}"
+    if fulfilment.kind == "pickup":  # still reserved on the store's shelf
+        await release(session, tenant_id, [Line(line.product_id, fulfilment.location_id, line.quantity)
+                                           for line in lines], reference=reference, actor=ACTOR, reason="expired")
+    else:  # a transfer: the units left the warehouse and now sit at the pickup store
+        store = await session.scalar(select(Location).where(Location.tenant_id == tenant_id,
+                                                            Location.code == fulfilment.ship_to_store))
+        if store is not None:
+            for line in lines:
+                await adjust(session, tenant_id, Line(line.product_id, store.id, line.quantity), reason="restock",
+                             actor=ACTOR, reference=reference)
+    by_id = {line.order_line_id: line.quantity for line in lines}
+    value = 0
+    for order_line in await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
+                                                                    OrderLine.id.in_(list(by_id)))):
+        quantity = by_id[order_line.id]
+        if fulfilment.kind != "pickup":
+            order_line.qty_shipped -= quantity
+        order_line.qty_allocated -= quantity
+        order_line.qty_cancelled += quantity
+        value += order_line.unit_price_minor * quantity - (order_line.discount_minor * quantity) // order_line.quantity
+    await session.flush()
+    everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
+        select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))
+    await payments.refund(session, order, order.captured_minor if everything else value, actor=ACTOR,
+                          reason="pickup not collected")
+    if everything:
+        lifecycle.move_order(session, order, "cancelled", actor=ACTOR, reason="pickup not collected in time")
+        await notifications.tell_customer(session, order, "pickup_expired")
+    else:
+        await allocation.settle(session, order, actor=ACTOR)
+    return True

@@ -1,0 +1,149 @@
+"""Reading orders: the list (keyset-paged, newest first, so page 1,000 costs what page 1 does)
+and one order with its lines, fulfilments and timeline."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, exists, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal
+from core.problems import invalid, not_found
+from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
+
+
+@dataclass
+class OrderFilters:
+    status: str = ""
+    channel: str = ""
+    location: str = ""
+    delivery_mode: str = ""
+    day_from: date | None = None  # in the company's time zone, inclusive
+    day_to: date | None = None
+    q: str = ""  # an order number (ours or the channel's) or a customer's email
+
+
+def encode_cursor(order: Order) -> str:
+    raw = f"{order.placed_at.isoformat()}|{order.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        placed, order_id = raw.split("|")
+        return datetime.fromisoformat(placed), uuid.UUID(order_id)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid({"after": "This page link is not valid: start again from the first page."}) from None
+
+
+def _filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
+    stmt = select(Order).where(Order.tenant_id == principal.tenant_id)
+    if filters.status:
+        stmt = stmt.where(Order.status == filters.status)
+    if filters.channel:
+        stmt = stmt.where(Order.channel == filters.channel)
+    if filters.delivery_mode:
+        stmt = stmt.where(Order.delivery_mode == filters.delivery_mode)
+    if filters.location:
+        stmt = stmt.where(exists().where(Fulfilment.tenant_id == Order.tenant_id, Fulfilment.order_id == Order.id,
+                                         Fulfilment.location_code == filters.location))
+    zone = ZoneInfo(principal.timezone)
+    if filters.day_from:
+        stmt = stmt.where(Order.placed_at >= datetime.combine(filters.day_from, time(), zone))
+    if filters.day_to:
+        stmt = stmt.where(Order.placed_at < datetime.combine(filters.day_to + timedelta(days=1), time(), zone))
+    q = filters.q.strip()
+    if q:
+        stmt = stmt.where(or_(Order.number == q.upper(), Order.external_number == q,
+                              func.lower(Order.customer_email) == q.lower()))
+    return stmt
+
+
+async def list_orders(session: AsyncSession, principal: Principal, filters: OrderFilters, *,
+                      after: str | None = None, limit: int = 50) -> tuple[list[Order], str | None]:
+    """A page of orders, newest first, and the cursor of the next page (None on the last)."""
+    stmt = _filtered(principal, filters)
+    if after:
+        placed, order_id = decode_cursor(after)
+        stmt = stmt.where(tuple_(Order.placed_at, Order.id) < tuple_(placed, order_id))
+    rows = list(await session.scalars(stmt.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+@dataclass
+class OrderDetail:
+    order: Order
+    lines: list[OrderLine]
+    fulfilments: list[tuple[Fulfilment, list[FulfilmentLine]]]
+    events: list[OrderEvent]
+
+
+async def get_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Order:
+    order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order_id))
+    if order is None:
+        raise not_found("Order")
+    return order
+
+
+async def order_detail(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderDetail:
+    order = await get_order(session, principal, order_id)
+    lines = list(await session.scalars(select(OrderLine).where(
+        OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
+    fulfilments = list(await session.scalars(select(Fulfilment).where(
+        Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id).order_by(Fulfilment.created_at)))
+    by_fulfilment: dict[uuid.UUID, list[FulfilmentLine]] = {f.id: [] for f in fulfilments}
+    if fulfilments:
+        for line in await session.scalars(select(FulfilmentLine).where(
+                FulfilmentLine.tenant_id == order.tenant_id, FulfilmentLine.fulfilment_id.in_(list(by_fulfilment)))):
+            by_fulfilment[line.fulfilment_id].append(line)
+    events = list(await session.scalars(select(OrderEvent).where(
+        OrderEvent.tenant_id == order.tenant_id, OrderEvent.order_id == order.id).order_by(OrderEvent.id)))
+    return OrderDetail(order, lines, [(f, by_fulfilment[f.id]) for f in fulfilments], events)
+
+
+async def events_after(session: AsyncSession, principal: Principal, order_id: uuid.UUID,
+                       after: uuid.UUID | None) -> list[OrderEvent]:
+    stmt = select(OrderEvent).where(OrderEvent.tenant_id == principal.tenant_id, OrderEvent.order_id == order_id)
+    if after is not None:
+        stmt = stmt.where(OrderEvent.id > after)
+    return list(await session.scalars(stmt.order_by(OrderEvent.id)))
+
+
+async def queue(session: AsyncSession, principal: Principal, location: str, *, open_only: bool = True,
+                ) -> list[tuple[Fulfilment, Order, list[FulfilmentLine]]]:
+    """A location's fulfilments, oldest first: what the store or warehouse has to do."""
+    stmt = (select(Fulfilment, Order)
+            .join(Order, and_(Order.tenant_id == Fulfilment.tenant_id, Order.id == Fulfilment.order_id))
+            .where(Fulfilment.tenant_id == principal.tenant_id, Fulfilment.location_code == location))
+    if open_only:
+        stmt = stmt.where(Fulfilment.status.in_(("created", "accepted", "picking", "packed", "ready_for_pickup")))
+    rows = (await session.execute(stmt.order_by(Fulfilment.created_at).limit(200))).all()
+    ids = [f.id for f, _ in rows]
+    lines: dict[uuid.UUID, list[FulfilmentLine]] = {i: [] for i in ids}
+    if ids:
+        for line in await session.scalars(select(FulfilmentLine).where(
+                FulfilmentLine.tenant_id == principal.tenant_id, FulfilmentLine.fulfilment_id.in_(ids),
+                FulfilmentLine.quantity > 0)):
+            lines[line.fulfilment_id].append(line)
+    return [(f, o, lines[f.id]) for f, o in rows]
+
+
+async def change_mark(session: AsyncSession, principal: Principal, order_id: uuid.UUID | None = None,
+                      ) -> tuple[int, datetime | None]:
+    """Something that changes whenever the order (or, without one, any order of the company)
+    gets a timeline entry: live pages refresh when it does."""
+    stmt = select(func.count(), func.max(OrderEvent.created_at)).where(OrderEvent.tenant_id == principal.tenant_id)
+    if order_id is not None:
+        stmt = stmt.where(OrderEvent.order_id == order_id)
+    else:  # commits land within seconds of their entries' times: a recent window is enough
+        stmt = stmt.where(OrderEvent.created_at > func.now() - timedelta(minutes=10))
+    count, newest = (await session.execute(stmt)).one()
+    return int(count), newest

@@ -1,0 +1,62 @@
+"""Running `oms` commands as subprocesses for end-to-end tests and benchmarks: each in its own
+process group (the worker forks), stopped group and all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HEALTH_TIMEOUT = 30.0
+
+
+def start_oms(args: list[str], env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    log_file = log_path.open("wb")
+    # Own session (process group): the worker forks; teardown signals the whole group it leads.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env,
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    return process, log_file
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def wait_healthy(url: str, web: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"web server exited with {web.returncode} before answering:\n"
+                               + log_path.read_text(errors="replace")[-4000:])
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+                last_error = f"status {response.status}"
+        except (OSError, urllib.error.URLError) as exc:
+            last_error = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {HEALTH_TIMEOUT:.0f}s ({last_error}):\n"
+                       + log_path.read_text(errors="replace")[-4000:])
