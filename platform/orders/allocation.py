@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import clock
 from core.ids import uuid7
 from orders import lifecycle, sourcing
 from orders.inventory import InsufficientStock, Line, reserve
@@ -97,6 +98,8 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
         await settle(session, order, actor=actor)
         return order.status
     version, compiled = await rules.routing_in_force(session, tenant_id, order.placed_at)
+    if version is None:  # nothing was published yet when it was placed: today's rules decide
+        version, compiled = await rules.routing_in_force(session, tenant_id, clock.now())
     if version is None or compiled is None:
         lifecycle.move_order(session, order, "on_hold", actor=actor,
                              reason="No routing rules were in force when the order was placed: publish a "
@@ -131,6 +134,7 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
                           for s in decision.shipments)
         lifecycle.move_order(session, order, "routed", actor=actor, reason=f"{decision.reason} (v{version.number}): "
                              f"{where}", version=version.number, rule=decision.rule)
+        await settle(session, order, actor=actor)  # a part may have shipped before a re-route
     elif decision.outcome == "backorder":
         lifecycle.move_order(session, order, "backordered", actor=actor,
                              reason=f"{decision.reason} (v{version.number}): waiting for stock")

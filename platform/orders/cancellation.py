@@ -40,7 +40,7 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     value = 0
     for line_no, quantity in wanted.items():
         line = order_lines[line_no]
-        value += _value(line, quantity)
+        value += payments.value_of(line, quantity)
         take_open = min(allocation.open_quantity(line), quantity)
         remaining = quantity - take_open
         for held_line in [h for h in held if h.order_line_id == line.id]:
@@ -98,8 +98,3 @@ def _requested(order: Order, order_lines: dict[int, OrderLine],
     if errors:
         raise invalid(errors, detail=next(iter(errors.values())))
     return wanted
-
-
-def _value(line: OrderLine, quantity: int) -> int:
-    """What ``quantity`` units of the line cost the customer, its discount shared per unit."""
-    return line.unit_price_minor * quantity - (line.discount_minor * quantity) // line.quantity

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pycountry
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,8 +96,12 @@ async def _check_delivery(session: AsyncSession, principal: Principal, data: Ord
         errors["delivery.mode"] = f"Unknown delivery mode {mode!r}: use ship, pickup or ship_to_store."
         return None
     if mode == "ship":
-        if data.delivery.address is None:
+        address = data.delivery.address
+        if address is None:
             errors["delivery.address"] = "Home delivery needs an address with at least its country."
+        elif pycountry.countries.get(alpha_2=address.country.strip().upper()) is None:
+            errors["delivery.address.country"] = (f"Unknown country {address.country.strip()!r}: use a two-letter "
+                                                  f"ISO code such as FR.")
         return None
     code = data.delivery.pickup_location
     if not code:

@@ -59,7 +59,7 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
             order_line.qty_shipped -= quantity
         order_line.qty_allocated -= quantity
         order_line.qty_cancelled += quantity
-        value += order_line.unit_price_minor * quantity - (order_line.discount_minor * quantity) // order_line.quantity
+        value += payments.value_of(order_line, quantity)
     await session.flush()
     everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
         select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))

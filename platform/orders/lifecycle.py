@@ -35,7 +35,7 @@ FULFILMENT_MOVES: dict[str, frozenset[str]] = {
     "picking": frozenset({"packed", "rejected", "cancelled"}),
     "packed": frozenset({"shipped", "ready_for_pickup", "rejected", "cancelled"}),
     "shipped": frozenset({"delivered", "ready_for_pickup"}),  # a transfer arrives at its pickup store
-    "ready_for_pickup": frozenset({"collected", "expired"}),
+    "ready_for_pickup": frozenset({"collected", "expired", "cancelled"}),
     "collected": frozenset(),
     "delivered": frozenset(),
     "rejected": frozenset(),

@@ -352,7 +352,7 @@ def _order_from_form(values: dict[str, str], principal: Principal) -> OrderIn:
                     "authorized_minor": total} if values.get("paid") == "on" else None,
     }
     if mode == "ship":
-        address: dict[str, Any] = {"country": (values.get("country", "") or "  ")[:2].upper()}
+        address: dict[str, Any] = {"country": values.get("country", "").strip().upper()[:2] or "--"}
         for name in ("name", "line1", "city", "postcode"):
             address[name] = values.get(name, "").strip()
         for name in ("latitude", "longitude"):
