@@ -27,7 +27,14 @@ DEFAULT_QUEUE = "default"
 
 
 def build_broker(url: str, namespace: str) -> RedisBroker:
-    broker = RedisBroker(url=url, namespace=namespace, heartbeat_timeout=30_000)  # type: ignore[no-untyped-call]
+    # A worker that dies (killed, machine lost) leaves its messages unacknowledged; after the
+    # heartbeat timeout, queue maintenance by the remaining workers puts them back. The crash
+    # test shortens both so that it doesn't wait half a minute.
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=url, namespace=namespace,
+        heartbeat_timeout=int(os.environ.get("BROKER_HEARTBEAT_TIMEOUT_MS", "30000")),
+        maintenance_chance=int(os.environ.get("BROKER_MAINTENANCE_CHANCE", "1000")),
+    )
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
     # "after" hooks run in reverse order: placed before Retries, this one runs after it and

@@ -15,15 +15,33 @@ from core.db import before_commit, get_database
 _background: set[asyncio.Task[Any]] = set()
 
 
+_relay: dict[str, Any] = {"task": None, "again": False}
+
+
 def kick_relay() -> None:
     """Relay right after a commit that wrote outbox rows, so work starts within milliseconds;
-    the scheduler's sweep catches anything this misses."""
+    the scheduler's sweep catches anything this misses. Kicks that arrive while a relay runs
+    make it go round once more instead of starting another: under load, one relay sends
+    the messages of many requests in a batch."""
+    task: asyncio.Task[Any] | None = _relay["task"]
+    if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+        _relay["again"] = True
+        return
+    task = asyncio.create_task(_relay_until_quiet())
+    _relay["task"] = task
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _relay_until_quiet() -> None:
     from core.broker import broker
     from core.outbox import relay_all
 
-    task = asyncio.create_task(relay_all(get_database(), broker))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    while True:
+        _relay["again"] = False
+        await relay_all(get_database(), broker)
+        if not _relay["again"]:
+            return
 
 
 async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:

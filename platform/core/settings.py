@@ -63,6 +63,7 @@ class Settings:
     log_json: bool = True
     log_level: str = "INFO"
     webhooks_allow_private: bool = False  # let webhooks reach private addresses (local development, tests)
+    stripe_api_base: str | None = None  # a local fake Stripe in development and tests; None: Stripe itself
 
     @property
     def owner_url(self) -> URL:
@@ -98,6 +99,7 @@ def load() -> Settings:
         log_json=_flag("LOG_JSON", True),
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
         webhooks_allow_private=_flag("WEBHOOKS_ALLOW_PRIVATE", False),
+        stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
     )
 
 

@@ -42,16 +42,17 @@ async def _orders_before(session: AsyncSession, order: Order) -> int:
         Order.placed_at < order.placed_at)) or 0)
 
 
-async def _capacity_used(session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
-                         ) -> dict[str, int]:
-    """Fulfilments each location took on the order's local day (rejected and cancelled ones excluded)."""
-    zone = ZoneInfo(timezone)
-    local = at.astimezone(zone)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    end = start + timedelta(days=1)
+async def _capacity_used(session: AsyncSession, tenant_id: uuid.UUID, codes: list[str], at: datetime,
+                         timezone: str) -> dict[str, int]:
+    """Fulfilments each of these locations took on the order's local day (rejected and cancelled
+    ones excluded)."""
+    if not codes:
+        return {}
+    start = at.astimezone(ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = await session.execute(
         select(Fulfilment.location_code, func.count()).where(
-            Fulfilment.tenant_id == tenant_id, Fulfilment.created_at >= start, Fulfilment.created_at < end,
+            Fulfilment.tenant_id == tenant_id, Fulfilment.location_code.in_(codes),
+            Fulfilment.created_at >= start, Fulfilment.created_at < start + timedelta(days=1),
             Fulfilment.status.not_in(("rejected", "cancelled")))
         .group_by(Fulfilment.location_code))
     return {code: int(count) for code, count in rows}
@@ -63,11 +64,12 @@ async def snapshot_for(session: AsyncSession, order: Order, skus: set[str], time
     per_location: dict[str, dict[str, int]] = defaultdict(dict)
     for (code, sku), units in available.items():
         per_location[code][sku] = max(0, units)
-    used = await _capacity_used(session, order.tenant_id, order.placed_at, timezone)
     excluded = set(order.excluded_locations or ())
-    return StockSnapshot(tuple(
-        sourcing.location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))
-        for loc in await sourcing.active_locations(session, order.tenant_id) if loc.code not in excluded))
+    locations = [loc for loc in await sourcing.active_locations(session, order.tenant_id) if loc.code not in excluded]
+    used = await _capacity_used(session, order.tenant_id, [loc.code for loc in locations if loc.daily_capacity],
+                                order.placed_at, timezone)
+    return StockSnapshot(tuple(sourcing.location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))
+                               for loc in locations))
 
 
 def facts_of(order: Order, lines: list[tuple[OrderLine, int]], orders_before: int) -> OrderFacts:
@@ -107,7 +109,9 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
         return order.status
     tenant = await session.get(Tenant, tenant_id)
     assert tenant is not None
-    facts = facts_of(order, open_lines, await _orders_before(session, order))
+    # Counting the customer's earlier orders costs a query: only when a rule asks for it.
+    orders_before = await _orders_before(session, order) if "customer.orders_count" in compiled.fields else 0
+    facts = facts_of(order, open_lines, orders_before)
     moment = Moment(order.placed_at, tenant.timezone)
     skus = {line.sku for line, _ in open_lines}
     decision: routing.Decision | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
 import pycountry
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import invalid
 from marketing.customers import find_or_create
-from orders import lifecycle, notifications
+from orders import lifecycle, notifications, payments
 from orders.models import Location, Order, OrderLine, Product
 from orders.schemas import OrderIn
 from rules.fields import CHANNELS
@@ -80,6 +81,8 @@ async def check(session: AsyncSession, principal: Principal, data: OrderIn) -> t
                                                   f"less than the total {data.total_minor}.")
         if data.payment.provider == "stripe" and not data.payment.reference:
             errors["payment.reference"] = "A Stripe payment needs its PaymentIntent id as the reference."
+        elif data.payment.provider == "stripe" and not await payments.stripe_key(session, principal.tenant_id):
+            errors["payment.provider"] = "Stripe payments need your Stripe account: see Settings → Payments."
     if "@" not in data.customer.email:
         errors["customer.email"] = f"{data.customer.email!r} is not an email address."
     if data.placed_at is not None and data.placed_at.tzinfo is None:
@@ -126,13 +129,19 @@ async def existing(session: AsyncSession, tenant_id: uuid.UUID, channel: str, ex
     return found
 
 
-async def capture(session: AsyncSession, principal: Principal, data: OrderIn) -> tuple[Order, bool]:
-    """The order stored and its routing queued: (order, True); or the one already stored
-    under this channel's order number: (order, False). Refuses with every problem listed."""
+class Captured(NamedTuple):
+    order: Order
+    created: bool  # False: the channel sent an order it had sent before; this is the stored one
+    lines: list[OrderLine]  # a new order's lines (empty for a resend)
+
+
+async def capture(session: AsyncSession, principal: Principal, data: OrderIn) -> Captured:
+    """The order stored and its routing queued; or the one already stored under this channel's
+    order number. Refuses with every problem listed."""
     if data.external_number and data.channel in CHANNELS:
         found = await existing(session, principal.tenant_id, data.channel, data.external_number)
         if found is not None:
-            return found, False
+            return Captured(found, False, [])
     errors, products, store = await check(session, principal, data)
     if errors:
         raise invalid(errors, detail=f"The order was not accepted: {len(errors)} problem"
@@ -170,15 +179,16 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
         if data.external_number:
             found = await existing(session, principal.tenant_id, data.channel, data.external_number)
             if found is not None:
-                return found, False
+                return Captured(found, False, [])
         raise
-    session.add_all([
+    lines = [
         OrderLine(tenant_id=principal.tenant_id, id=uuid7(), order_id=order_id, line_no=i + 1, sku=line.sku,
                   product_id=products[line.sku].id, name=products[line.sku].name,
                   category=products[line.sku].category, quantity=line.quantity,
                   unit_price_minor=line.unit_price_minor, discount_minor=line.discount_minor)
         for i, line in enumerate(data.lines)
-    ])
+    ]
+    session.add_all(lines)
     lifecycle.record(session, order, "order.received", actor=principal.label, to_status="received",
                      reason=f"{data.channel} order" + (f" {data.external_number}" if data.external_number else ""))
     lifecycle.announce(session, order, "order.created")
@@ -186,4 +196,4 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
 
     enqueue(session, route_order, tenant_id=principal.tenant_id, order_id=str(order_id))
     await notifications.tell_customer(session, order, "confirmation")
-    return order, True
+    return Captured(order, True, lines)

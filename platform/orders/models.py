@@ -179,6 +179,9 @@ class Order(TenantScoped, Base):
         Index("ix_orders_status_placed", "tenant_id", "status", "placed_at", "id"),
         Index("ix_orders_channel_placed", "tenant_id", "channel", "placed_at", "id"),
         Index("ix_orders_customer_email", "tenant_id", text("lower(customer_email)")),
+        Index("ix_orders_customer_placed", "tenant_id", "customer_id", "placed_at"),
+        Index("ix_orders_payment_attention", "tenant_id", "payment_status", "placed_at",
+              postgresql_where=text("payment_status IN ('capture_failed', 'capture_pending')")),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
     )
 
@@ -256,6 +259,7 @@ class Fulfilment(TenantScoped, Base):
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
         Index("ix_fulfilments_order", "tenant_id", "order_id"),
         Index("ix_fulfilments_queue", "tenant_id", "location_code", "status", "created_at"),
+        Index("ix_fulfilments_location_day", "tenant_id", "location_code", "created_at"),
     )
 
     order_id: Mapped[uuid.UUID]
@@ -307,3 +311,15 @@ class OrderEvent(TenantScoped, Base):
     reason: Mapped[str | None] = mapped_column(String(1000))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentAccount(TenantScoped, Base):
+    """The company's own account at a payment provider (its Stripe secret key)."""
+
+    __tablename__ = "payment_accounts"
+    __table_args__ = (UniqueConstraint("tenant_id", "provider"),)
+
+    provider: Mapped[str] = mapped_column(String(20))  # stripe
+    secret_key: Mapped[str] = mapped_column(String(300))  # never logged; shown masked
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")

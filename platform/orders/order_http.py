@@ -101,7 +101,7 @@ def summary_out(order: Order) -> OrderSummaryOut:
 
 
 def _filters(status: str, channel: str, location: str, delivery_mode: str, day_from: str, day_to: str,
-             q: str) -> queries.OrderFilters:
+             q: str, payment_status: str = "") -> queries.OrderFilters:
     errors: dict[str, str] = {}
     days: list[date | None] = []
     for name, value in (("from", day_from), ("to", day_to)):
@@ -115,7 +115,7 @@ def _filters(status: str, channel: str, location: str, delivery_mode: str, day_f
     if errors:
         raise invalid(errors)
     return queries.OrderFilters(status=status, channel=channel, location=location, delivery_mode=delivery_mode,
-                                day_from=days[0], day_to=days[1], q=q)
+                                day_from=days[0], day_to=days[1], q=q, payment_status=payment_status)
 
 
 async def _release(db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Order:
@@ -142,17 +142,20 @@ class OrdersApiController(Controller):
     async def create_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                            data: OrderIn) -> Response[Any]:
         async def create() -> WithStatus:
-            order, created = await capture.capture(db, principal, data)
+            order, created, lines = await capture.capture(db, principal, data)
             await db.flush()
-            detail = await queries.order_detail(db, principal, order.id)
+            # A new order has no fulfilment yet: what capture stored is the whole answer.
+            detail = queries.OrderDetail(order, lines, [], []) if created else \
+                await queries.order_detail(db, principal, order.id)
             return WithStatus(order_out(detail, with_events=False), 201 if created else 200)
         return await idempotent_create(request, db, principal, create)
 
     @get("/orders", summary="Orders, newest first (keyset pages: pass next_cursor as after)")
     async def list_orders(self, db: AsyncSession, principal: Principal, status: str = "", channel: str = "",
                           location: str = "", delivery_mode: str = "", day_from: str = "", day_to: str = "",
-                          q: str = "", after: str | None = None, limit: int = 50) -> OrderPage:
-        filters = _filters(status, channel, location, delivery_mode, day_from, day_to, q)
+                          q: str = "", payment_status: str = "", after: str | None = None,
+                          limit: int = 50) -> OrderPage:
+        filters = _filters(status, channel, location, delivery_mode, day_from, day_to, q, payment_status)
         orders, cursor = await queries.list_orders(db, principal, filters, after=after, limit=max(1, min(limit, 200)))
         return OrderPage(orders=[summary_out(o) for o in orders], next_cursor=cursor)
 
@@ -219,9 +222,9 @@ class OrdersPagesController(Controller):
     @get("/orders")
     async def orders_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                           status: str = "", channel: str = "", location: str = "", delivery_mode: str = "",
-                          day_from: str = "", day_to: str = "", q: str = "", after: str | None = None,
-                          ) -> Template:
-        filters = _filters(status, channel, location, delivery_mode, day_from, day_to, q)
+                          day_from: str = "", day_to: str = "", q: str = "", payment_status: str = "",
+                          after: str | None = None) -> Template:
+        filters = _filters(status, channel, location, delivery_mode, day_from, day_to, q, payment_status)
         orders, cursor = await queries.list_orders(db, principal, filters, after=after)
         template = "orders/_rows.html" if request.headers.get("HX-Request") == "true" and \
             request.headers.get("HX-Target") == "order-rows" else "orders/list.html"
@@ -246,7 +249,7 @@ class OrdersPagesController(Controller):
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             data = _order_from_form(values, principal)
-            order, _ = await capture.capture(db, principal, data)
+            order, _, _ = await capture.capture(db, principal, data)
         except ProblemError as problem:
             if problem.status != 422:
                 raise

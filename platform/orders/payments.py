@@ -1,29 +1,56 @@
 """Payments through one interface: capture when goods leave, refund when they won't.
 
-"external": the channel took the payment (a marketplace, a till); the OMS records what was
-captured and refunded and the channel moves the money. Stripe (the retailer's own account)
-is the second adapter; until it is configured for a company, its orders wait in
-"capture_pending" with the reason on the timeline.
+Two adapters. "external": the channel took the payment (a marketplace, a till); the OMS
+records what was captured and refunded and the channel moves the money. "stripe": the
+company's own Stripe account (its secret key under Settings → Payments); the OMS captures the
+authorised PaymentIntent at the first shipment and refunds on cancellation, through actors so
+that no request waits on Stripe, with retries and backoff. A capture that fails is on the
+order's timeline and the order is flagged for customer service ("payment_status":
+"capture_failed") until a retry succeeds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from typing import Any
+
+import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.broker import actor
+from core.db import get_database
+from core.outbox import enqueue
+from core.settings import get_settings
 from core.templating import money
 from orders import lifecycle
-from orders.models import Order, OrderLine
+from orders.models import Order, OrderEvent, OrderLine, PaymentAccount
+
+ACTOR = "payments"
+
+
+class PaymentFailed(Exception):
+    """The provider refused for now: Dramatiq tries again with backoff."""
+
+
+def value_of(line: OrderLine, quantity: int) -> int:
+    """What ``quantity`` units of the line cost the customer, its discount shared per unit."""
+    return line.unit_price_minor * quantity - (line.discount_minor * quantity) // line.quantity
+
+
+async def payable(session: AsyncSession, order: Order) -> int:
+    """What the order should cost in the end: its total less the units cancelled before shipping."""
+    lines = await session.scalars(select(OrderLine).where(OrderLine.tenant_id == order.tenant_id,
+                                                          OrderLine.order_id == order.id))
+    return order.total_minor - sum(value_of(line, line.qty_cancelled) for line in lines)
 
 
 async def capture_on_shipment(session: AsyncSession, order: Order, *, actor: str) -> None:
     """Capture what is authorised and not captured yet, at the order's first shipment or handover."""
-    if order.payment_status not in ("authorized", "capture_pending"):
+    if order.payment_status not in ("authorized", "capture_failed"):
         return
-    lines = await session.scalars(select(OrderLine).where(OrderLine.tenant_id == order.tenant_id,
-                                                          OrderLine.order_id == order.id))
-    cancelled = sum(value_of(line, line.qty_cancelled) for line in lines)  # never charged for
-    amount = min(order.authorized_minor, order.total_minor - cancelled) - order.captured_minor
+    amount = min(order.authorized_minor, await payable(session, order)) - order.captured_minor
     if amount <= 0:
         return
     if order.payment_provider == "external":
@@ -33,13 +60,9 @@ async def capture_on_shipment(session: AsyncSession, order: Order, *, actor: str
                          reason=f"{money(amount, order.currency)} recorded as captured by the channel")
         return
     order.payment_status = "capture_pending"
-    lifecycle.record(session, order, "payment.capture_pending", actor=actor, amount_minor=amount,
-                     reason="Stripe capture is not configured for this company yet")
-
-
-def value_of(line: OrderLine, quantity: int) -> int:
-    """What ``quantity`` units of the line cost the customer, its discount shared per unit."""
-    return line.unit_price_minor * quantity - (line.discount_minor * quantity) // line.quantity
+    lifecycle.record(session, order, "payment.capture_requested", actor=actor, amount_minor=amount,
+                     reason=f"capturing {money(amount, order.currency)} with Stripe")
+    enqueue(session, capture_with_stripe, tenant_id=order.tenant_id, order_id=str(order.id))
 
 
 async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str, reason: str) -> int:
@@ -49,6 +72,104 @@ async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str
         return 0
     order.refunded_minor += amount
     order.payment_status = "refunded" if order.refunded_minor >= order.captured_minor else "partially_refunded"
-    lifecycle.record(session, order, "payment.refunded", actor=actor, amount_minor=amount,
-                     reason=f"{money(amount, order.currency)} refunded: {reason}")
+    event = lifecycle.record(session, order, "payment.refunded", actor=actor, amount_minor=amount,
+                             reason=f"{money(amount, order.currency)} refunded: {reason}")
+    if order.payment_provider == "stripe":
+        enqueue(session, refund_with_stripe, tenant_id=order.tenant_id, order_id=str(order.id),
+                amount_minor=amount, refund_id=str(event.id))
     return amount
+
+
+# --- Stripe ------------------------------------------------------------------------------------------
+
+async def stripe_key(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
+    account = await session.scalar(select(PaymentAccount).where(PaymentAccount.tenant_id == tenant_id,
+                                                                PaymentAccount.provider == "stripe"))
+    return account.secret_key if account else None
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """One Stripe call with the platform's base URL (a local fake in development and tests)."""
+    base = get_settings().stripe_api_base
+    if base:
+        stripe.api_base = base
+    return function(*args, **kwargs)
+
+
+async def _locked(session: AsyncSession, tenant: uuid.UUID, order_id: str) -> Order | None:
+    found: Order | None = await session.scalar(select(Order).where(
+        Order.tenant_id == tenant, Order.id == uuid.UUID(order_id)).with_for_update())
+    return found
+
+
+@actor("payments.capture_stripe", queue="payments", max_retries=6, min_backoff_ms=10_000,
+       max_backoff_ms=3_600_000)
+async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
+    """Capture the order's PaymentIntent once: a captured order is left alone, and a second
+    delivery finds Stripe's own record of the capture (the idempotency key is the order's)."""
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        order = await _locked(session, tenant, order_id)
+        if order is None or order.payment_status not in ("capture_pending", "capture_failed"):
+            return
+        amount = min(order.authorized_minor, await payable(session, order)) - order.captured_minor
+        key, reference = await stripe_key(session, tenant), order.payment_reference
+    error: str | None = None
+    retry = True
+    if not key:
+        error, retry = "no Stripe account is set up under Settings → Payments", False
+    else:
+        try:
+            await asyncio.to_thread(_call, stripe.PaymentIntent.capture, reference, amount_to_capture=amount,
+                                    api_key=key, idempotency_key=f"capture-{order_id}")
+        except stripe.InvalidRequestError as exc:
+            error, retry = f"Stripe refused the capture: {exc.user_message or exc}", False
+        except stripe.StripeError as exc:
+            error = f"Stripe: {exc.user_message or exc}"
+    async with get_database().transaction(tenant_id=tenant) as session:
+        order = await _locked(session, tenant, order_id)
+        if order is None or order.payment_status not in ("capture_pending", "capture_failed"):
+            return
+        if error is None:
+            order.captured_minor += amount
+            order.payment_status = "captured"
+            lifecycle.record(session, order, "payment.captured", actor=ACTOR, amount_minor=amount,
+                             reason=f"{money(amount, order.currency)} captured with Stripe ({reference})")
+            return
+        order.payment_status = "capture_failed"
+        lifecycle.record(session, order, "payment.capture_failed", actor=ACTOR, amount_minor=amount,
+                         reason=f"{error}: customer service to follow up"
+                                + (" (trying again later)" if retry else ""))
+    if retry:
+        raise PaymentFailed(error)
+
+
+@actor("payments.refund_stripe", queue="payments", max_retries=6, min_backoff_ms=10_000,
+       max_backoff_ms=3_600_000)
+async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, refund_id: str) -> None:
+    """Send one recorded refund to Stripe; its idempotency key makes a redelivery harmless."""
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        order = await session.scalar(select(Order).where(Order.tenant_id == tenant, Order.id == uuid.UUID(order_id)))
+        if order is None or await session.scalar(select(OrderEvent.id).where(
+                OrderEvent.tenant_id == tenant, OrderEvent.order_id == order.id,
+                OrderEvent.kind == "payment.refund_sent", OrderEvent.data["refund_id"].astext == refund_id)):
+            return  # sent already: this is a redelivery
+        key, reference = await stripe_key(session, tenant), order.payment_reference
+    try:
+        if not key:
+            raise stripe.AuthenticationError("no Stripe account is set up under Settings → Payments")
+        await asyncio.to_thread(_call, stripe.Refund.create, payment_intent=reference, amount=amount_minor,
+                                api_key=key, idempotency_key=f"refund-{refund_id}")
+    except stripe.StripeError as exc:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            order = await _locked(session, tenant, order_id)
+            if order is not None:
+                lifecycle.record(session, order, "payment.refund_failed", actor=ACTOR, amount_minor=amount_minor,
+                                 reason=f"Stripe: {exc.user_message or exc}: customer service to follow up")
+        raise PaymentFailed(str(exc)) from exc
+    async with get_database().transaction(tenant_id=tenant) as session:
+        order = await _locked(session, tenant, order_id)
+        if order is not None:
+            lifecycle.record(session, order, "payment.refund_sent", actor=ACTOR, amount_minor=amount_minor,
+                             refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")

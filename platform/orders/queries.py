@@ -26,6 +26,7 @@ class OrderFilters:
     day_from: date | None = None  # in the company's time zone, inclusive
     day_to: date | None = None
     q: str = ""  # an order number (ours or the channel's) or a customer's email
+    payment_status: str = ""  # capture_failed: the payments customer service must follow up
 
 
 def encode_cursor(order: Order) -> str:
@@ -50,6 +51,8 @@ def _filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
         stmt = stmt.where(Order.channel == filters.channel)
     if filters.delivery_mode:
         stmt = stmt.where(Order.delivery_mode == filters.delivery_mode)
+    if filters.payment_status:
+        stmt = stmt.where(Order.payment_status == filters.payment_status)
     if filters.location:
         stmt = stmt.where(exists().where(Fulfilment.tenant_id == Order.tenant_id, Fulfilment.order_id == Order.id,
                                          Fulfilment.location_code == filters.location))

@@ -544,12 +544,26 @@ def _finite(value: float) -> float | None:
 class CompiledRouting:
     rules: tuple[CompiledRule, ...]
     otherwise: str
+    fields: frozenset[str] = frozenset()  # the fields its conditions read: facts that cost a query are skipped
+
+
+def _fields_of(node: Any) -> set[str]:
+    if not isinstance(node, dict):
+        return set()
+    if "field" in node:
+        return {str(node["field"])}
+    found: set[str] = set()
+    for key in ("all", "any"):
+        for child in node.get(key, ()):
+            found |= _fields_of(child)
+    return found | _fields_of(node.get("not"))
 
 
 def compile_document(document: dict[str, Any]) -> CompiledRouting:
     """A valid document, ready to decide; disabled rules are left out."""
-    rules = tuple(CompiledRule(i, rule) for i, rule in enumerate(document["rules"]) if rule.get("enabled", True))
-    return CompiledRouting(rules, document.get("otherwise", "hold"))
+    enabled = [(i, rule) for i, rule in enumerate(document["rules"]) if rule.get("enabled", True)]
+    return CompiledRouting(tuple(CompiledRule(i, rule) for i, rule in enabled), document.get("otherwise", "hold"),
+                           frozenset().union(*(_fields_of(rule.get("when")) for _, rule in enabled)))
 
 
 def decide(routing: CompiledRouting, order: OrderFacts, snapshot: StockSnapshot, moment: Moment) -> Decision:

@@ -1,0 +1,212 @@
+"""Orders paid with the company's own Stripe account, against a local fake Stripe (never the
+network): captured at the first shipment, refunded on cancellation, and a capture Stripe
+refuses is flagged on the order for customer service."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+
+from factories import bearer, create_tenant, run_outbox_inline
+from inventory_factories import API, location_body, product_body
+
+KEY = "sk_test_oms_fake_stripe"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def fake_stripe() -> Iterator[str]:
+    port = _free_port()
+    binary = Path(sys.executable).parent / "localstripe"
+    process = subprocess.Popen([str(binary), "--port", str(port), "--from-scratch"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=os.environ)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def stripe_base(fake_stripe: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    from core.settings import get_settings
+    from orders import payments
+
+    local = type(get_settings())(**{**get_settings().__dict__, "stripe_api_base": fake_stripe})
+    monkeypatch.setattr(payments, "get_settings", lambda: local)
+    return fake_stripe
+
+
+def authorised_intent(base: str, amount: int) -> str:
+    """What the shop's checkout does: a card payment authorised, to be captured later."""
+    stripe.api_base = base
+    method = stripe.PaymentMethod.create(type="card", api_key=KEY, card={
+        "number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"})
+    intent = stripe.PaymentIntent.create(amount=amount, currency="eur", payment_method=method.id,
+                                         capture_method="manual", confirm=True, api_key=KEY)
+    assert intent.status == "requires_capture"
+    return str(intent.id)
+
+
+async def _shop(client, key: dict[str, str]) -> None:
+    assert (await client.post(f"{API}/locations", headers=key, json=location_body(
+        "WH-PAY", latitude=48.8, longitude=2.3, ships_to_customers=True))).status_code == 201
+    assert (await client.post(f"{API}/products", headers=key, json=product_body("PAY-1"))).status_code == 201
+    assert (await client.post(f"{API}/inventory/adjustments", headers=key,
+                              json={"sku": "PAY-1", "location": "WH-PAY", "quantity": 10})).status_code == 201
+    from rules.routing import new_rule
+
+    document = {"rules": [new_rule("all", "Everything")], "otherwise": "hold"}
+    assert (await client.put(f"{API}/rule-sets/routing/draft", headers=key,
+                             json={"document": document})).status_code == 200
+    assert (await client.post(f"{API}/rule-sets/routing/versions", headers=key, json={})).status_code == 201
+
+
+def _order(number: str, reference: str, quantity: int = 2) -> dict[str, Any]:
+    total = 1999 * quantity
+    return {"channel": "web", "external_number": number, "currency": "EUR",
+            "lines": [{"sku": "PAY-1", "quantity": quantity, "unit_price_minor": 1999}],
+            "customer": {"email": "payer@example.test"},
+            "delivery": {"mode": "ship", "address": {"country": "FR", "latitude": 48.85, "longitude": 2.35}},
+            "total_minor": total, "payment": {"provider": "stripe", "reference": reference,
+                                              "authorized_minor": total}}
+
+
+async def _run(tenant_id) -> None:
+    for _ in range(4):
+        if not await run_outbox_inline(tenant_id):
+            return
+
+
+async def _ship(client, key: dict[str, str], order_id: str) -> dict[str, Any]:
+    order = (await client.get(f"{API}/orders/{order_id}", headers=key)).json()
+    [fulfilment] = order["fulfilments"]
+    for action in ("accept", "pick", "pack", "ship"):
+        moved = await client.post(f"{API}/fulfilments/{fulfilment['id']}/{action}", headers=key, json={})
+        assert moved.status_code == 200, moved.text
+    return order
+
+
+async def test_stripe_orders_need_the_company_account(client, stripe_base: str) -> None:
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    await _shop(client, key)
+    refused = await client.post(f"{API}/orders", headers=key, json=_order("S-0", "pi_x"))
+    assert refused.status_code == 422 and "Settings → Payments" in refused.text
+    bad_key = await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": "pk_live_nope"})
+    assert bad_key.status_code == 422
+    saved = await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
+    assert saved.status_code == 200 and saved.json()["secret_key"].endswith(KEY[-4:])
+    assert KEY not in saved.text  # shown masked
+
+
+async def test_captured_at_shipment_and_refunded_on_cancellation(client, stripe_base: str) -> None:
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    await _shop(client, key)
+    await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
+
+    intent = authorised_intent(stripe_base, 3998)
+    created = await client.post(f"{API}/orders", headers=key, json=_order("S-1", intent))
+    assert created.status_code == 201, created.text
+    await _run(tenant.tenant_id)
+    await _ship(client, key, created.json()["id"])
+    pending = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()
+    assert pending["payment_status"] == "capture_pending"
+    await _run(tenant.tenant_id)
+    captured = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()
+    assert (captured["payment_status"], captured["captured_minor"]) == ("captured", 3998)
+    assert stripe.PaymentIntent.retrieve(intent, api_key=KEY).status == "succeeded"
+    assert any(e["kind"] == "payment.captured" and intent in e["reason"] for e in captured["events"])
+
+    # A second order: cancelled after a capture is impossible (it shipped), so cancel one unit
+    # before shipping: the capture leaves it out.
+    intent2 = authorised_intent(stripe_base, 3998)
+    second = await client.post(f"{API}/orders", headers=key, json=_order("S-2", intent2))
+    await _run(tenant.tenant_id)
+    cancelled = await client.post(f"{API}/orders/{second.json()['id']}/cancel", headers=key,
+                                  json={"lines": [{"line_no": 1, "quantity": 1}], "reason": "changed mind"})
+    assert cancelled.status_code == 200, cancelled.text
+    await _ship(client, key, second.json()["id"])
+    await _run(tenant.tenant_id)
+    after = (await client.get(f"{API}/orders/{second.json()['id']}", headers=key)).json()
+    assert (after["payment_status"], after["captured_minor"]) == ("captured", 1999)
+    assert stripe.PaymentIntent.retrieve(intent2, api_key=KEY).status == "succeeded"
+
+
+async def test_refund_goes_to_stripe(client, stripe_base: str) -> None:
+    from core.broker import COROUTINES
+
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    await _shop(client, key)
+    await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
+    intent = authorised_intent(stripe_base, 5997)
+    created = await client.post(f"{API}/orders", headers=key, json=_order("S-3", intent, quantity=3))
+    await _run(tenant.tenant_id)
+    order = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()
+    [fulfilment] = order["fulfilments"]
+    for action in ("accept", "pick", "pack", "ship"):
+        await client.post(f"{API}/fulfilments/{fulfilment['id']}/{action}", headers=key, json={})
+    await _run(tenant.tenant_id)
+    # Refund directly through the payments interface, as a return will.
+    from core.db import get_database
+    from orders import payments
+    from orders.models import Order
+
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        stored = await session.get(Order, (tenant.tenant_id, uuid.UUID(order["id"])))
+        assert await payments.refund(session, stored, 1999, actor="test", reason="returned one") == 1999
+    ran = await run_outbox_inline(tenant.tenant_id)
+    assert [name for name, _ in ran] == ["payments.refund_stripe"]
+    refunds = stripe.Refund.list(payment_intent=intent, api_key=KEY)
+    assert [r.amount for r in refunds.data] == [1999]
+    # A redelivery of the same refund message must not refund twice.
+    await COROUTINES["payments.refund_stripe"](**ran[0][1])
+    after = (await client.get(f"{API}/orders/{order['id']}", headers=key)).json()
+    assert (after["payment_status"], after["refunded_minor"]) == ("partially_refunded", 1999)
+    assert [e["kind"] for e in after["events"]].count("payment.refund_sent") == 1
+    assert len(stripe.Refund.list(payment_intent=intent, api_key=KEY).data) == 1
+
+
+async def test_a_capture_stripe_refuses_is_flagged_for_customer_service(client, stripe_base: str) -> None:
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    await _shop(client, key)
+    await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
+    created = await client.post(f"{API}/orders", headers=key, json=_order("S-4", "pi_unknown_to_stripe"))
+    assert created.status_code == 201
+    await _run(tenant.tenant_id)
+    await _ship(client, key, created.json()["id"])
+    await _run(tenant.tenant_id)
+    order = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()
+    assert order["payment_status"] == "capture_failed"
+    assert order["status"] == "shipped"
+    [failure] = [e for e in order["events"] if e["kind"] == "payment.capture_failed"]
+    assert "customer service" in failure["reason"]
+    flagged = (await client.get(f"{API}/orders", headers=key, params={"payment_status": "capture_failed"})).json()
+    flagged = flagged["orders"]
+    assert [o["number"] for o in flagged] == [order["number"]]
