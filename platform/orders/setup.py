@@ -14,7 +14,10 @@ async def setup_counts(session: AsyncSession, principal: Principal) -> dict[str,
     has = {}
     for name, model in (("locations", Location), ("products", Product), ("stock", InventoryLevel)):
         has[name] = int(bool(await session.scalar(select(exists().where(model.tenant_id == tenant)))))
+    from orders.models import Order
     from rules.models import RuleVersion
+
+    has["orders"] = int(bool(await session.scalar(select(exists().where(Order.tenant_id == tenant)))))
 
     has["routing"] = int(bool(await session.scalar(select(exists().where(RuleVersion.tenant_id == tenant)))))
     return has

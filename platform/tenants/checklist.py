@@ -55,8 +55,8 @@ async def checklist(session: AsyncSession, principal: Principal) -> list[Step]:
              "/app/rules/draft", counts.get("routing", 0) > 0),
         Step("api_key", "Create an API key", "Your channels and scripts use it to call the API.",
              "/app/settings/api-keys" if settings else None, keys > 0),
-        Step("first_order", "Send a first order through the API", "POST /api/v1/orders with your key.",
-             None, False, available=False),
+        Step("first_order", "Send a first order through the API", "POST /api/v1/orders with your key, or enter "
+             "one by hand.", "/app/orders", counts.get("orders", 0) > 0),
         Step("teammate", "Invite a teammate", "Give each colleague their own sign-in and role.",
              "/app/settings/team" if settings else None, members > 1 or invites > 0),
     ]

@@ -80,6 +80,8 @@ def saved(page: Page, revision_before: int) -> int:
     """Wait for the builder to come back from the server with a newer revision of the draft."""
     status = page.locator("#builder-status")
     expect(status).not_to_have_attribute("data-revision", str(revision_before))
+    # htmx wires the new builder up while it settles: an event fired before that is not heard.
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
     return revision(page)
 
 

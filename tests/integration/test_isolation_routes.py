@@ -78,7 +78,7 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
     secrets = {"hook_secret": hook_secret, "customer": "alpha-customer@example.test", "name": a.name,
                "email": a.email, "member": member_email, "key": a.api_key, "failure": "alpha-failure-marker",
                "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "rule": "ALPHA-SECRET-RULE",
-               "order": "ALPHA-ORDER-1", "hook": "alpha-hooks"}
+               "order": "ALPHA-ORDER-1", "hook": "alpha-hooks", "stripe": "ALPHA_STRIPE"}
     return a, secrets
 
 
@@ -113,8 +113,8 @@ async def add_inventory(client, a) -> None:
 
 async def add_rules_and_orders(client, a) -> str:
     """A routing draft, a version in force and a scheduled one, a routed order with its customer,
-    fulfilment and timeline, and a webhook endpoint with a delivery, for tenant A; returns the
-    endpoint's secret."""
+    fulfilment and timeline, a Stripe account, and a webhook endpoint with a delivery, for tenant
+    A; returns the endpoint's secret."""
     from datetime import timedelta
 
     from core import clock
@@ -130,6 +130,9 @@ async def add_rules_and_orders(client, a) -> str:
     adjusted = await client.post("/api/v1/inventory/adjustments", headers=key,
                                  json={"sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "quantity": 10})
     assert adjusted.status_code == 201, adjusted.text
+    stripe = await client.put("/api/v1/payment-accounts/stripe", headers=key,
+                              json={"secret_key": "sk_test_ALPHA_STRIPE_SECRET"})
+    assert stripe.status_code == 200, stripe.text
     hook = await client.post("/api/v1/webhook-endpoints", headers=key, json={
         "url": "http://127.0.0.1:9/alpha-hooks", "events": ["fulfilment.created"]})
     assert hook.status_code == 201, hook.text

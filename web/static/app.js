@@ -48,3 +48,8 @@ document.addEventListener("drop", (event) => {
   action.value = dragged.dataset.move + ":" + to;
   form.requestSubmit();
 });
+
+// A select that shows another view as soon as it changes (the fulfilment queue's location).
+document.addEventListener("change", (event) => {
+  if (event.target.matches && event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
