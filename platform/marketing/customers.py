@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,13 +18,14 @@ async def find_or_create(session: AsyncSession, tenant_id: uuid.UUID, *, email: 
     """The customer with this email (any case), created on first sight; a name or phone the
     record lacks is filled in, and never overwritten by a blank."""
     now = utcnow()
+    normalized = email.strip().lower()
     await session.execute(
-        insert(Customer).values(tenant_id=tenant_id, id=uuid7(), email=email.strip(), name=name, phone=phone,
+        insert(Customer).values(tenant_id=tenant_id, id=uuid7(), email=normalized, name=name, phone=phone,
                                 tags=[], created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Customer.tenant_id, func.lower(Customer.email)])
+        .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.email])
     )
-    customer = await session.scalar(select(Customer).where(
-        Customer.tenant_id == tenant_id, func.lower(Customer.email) == email.strip().lower()))
+    customer = await session.scalar(select(Customer).where(Customer.tenant_id == tenant_id,
+                                                           Customer.email == normalized))
     assert customer is not None
     if name and not customer.name:
         customer.name = name

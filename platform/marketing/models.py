@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Index, String, text
+from sqlalchemy import ARRAY, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, TenantScoped, utcnow
@@ -12,8 +12,10 @@ from core.db import Base, TenantScoped, utcnow
 
 class Customer(TenantScoped, Base):
     __tablename__ = "customers"
-    __table_args__ = (Index("uq_customers_email", "tenant_id", text("lower(email)"), unique=True),)
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
 
+    # In lower case: compared as is, so that the unique index serves lookups under row-level
+    # security (an index on lower(email) can't, lower() not being leakproof).
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str] = mapped_column(String(40), default="")

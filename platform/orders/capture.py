@@ -161,7 +161,7 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
         ship_postcode=address.postcode if address else None,
         ship_latitude=address.latitude if address else None, ship_longitude=address.longitude if address else None,
         pickup_location_code=store.code if store else None, customer_id=customer.id,
-        customer_email=customer.email, customer_name=data.customer.name or customer.name,
+        customer_email=customer.email.lower(), customer_name=data.customer.name or customer.name,
         customer_phone=data.customer.phone or customer.phone, customer_tags=list(customer.tags or []),
         payment_provider=data.payment.provider if data.payment else None,
         payment_method=data.payment.method if data.payment else None,

@@ -178,8 +178,9 @@ class Order(TenantScoped, Base):
         Index("ix_orders_placed", "tenant_id", "placed_at", "id"),
         Index("ix_orders_status_placed", "tenant_id", "status", "placed_at", "id"),
         Index("ix_orders_channel_placed", "tenant_id", "channel", "placed_at", "id"),
-        Index("ix_orders_customer_email", "tenant_id", text("lower(customer_email)")),
+        Index("ix_orders_customer_email_plain", "tenant_id", "customer_email"),  # stored in lower case
         Index("ix_orders_customer_placed", "tenant_id", "customer_id", "placed_at"),
+        Index("ix_orders_external_number", "tenant_id", "external_number"),  # search without the channel
         Index("ix_orders_payment_attention", "tenant_id", "payment_status", "placed_at",
               postgresql_where=text("payment_status IN ('capture_failed', 'capture_pending')")),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
@@ -205,7 +206,7 @@ class Order(TenantScoped, Base):
     ship_longitude: Mapped[float | None] = mapped_column(Float)
     pickup_location_code: Mapped[str | None] = mapped_column(String(64))
     customer_id: Mapped[uuid.UUID | None]
-    customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_email: Mapped[str | None] = mapped_column(String(320))  # lower case, for search
     customer_name: Mapped[str | None] = mapped_column(String(200))
     customer_phone: Mapped[str | None] = mapped_column(String(40))
     customer_tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)

@@ -63,8 +63,7 @@ def _filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
         stmt = stmt.where(Order.placed_at < datetime.combine(filters.day_to + timedelta(days=1), time(), zone))
     q = filters.q.strip()
     if q:
-        stmt = stmt.where(or_(Order.number == q.upper(), Order.external_number == q,
-                              func.lower(Order.customer_email) == q.lower()))
+        stmt = stmt.where(or_(Order.number == q.upper(), Order.external_number == q, Order.customer_email == q.lower()))
     return stmt
 
 
