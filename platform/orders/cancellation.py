@@ -31,9 +31,11 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     order_lines = {line.line_no: line for line in await session.scalars(select(OrderLine).where(
         OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id))}
     wanted = _requested(order, order_lines, lines)
+    # Parts still holding stock: not a transfer already on its way to (or at) the pickup store,
+    # whose units have shipped and left the warehouse's reservation.
     fulfilments = {f.id: f for f in await session.scalars(select(Fulfilment).where(
         Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id,
-        Fulfilment.status.in_(lifecycle.HOLDING)))}
+        Fulfilment.status.in_(lifecycle.HOLDING))) if not (f.kind == "transfer" and f.status == "ready_for_pickup")}
     held = list(await session.scalars(select(FulfilmentLine).where(
         FulfilmentLine.tenant_id == order.tenant_id, FulfilmentLine.fulfilment_id.in_(list(fulfilments)),
         FulfilmentLine.quantity > 0))) if fulfilments else []

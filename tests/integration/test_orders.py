@@ -1304,3 +1304,30 @@ async def test_console_home_delivery_without_a_country_is_refused(client) -> Non
     refused = await post_form(client, "/app/orders/new", form)
     assert refused.status_code == 422, f"accepted: {refused.headers.get('location')}"
     assert (await list_orders(client, tenant.api_key))["orders"] == []
+
+
+async def test_cancelling_the_store_part_of_a_split_pickup_releases_the_store_stock(client) -> None:
+    """A pickup of 3: 1 from the store's shelf, 2 sent from the warehouse. Once the warehouse's
+    parcel has left (its units are shipped), cancelling one unit can only be the store's: its
+    reservation is released, and nothing is asked of the warehouse, which holds nothing now."""
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={"sku": {"wh": 5, "store": 1}})
+    await publish_rules(client, key, by_priority("Store first", types=("store", "warehouse"),
+                                                 fallback=("split", "hold")))
+    order = await routed_order(client, tenant, order_body((c["sku"], 3, 2500), pickup=c["store"]))
+    by_kind = {f["kind"]: f for f in order["fulfilments"]}
+    assert set(by_kind) == {"pickup", "transfer"}
+    await act_ok(client, key, by_kind["transfer"]["id"], "accept", "pick", "pack", "ship", "ready")
+    assert (await stock_of(client, key, c["sku"])) == {c["wh"]: (3, 0), c["store"]: (1, 1)}
+
+    response = await cancel(client, key, order["id"], lines=[{"line_no": 1, "quantity": 1}], reason="one less")
+    assert response.status_code == 200, response.text
+    after = await get_order(client, key, order["id"])
+    assert after["lines"][0]["cancelled"] == 1 and after["lines"][0]["shipped"] == 2
+    assert {f["kind"]: f["status"] for f in after["fulfilments"]} == {"pickup": "cancelled",
+                                                                       "transfer": "ready_for_pickup"}
+    assert (await stock_of(client, key, c["sku"])) == {c["wh"]: (3, 0), c["store"]: (1, 0)}
+    assert await ledger_mismatches(tenant.tenant_id) == []
+    again = await cancel(client, key, order["id"], lines=[{"line_no": 1, "quantity": 1}])
+    assert again.status_code == 422 and "can still be cancelled" in again.text
