@@ -216,3 +216,18 @@ async def feed_status(client: AsyncClient, key: str, feed_uuid: str) -> dict[str
     response = await client.get(f"{API}/inventory/feeds/{feed_uuid}", headers=bearer(key))
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def one_warehouse_shop(client: AsyncClient, key: str, *, location: str, sku: str, quantity: int) -> None:
+    """The smallest shop that routes orders: a warehouse near Paris with ``quantity`` of one SKU,
+    and a published routing rule that sends every order there."""
+    from rules.routing import new_rule
+
+    await make_locations(client, key, location_body(location, latitude=48.8, longitude=2.3, ships_to_customers=True))
+    await make_products(client, key, sku)
+    assert (await adjust(client, key, sku, location, quantity)).status_code == 201
+    document = {"rules": [new_rule("all", "Everything")], "otherwise": "hold"}
+    saved = await client.put(f"{API}/rule-sets/routing/draft", headers=bearer(key), json={"document": document})
+    assert saved.status_code == 200, saved.text
+    published = await client.post(f"{API}/rule-sets/routing/versions", headers=bearer(key), json={})
+    assert published.status_code == 201, published.text

@@ -60,3 +60,19 @@ def wait_healthy(url: str, web: subprocess.Popen[bytes], log_path: Path) -> None
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer 200 within {HEALTH_TIMEOUT:.0f}s ({last_error}):\n"
                        + log_path.read_text(errors="replace")[-4000:])
+
+
+def cli_tenant(company: str, email: str, password: str, *, owner: str, timezone: str = "Europe/Paris",
+               ) -> dict[str, str]:
+    """A French company made with `oms tenants create`, as an operator would: its ids and API key."""
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "tenants", "create", "--name", company, "--email", email,
+         "--password", password, "--owner-name", owner, "--country", "FR", "--currency", "EUR",
+         "--timezone", timezone],
+        env=os.environ, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    created: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return created

@@ -24,6 +24,7 @@ from core.sessions import session_token
 
 ROLES = ("owner", "admin", "merchandiser", "customer_service", "marketing", "store_associate", "read_only")
 ADMINS = ("owner", "admin")
+MERCHANDISERS = ("owner", "admin", "merchandiser")  # locations, catalog, stock and rules
 
 
 @dataclass(frozen=True)

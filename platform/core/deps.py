@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
+from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, principal_of, require_principal
@@ -67,3 +68,7 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSess
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return require_principal(request)
+
+
+# What every console and API controller injects: the request's session and its principal.
+DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}

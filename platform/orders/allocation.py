@@ -10,9 +10,6 @@ function routes those lines again without it.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +21,8 @@ from orders.inventory import InsufficientStock, Line, reserve
 from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
 from rules import routing
 from rules import service as rules
-from rules.facts import LineFacts, Moment, OrderFacts, StockSnapshot
-from tenants.models import Tenant
+from rules.facts import LineFacts, Moment, OrderFacts
+from tenants.service import timezone_of
 
 ATTEMPTS = 3  # stock can move between the snapshot and the reservation: decide again
 
@@ -40,36 +37,6 @@ async def _orders_before(session: AsyncSession, order: Order) -> int:
     return int(await session.scalar(select(func.count()).select_from(Order).where(
         Order.tenant_id == order.tenant_id, Order.customer_id == order.customer_id,
         Order.placed_at < order.placed_at)) or 0)
-
-
-async def _capacity_used(session: AsyncSession, tenant_id: uuid.UUID, codes: list[str], at: datetime,
-                         timezone: str) -> dict[str, int]:
-    """Fulfilments each of these locations took on the order's local day (rejected and cancelled
-    ones excluded)."""
-    if not codes:
-        return {}
-    start = at.astimezone(ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = await session.execute(
-        select(Fulfilment.location_code, func.count()).where(
-            Fulfilment.tenant_id == tenant_id, Fulfilment.location_code.in_(codes),
-            Fulfilment.created_at >= start, Fulfilment.created_at < start + timedelta(days=1),
-            Fulfilment.status.not_in(("rejected", "cancelled")))
-        .group_by(Fulfilment.location_code))
-    return {code: int(count) for code, count in rows}
-
-
-async def snapshot_for(session: AsyncSession, order: Order, skus: set[str], timezone: str) -> StockSnapshot:
-    """Active locations (less those that rejected this order) with stock as it stands now."""
-    available = await sourcing.available_now(session, order.tenant_id, skus)
-    per_location: dict[str, dict[str, int]] = defaultdict(dict)
-    for (code, sku), units in available.items():
-        per_location[code][sku] = max(0, units)
-    excluded = set(order.excluded_locations or ())
-    locations = [loc for loc in await sourcing.active_locations(session, order.tenant_id) if loc.code not in excluded]
-    used = await _capacity_used(session, order.tenant_id, [loc.code for loc in locations if loc.daily_capacity],
-                                order.placed_at, timezone)
-    return StockSnapshot(tuple(sourcing.location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))
-                               for loc in locations))
 
 
 def facts_of(order: Order, lines: list[tuple[OrderLine, int]], orders_before: int) -> OrderFacts:
@@ -107,16 +74,16 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
                              reason="No routing rules were in force when the order was placed: publish a "
                                     "version under Rules, then release the order.")
         return order.status
-    tenant = await session.get(Tenant, tenant_id)
-    assert tenant is not None
+    timezone = await timezone_of(session, tenant_id)
     # Counting the customer's earlier orders costs a query: only when a rule asks for it.
     orders_before = await _orders_before(session, order) if "customer.orders_count" in compiled.fields else 0
     facts = facts_of(order, open_lines, orders_before)
-    moment = Moment(order.placed_at, tenant.timezone)
+    moment = Moment(order.placed_at, timezone)
     skus = {line.sku for line, _ in open_lines}
     decision: routing.Decision | None = None
     for _ in range(ATTEMPTS):
-        snapshot = await snapshot_for(session, order, skus, tenant.timezone)
+        snapshot = await sourcing.snapshot_now(session, tenant_id, skus, at=order.placed_at, timezone=timezone,
+                                               excluded=frozenset(order.excluded_locations or ()))
         decision = routing.decide(compiled, facts, snapshot, moment)
         if decision.outcome != "fulfil":
             break

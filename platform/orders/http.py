@@ -9,14 +9,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.di import Provide
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth import Principal, requires, signed_in
+from core.auth import MERCHANDISERS, Principal, requires, signed_in
 from core.db import get_database, utcnow
-from core.deps import provide_db, provide_principal
+from core.deps import DEPS
 from core.idempotency import idempotent_create
 from core.pages import NOTICES, form_data, form_errors, page, redirect
 from core.problems import ProblemError, invalid
@@ -39,10 +38,8 @@ from orders.schemas import (
     StockOut,
 )
 
-MANAGERS = ("owner", "admin", "merchandiser")
 UPLOAD_LIMIT = 64 * 1024 * 1024  # stock feeds up to 50 MB, with room for the form around them
-manage_stock = requires(*MANAGERS)
-DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
+manage_stock = requires(*MERCHANDISERS)
 
 NOTICES.update({
     "location_saved": "Location saved.",
@@ -296,7 +293,7 @@ class InventoryPagesController(Controller):
     async def locations_page(self, request: Request[Any, Any, Any], db: AsyncSession,
                              principal: Principal) -> Template:
         return page(request, "inventory/locations.html", locations=await locations.list_locations(db, principal),
-                    can_manage=principal.role in MANAGERS)
+                    can_manage=principal.role in MERCHANDISERS)
 
     @get("/locations/new", guards=[manage_stock])
     async def new_location(self, request: Request[Any, Any, Any], principal: Principal) -> Template:
@@ -329,7 +326,7 @@ class InventoryPagesController(Controller):
             if windows:
                 values[f"open_{day}"], values[f"close_{day}"] = windows[0]
         return page(request, "inventory/location_form.html", location=location, days=locations.DAYS, values=values,
-                    can_manage=principal.role in MANAGERS)
+                    can_manage=principal.role in MERCHANDISERS)
 
     @post("/locations/{location_id:uuid}", guards=[manage_stock])
     async def update_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -360,7 +357,7 @@ class InventoryPagesController(Controller):
         products = await catalog.search_products(db, principal, q=q, category=category, after=after, limit=51)
         return page(request, "inventory/catalog.html", products=products[:50],
                     next_after=products[49].sku if len(products) > 50 else None, q=q, category=category,
-                    categories=await catalog.categories(db, principal), can_manage=principal.role in MANAGERS)
+                    categories=await catalog.categories(db, principal), can_manage=principal.role in MERCHANDISERS)
 
     @get("/catalog/import", guards=[manage_stock])
     async def import_form(self, request: Request[Any, Any, Any]) -> Template:
@@ -410,7 +407,7 @@ class InventoryPagesController(Controller):
         rows = await stock.inventory_grid(db, principal, sku=sku, location_id=location_id, category=category,
                                           low_stock=low)
         return page(request, "inventory/grid.html", rows=rows, sku=sku, location=location, category=category,
-                    exceptions=await stock.open_exceptions(db, principal), can_manage=principal.role in MANAGERS,
+                    exceptions=await stock.open_exceptions(db, principal), can_manage=principal.role in MERCHANDISERS,
                     low=low, locations=await locations.list_locations(db, principal),
                     categories=await catalog.categories(db, principal))
 
@@ -428,7 +425,7 @@ class InventoryPagesController(Controller):
     @get("/inventory/feeds")
     async def feeds_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
         return page(request, "inventory/feeds.html", feeds=await feeds.list_feeds(db, principal),
-                    can_manage=principal.role in MANAGERS)
+                    can_manage=principal.role in MERCHANDISERS)
 
     @post("/inventory/feeds", guards=[manage_stock], request_max_body_size=UPLOAD_LIMIT)
     async def upload_feed(self, request: Request[Any, Any, Any], db: AsyncSession,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -133,39 +133,33 @@ async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line]
 
 async def release(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
                   actor: str, reason: str = "release") -> None:
-    if any(line.quantity <= 0 for line in lines):
-        raise ProblemError(422, "Invalid quantity", "Quantities to release must be positive.")
-    for line in sorted(lines, key=lambda item: (item.product_id, item.location_id)):
-        done = (await session.execute(
-            update(levels).where(_level_key(tenant_id, line), levels.c.reserved >= line.quantity)
-            .values(reserved=levels.c.reserved - line.quantity, updated_at=utcnow())
-            .returning(levels.c.reserved)
-        )).first()
-        if done is None:
-            raise ProblemError(409, "Nothing to release", "Fewer units are reserved than the release asks for.")
-    await session.execute(insert(movements), [
-        _movement(tenant_id, line, reserved=-line.quantity, reason=reason, reference=reference, actor=actor)
-        for line in lines
-    ])
+    """Reserved units go back to being available (a cancellation, a rejection)."""
+    await _unreserve(session, tenant_id, lines, leaving=False, reference=reference, actor=actor, reason=reason)
 
 
 async def consume(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
                   actor: str, reason: str = "shipped") -> None:
     """Reserved units leave the building (shipped or collected): on hand and reserved both go down."""
+    await _unreserve(session, tenant_id, lines, leaving=True, reference=reference, actor=actor, reason=reason)
+
+
+async def _unreserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, leaving: bool,
+                     reference: str, actor: str, reason: str) -> None:
+    """Take units off reserved (and off on hand too when they leave), every line or none."""
     if any(line.quantity <= 0 for line in lines):
-        raise ProblemError(422, "Invalid quantity", "Quantities to ship must be positive.")
+        raise ProblemError(422, "Invalid quantity", "Quantities must be positive.")
     for line in sorted(lines, key=lambda item: (item.product_id, item.location_id)):
-        done = (await session.execute(
-            update(levels).where(_level_key(tenant_id, line), levels.c.reserved >= line.quantity,
-                                 levels.c.on_hand >= line.quantity)
-            .values(on_hand=levels.c.on_hand - line.quantity, reserved=levels.c.reserved - line.quantity,
-                    updated_at=utcnow())
-            .returning(levels.c.reserved)
-        )).first()
+        conditions = [_level_key(tenant_id, line), levels.c.reserved >= line.quantity]
+        values: dict[str, Any] = {"reserved": levels.c.reserved - line.quantity, "updated_at": utcnow()}
+        if leaving:
+            conditions.append(levels.c.on_hand >= line.quantity)
+            values["on_hand"] = levels.c.on_hand - line.quantity
+        done = (await session.execute(update(levels).where(*conditions).values(**values)
+                                      .returning(levels.c.reserved))).first()
         if done is None:
-            raise ProblemError(409, "Stock not reserved", "Fewer units are reserved here than the shipment takes.")
+            raise ProblemError(409, "Stock not reserved", "Fewer units are reserved here than this takes.")
     await session.execute(insert(movements), [
-        _movement(tenant_id, line, on_hand=-line.quantity, reserved=-line.quantity, reason=reason,
+        _movement(tenant_id, line, on_hand=-line.quantity if leaving else 0, reserved=-line.quantity, reason=reason,
                   reference=reference, actor=actor)
         for line in lines
     ])

@@ -11,14 +11,13 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, requires, signed_in
 from core.db import get_database
-from core.deps import provide_db, provide_principal
+from core.deps import DEPS
 from core.idempotency import WithStatus, idempotent_create
 from core.outbox import enqueue
 from core.pages import NOTICES, form_errors, page, redirect
@@ -43,7 +42,6 @@ TAKERS = ("owner", "admin", "customer_service")
 HANDLERS = ("owner", "admin", "customer_service", "store_associate")
 take_orders = requires(*TAKERS)
 handle_fulfilments = requires(*HANDLERS)
-DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
 LIVE_SECONDS = 300
 
 NOTICES.update({

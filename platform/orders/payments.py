@@ -54,15 +54,19 @@ async def capture_on_shipment(session: AsyncSession, order: Order, *, actor: str
     if amount <= 0:
         return
     if order.payment_provider == "external":
-        order.captured_minor += amount
-        order.payment_status = "captured"
-        lifecycle.record(session, order, "payment.captured", actor=actor, amount_minor=amount,
-                         reason=f"{money(amount, order.currency)} recorded as captured by the channel")
+        _captured(session, order, amount, actor=actor, how="recorded as captured by the channel")
         return
     order.payment_status = "capture_pending"
     lifecycle.record(session, order, "payment.capture_requested", actor=actor, amount_minor=amount,
                      reason=f"capturing {money(amount, order.currency)} with Stripe")
     enqueue(session, capture_with_stripe, tenant_id=order.tenant_id, order_id=str(order.id))
+
+
+def _captured(session: AsyncSession, order: Order, amount: int, *, actor: str, how: str) -> None:
+    order.captured_minor += amount
+    order.payment_status = "captured"
+    lifecycle.record(session, order, "payment.captured", actor=actor, amount_minor=amount,
+                     reason=f"{money(amount, order.currency)} {how}")
 
 
 async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str, reason: str) -> int:
@@ -131,10 +135,7 @@ async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
         if order is None or order.payment_status not in ("capture_pending", "capture_failed"):
             return
         if error is None:
-            order.captured_minor += amount
-            order.payment_status = "captured"
-            lifecycle.record(session, order, "payment.captured", actor=ACTOR, amount_minor=amount,
-                             reason=f"{money(amount, order.currency)} captured with Stripe ({reference})")
+            _captured(session, order, amount, actor=ACTOR, how=f"captured with Stripe ({reference})")
             return
         order.payment_status = "capture_failed"
         lifecycle.record(session, order, "payment.capture_failed", actor=ACTOR, amount_minor=amount,

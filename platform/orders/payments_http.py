@@ -6,20 +6,18 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post, put
-from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, admins_only
-from core.deps import provide_db, provide_principal
+from core.deps import DEPS
 from core.ids import uuid7
 from core.pages import NOTICES, form_errors, page, redirect
 from core.problems import ProblemError, invalid
 from orders.models import PaymentAccount
 from tenants.service import Actor, audit
 
-DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
 NOTICES.update({"stripe_saved": "Stripe account saved: Stripe orders are captured at shipment."})
 
 

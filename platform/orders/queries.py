@@ -111,14 +111,6 @@ async def order_detail(session: AsyncSession, principal: Principal, order_id: uu
     return OrderDetail(order, lines, [(f, by_fulfilment[f.id]) for f in fulfilments], events)
 
 
-async def events_after(session: AsyncSession, principal: Principal, order_id: uuid.UUID,
-                       after: uuid.UUID | None) -> list[OrderEvent]:
-    stmt = select(OrderEvent).where(OrderEvent.tenant_id == principal.tenant_id, OrderEvent.order_id == order_id)
-    if after is not None:
-        stmt = stmt.where(OrderEvent.id > after)
-    return list(await session.scalars(stmt.order_by(OrderEvent.id)))
-
-
 async def queue(session: AsyncSession, principal: Principal, location: str, *, open_only: bool = True,
                 ) -> list[tuple[Fulfilment, Order, list[FulfilmentLine]]]:
     """A location's fulfilments, oldest first: what the store or warehouse has to do."""

@@ -6,18 +6,12 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
-from orders.models import InventoryLevel, Location, Product
+from orders.models import InventoryLevel, Location, Order, Product
 
 
 async def setup_counts(session: AsyncSession, principal: Principal) -> dict[str, int]:
     tenant = principal.tenant_id
     has = {}
-    for name, model in (("locations", Location), ("products", Product), ("stock", InventoryLevel)):
+    for name, model in (("locations", Location), ("products", Product), ("stock", InventoryLevel), ("orders", Order)):
         has[name] = int(bool(await session.scalar(select(exists().where(model.tenant_id == tenant)))))
-    from orders.models import Order
-    from rules.models import RuleVersion
-
-    has["orders"] = int(bool(await session.scalar(select(exists().where(Order.tenant_id == tenant)))))
-
-    has["routing"] = int(bool(await session.scalar(select(exists().where(RuleVersion.tenant_id == tenant)))))
     return has

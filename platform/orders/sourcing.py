@@ -7,14 +7,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders.models import InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
+from orders.models import Fulfilment, InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
 from orders.stock import AVAILABLE
-from rules.facts import LineFacts, LocationFacts, OrderFacts
+from rules.facts import LineFacts, LocationFacts, OrderFacts, StockSnapshot
 
 StockKey = tuple[str, str]  # (location code, SKU)
 
@@ -47,6 +48,36 @@ async def available_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Colle
         .where(InventoryLevel.tenant_id == tenant_id, Product.sku.in_(list(skus)))
     )
     return {(code, sku): int(available) for code, sku, available in rows}
+
+
+async def capacity_used(session: AsyncSession, tenant_id: uuid.UUID, codes: list[str], at: datetime,
+                        timezone: str) -> dict[str, int]:
+    """Fulfilments each of these locations took on ``at``'s local day (rejected and cancelled
+    ones excluded)."""
+    if not codes:
+        return {}
+    start = at.astimezone(ZoneInfo(timezone)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = await session.execute(
+        select(Fulfilment.location_code, func.count()).where(
+            Fulfilment.tenant_id == tenant_id, Fulfilment.location_code.in_(codes),
+            Fulfilment.created_at >= start, Fulfilment.created_at < start + timedelta(days=1),
+            Fulfilment.status.not_in(("rejected", "cancelled")))
+        .group_by(Fulfilment.location_code))
+    return {code: int(count) for code, count in rows}
+
+
+async def snapshot_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str], *, at: datetime,
+                       timezone: str, excluded: frozenset[str] = frozenset()) -> StockSnapshot:
+    """Every active location (less ``excluded``) with its stock of these SKUs as it stands, and
+    the daily capacity it has left on ``at``'s local day."""
+    per_location: dict[str, dict[str, int]] = defaultdict(dict)
+    for (code, sku), units in (await available_now(session, tenant_id, skus)).items():
+        per_location[code][sku] = max(0, units)
+    locations = [loc for loc in await active_locations(session, tenant_id) if loc.code not in excluded]
+    used = await capacity_used(session, tenant_id, [loc.code for loc in locations if loc.daily_capacity], at,
+                               timezone)
+    return StockSnapshot(tuple(location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))
+                               for loc in locations), taken_at=at)
 
 
 @dataclass(frozen=True, slots=True)

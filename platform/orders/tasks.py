@@ -77,11 +77,6 @@ async def expire_pickups(tenant_id: str) -> None:
 
 @periodic("orders.expire_pickups", every=timedelta(minutes=5))
 async def expire_pickups_everywhere() -> None:
-    from sqlalchemy import select
+    from tenants.tasks import send_to_every_tenant
 
-    from tenants.models import Tenant
-
-    async with get_database().transaction() as session:
-        tenant_ids = list(await session.scalars(select(Tenant.id)))
-    for tenant_id in tenant_ids:
-        expire_pickups.send(tenant_id=str(tenant_id))
+    await send_to_every_tenant(expire_pickups)

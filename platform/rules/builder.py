@@ -18,7 +18,7 @@ from typing import Any
 from core import money
 from rules.conditions import Problem
 from rules.fields import FIELDS, OPERATORS, static_choices
-from rules.routing import FALLBACKS, FILTERS, SORTS, TERMINAL, new_rule
+from rules.routing import FILTERS, SORTS, TERMINAL, new_rule
 
 MODES = {"all": "all of", "any": "any of", "none": "none of", "not_all": "not all of"}
 Getter = Callable[[str], str | None]
@@ -373,5 +373,3 @@ def _edit_effect(rules: list[dict[str, Any]], name: str, arg: str, get: Getter) 
         j, direction = rest.split(":")
         _move(then["sorts"], int(j), int(j) + (1 if direction == "down" else -1))
 
-
-FALLBACK_CHOICES = list(FALLBACKS.items())

@@ -10,13 +10,12 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
-from core.auth import Principal, requires, signed_in
-from core.deps import provide_db, provide_principal
+from core.auth import MERCHANDISERS, Principal, requires, signed_in
+from core.deps import DEPS
 from core.idempotency import idempotent_create
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect
 from core.problems import ProblemError, invalid
@@ -25,9 +24,7 @@ from rules import builder, conditions, fields, routing, schedule, service, simul
 from rules.facts import LineFacts, OrderFacts
 from rules.models import RuleSet, RuleVersion
 
-MANAGERS = ("owner", "admin", "merchandiser")
-manage_rules = requires(*MANAGERS)
-DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
+manage_rules = requires(*MERCHANDISERS)
 
 NOTICES.update({
     "published": "Version published.",
@@ -248,7 +245,7 @@ async def _builder_context(db: AsyncSession, principal: Principal, rule_set: Rul
     locations = await sourcing.active_locations(db, principal.tenant_id)
     return {
         "rule_set": rule_set, "rules": rules, "otherwise": otherwise, "problems": problems,
-        "row_errors": rows, "rule_errors": per_rule, "can_manage": principal.role in MANAGERS,
+        "row_errors": rows, "rule_errors": per_rule, "can_manage": principal.role in MERCHANDISERS,
         "fields": fields.FIELDS, "operators": fields.OPERATORS, "modes": builder.MODES,
         "filters": routing.FILTERS, "sorts": routing.SORTS, "fallbacks": routing.FALLBACKS,
         "location_types": fields.LOCATION_TYPES, "currency": principal.currency, "major": builder.major,
@@ -351,7 +348,7 @@ class RulesPagesController(Controller):
         now = clock.now()
         return page(request, "rules/overview.html", rule_set=rule_set, versions=all_versions, in_force=in_force,
                     periods=schedule.upcoming(all_versions, now), now=now, status=schedule.status,
-                    can_manage=principal.role in MANAGERS,
+                    can_manage=principal.role in MERCHANDISERS,
                     draft_problems=len(routing.validate_document(rule_set.draft)))
 
     @get("/draft")
@@ -467,8 +464,8 @@ class RulesPagesController(Controller):
         rule_set, all_versions, in_force = await _overview(db, principal)
         found = await service.version(db, rule_set, number)
         return page(request, "rules/version.html", version=found, in_force=in_force,
-                    status=schedule.status(found, all_versions, clock.now()), can_manage=principal.role in MANAGERS,
-                    rules=builder.editable(found.document),
+                    status=schedule.status(found, all_versions, clock.now()),
+                    can_manage=principal.role in MERCHANDISERS, rules=builder.editable(found.document),
                     describe=lambda tree: _describe_rows(tree, principal.currency), filters=routing.FILTERS,
                     sorts=routing.SORTS, fallbacks=routing.FALLBACKS, major=builder.major,
                     currency=principal.currency)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,6 +131,10 @@ async def withdraw(session: AsyncSession, principal: Principal, number: int, *, 
     await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.withdrawn", target=f"routing v{number}")
     await session.flush()
     return found
+
+
+async def has_published(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(RuleVersion.tenant_id == tenant_id))))
 
 
 async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: datetime,

@@ -98,24 +98,13 @@ async def candidates(session: AsyncSession, principal: Principal, at: datetime,
     return Candidate(label, number, routing.compile_document(document)), current
 
 
-async def sample_snapshot(session: AsyncSession, principal: Principal, order: OrderFacts) -> StockSnapshot:
-    """Every active location with today's stock of the order's SKUs."""
-    skus = {line.sku for line in order.lines}
-    available = await sourcing.available_now(session, principal.tenant_id, skus)
-    per_location: dict[str, dict[str, int]] = {}
-    for (code, sku), units in available.items():
-        per_location.setdefault(code, {})[sku] = max(0, units)
-    locations = await sourcing.active_locations(session, principal.tenant_id)
-    return StockSnapshot(tuple(sourcing.location_facts(loc, per_location.get(loc.code, {})) for loc in locations),
-                         taken_at=clock.now())
-
-
 async def simulate(session: AsyncSession, principal: Principal, order: OrderFacts, *,
                    number: int | None = None) -> dict[str, Any]:
     """One order under the candidate and under the version in force, with both traces."""
     at = order.placed_at or clock.now()
     candidate, current = await candidates(session, principal, at, number)
-    snapshot = await sample_snapshot(session, principal, order)
+    snapshot = await sourcing.snapshot_now(session, principal.tenant_id, {line.sku for line in order.lines}, at=at,
+                                           timezone=principal.timezone)
     moment = Moment(at, principal.timezone)
     results = []
     for side in (candidate, current):

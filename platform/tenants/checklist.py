@@ -31,8 +31,11 @@ async def _count(session: AsyncSession, stmt: object) -> int:
 
 async def setup_counts(session: AsyncSession, principal: Principal) -> dict[str, int]:
     from orders.setup import setup_counts as order_counts
+    from rules.service import has_published
 
-    return await order_counts(session, principal)
+    counts = await order_counts(session, principal)
+    counts["routing"] = int(await has_published(session, principal.tenant_id))
+    return counts
 
 
 async def checklist(session: AsyncSession, principal: Principal) -> list[Step]:

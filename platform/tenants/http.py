@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, admins_only, role_choices, signed_in
-from core.deps import provide_db, provide_principal
+from core.deps import DEPS, provide_db
 from core.idempotency import idempotent_create
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
 from core.problems import ProblemError
@@ -46,7 +46,6 @@ NOTICES.update(
 )
 
 DB = {"db": Provide(provide_db)}
-PRINCIPAL = {"principal": Provide(provide_principal, sync_to_thread=False)}
 
 
 def _too_many(wait: int) -> str:
@@ -212,7 +211,7 @@ class ConsoleController(Controller):
     path = "/app"
     include_in_schema = False
     guards = [signed_in]
-    dependencies = {**DB, **PRINCIPAL}
+    dependencies = DEPS
 
     @get("/")
     async def home(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
@@ -244,7 +243,7 @@ class SettingsController(Controller):
     path = "/app/settings"
     include_in_schema = False
     guards = [admins_only]
-    dependencies = {**DB, **PRINCIPAL}
+    dependencies = DEPS
 
     @get("/")
     async def index(self) -> Redirect:
@@ -343,7 +342,7 @@ class TenantApiController(Controller):
     path = "/api/v1"
     tags = ["Account"]
     guards = [signed_in]
-    dependencies = {**DB, **PRINCIPAL}
+    dependencies = DEPS
 
     @get("/me", summary="The tenant and role this key acts for")
     async def me(self, db: AsyncSession, principal: Principal) -> WhoAmI:

@@ -550,6 +550,19 @@ async def audit_events(session: AsyncSession, principal: Principal, *, limit: in
     )
 
 
+async def tenant_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Every company: for periodic jobs that fan out one message per tenant."""
+    return list(await session.scalars(select(Tenant.id)))
+
+
+async def timezone_of(session: AsyncSession, tenant_id: uuid.UUID) -> str:
+    """The company's time zone, for work done without a signed-in principal (workers)."""
+    timezone = await session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
+    if timezone is None:
+        raise not_found("Tenant")
+    return timezone
+
+
 async def get_tenant(session: AsyncSession, principal: Principal) -> Tenant:
     tenant = await session.get(Tenant, principal.tenant_id)
     if tenant is None:

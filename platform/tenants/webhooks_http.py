@@ -7,21 +7,19 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import webhooks
 from core.auth import Principal, admins_only
-from core.deps import provide_db, provide_principal
+from core.deps import DEPS
 from core.ids import uuid7
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.pages import NOTICES, form_errors, page, redirect
 from core.problems import ProblemError, invalid, not_found
 from tenants.service import Actor, audit
 
-DEPS = {"db": Provide(provide_db), "principal": Provide(provide_principal, sync_to_thread=False)}
 NOTICES.update({"endpoint_added": "Endpoint added: events are sent to it from now on.",
                 "endpoint_disabled": "Endpoint disabled: nothing more is sent to it."})
 

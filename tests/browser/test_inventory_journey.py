@@ -6,11 +6,7 @@ rejected with every error by row and nothing changed), and a grid figure opening
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,9 +14,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from browser_pages import sign_in
+from processes import cli_tenant
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "stock takes patience and care"
 TIMEZONE = "Europe/Paris"
 FEED_TIMEOUT_MS = 20_000
@@ -70,18 +68,6 @@ BAD_FEED_ERRORS = [
 expect.set_options(timeout=10_000)
 
 
-def create_tenant(company: str, email: str) -> dict[str, str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "tenants", "create", "--name", company, "--email", email,
-         "--password", PASSWORD, "--owner-name", "Inès Martin", "--country", "FR", "--currency", "EUR",
-         "--timezone", TIMEZONE],
-        env=os.environ, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    created: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return created
-
-
 def grid_figures(page: Page) -> dict[tuple[str, str], dict[str, str]]:
     """Every row of the inventory grid: (sku, location) → its figures as shown."""
     rows: list[dict[str, Any]] = page.locator("table.inventory-grid tbody tr").evaluate_all("""rows => rows.map(r => ({
@@ -112,14 +98,10 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, j
         return path
 
     # 1. A tenant made from the command line; its owner logs in through the browser.
-    create_tenant(company, email)
+    cli_tenant(company, email, PASSWORD, owner="Inès Martin", timezone=TIMEZONE)
     context = new_context(timezone_id=TIMEZONE, base_url=base)
     page = journey.watch(context.new_page(), "owner")
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(f"{base}/app")
+    sign_in(page, base, email, PASSWORD)
     expect(page.locator(".tenant-name")).to_have_text(company)
     journey.shot(page, "console-home")
 

@@ -6,14 +6,9 @@ done in between) is picked in the store itself. The store's fulfilment page then
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,26 +16,16 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from browser_pages import sign_in
+from processes import cli_tenant
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "orders flow like water"
 TIMEZONE = "Europe/Paris"
 ROUTED_TIMEOUT_S = 20
 
 expect.set_options(timeout=15_000)
-
-
-def create_tenant(company: str, email: str) -> dict[str, str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "tenants", "create", "--name", company, "--email", email,
-         "--password", PASSWORD, "--owner-name", "Olga Owner", "--country", "FR", "--currency", "EUR",
-         "--timezone", TIMEZONE],
-        env=os.environ, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    created: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return created
 
 
 def rule(rule_id: str, name: str, types: list[str]) -> dict[str, Any]:
@@ -101,7 +86,7 @@ def test_scheduled_routing_change_and_a_pickup_carried_through_live(live_server:
     journey = journey_for("orders-")
     suffix = uuid.uuid4().hex[:8]
     email = f"olga-{suffix}@example.test"
-    created = create_tenant(f"Maison Olga {suffix}", email)
+    created = cli_tenant(f"Maison Olga {suffix}", email, PASSWORD, owner="Olga Owner", timezone=TIMEZONE)
     zone = ZoneInfo(TIMEZONE)
     tomorrow = (datetime.now(zone) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30)
@@ -128,11 +113,7 @@ def test_scheduled_routing_change_and_a_pickup_carried_through_live(live_server:
 
     context = new_context(timezone_id=TIMEZONE, base_url=base)
     order_tab = journey.watch(context.new_page(), "order page")
-    order_tab.goto("/login")
-    order_tab.get_by_label("Email").fill(email)
-    order_tab.get_by_label("Password").fill(PASSWORD)
-    order_tab.get_by_role("button", name="Log in").click()
-    expect(order_tab).to_have_url(f"{base}/app")
+    sign_in(order_tab, base, email, PASSWORD)
 
     # 3. The orders list shows both; the second's page explains its store.
     order_tab.locator("header").get_by_role("link", name="Orders").click()

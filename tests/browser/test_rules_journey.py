@@ -5,13 +5,8 @@ in the company's time zone and see it on the timeline as scheduled."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,25 +14,15 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from browser_pages import sign_in
+from processes import cli_tenant
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "routes are a matter of taste"
 TIMEZONE = "Europe/Paris"
 
 expect.set_options(timeout=10_000)
-
-
-def create_tenant(company: str, email: str) -> dict[str, str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "tenants", "create", "--name", company, "--email", email,
-         "--password", PASSWORD, "--owner-name", "Rosa Merch", "--country", "FR", "--currency", "EUR",
-         "--timezone", TIMEZONE],
-        env=os.environ, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    created: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return created
 
 
 def set_up_network(base: str, key: str) -> None:
@@ -95,17 +80,13 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     journey = journey_for("rules-")
     suffix = uuid.uuid4().hex[:8]
     email = f"rosa-{suffix}@example.test"
-    created = create_tenant(f"Maison Rosa {suffix}", email)
+    created = cli_tenant(f"Maison Rosa {suffix}", email, PASSWORD, owner="Rosa Merch", timezone=TIMEZONE)
     set_up_network(base, created["api_key"])
 
     # Tall enough to show both rule cards, so that one can be dragged onto the other without scrolling.
     context = new_context(timezone_id=TIMEZONE, base_url=base, viewport={"width": 1280, "height": 2400})
     page = journey.watch(context.new_page(), "merchandiser")
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(f"{base}/app")
+    sign_in(page, base, email, PASSWORD)
 
     # 1. The rules page: nothing in force yet.
     page.locator("header").get_by_role("link", name="Rules").click()

@@ -18,7 +18,7 @@ import pytest
 import stripe
 
 from factories import bearer, create_tenant, run_outbox_inline
-from inventory_factories import API, location_body, product_body
+from inventory_factories import API, one_warehouse_shop
 
 KEY = "sk_test_oms_fake_stripe"
 
@@ -71,20 +71,6 @@ def authorised_intent(base: str, amount: int) -> str:
     return str(intent.id)
 
 
-async def _shop(client, key: dict[str, str]) -> None:
-    assert (await client.post(f"{API}/locations", headers=key, json=location_body(
-        "WH-PAY", latitude=48.8, longitude=2.3, ships_to_customers=True))).status_code == 201
-    assert (await client.post(f"{API}/products", headers=key, json=product_body("PAY-1"))).status_code == 201
-    assert (await client.post(f"{API}/inventory/adjustments", headers=key,
-                              json={"sku": "PAY-1", "location": "WH-PAY", "quantity": 10})).status_code == 201
-    from rules.routing import new_rule
-
-    document = {"rules": [new_rule("all", "Everything")], "otherwise": "hold"}
-    assert (await client.put(f"{API}/rule-sets/routing/draft", headers=key,
-                             json={"document": document})).status_code == 200
-    assert (await client.post(f"{API}/rule-sets/routing/versions", headers=key, json={})).status_code == 201
-
-
 def _order(number: str, reference: str, quantity: int = 2) -> dict[str, Any]:
     total = 1999 * quantity
     return {"channel": "web", "external_number": number, "currency": "EUR",
@@ -113,7 +99,7 @@ async def _ship(client, key: dict[str, str], order_id: str) -> dict[str, Any]:
 async def test_stripe_orders_need_the_company_account(client, stripe_base: str) -> None:
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-PAY", sku="PAY-1", quantity=10)
     refused = await client.post(f"{API}/orders", headers=key, json=_order("S-0", "pi_x"))
     assert refused.status_code == 422 and "Settings → Payments" in refused.text
     bad_key = await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": "pk_live_nope"})
@@ -126,7 +112,7 @@ async def test_stripe_orders_need_the_company_account(client, stripe_base: str) 
 async def test_captured_at_shipment_and_refunded_on_cancellation(client, stripe_base: str) -> None:
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-PAY", sku="PAY-1", quantity=10)
     await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
 
     intent = authorised_intent(stripe_base, 3998)
@@ -162,15 +148,12 @@ async def test_refund_goes_to_stripe(client, stripe_base: str) -> None:
 
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-PAY", sku="PAY-1", quantity=10)
     await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
     intent = authorised_intent(stripe_base, 5997)
     created = await client.post(f"{API}/orders", headers=key, json=_order("S-3", intent, quantity=3))
     await _run(tenant.tenant_id)
-    order = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()
-    [fulfilment] = order["fulfilments"]
-    for action in ("accept", "pick", "pack", "ship"):
-        await client.post(f"{API}/fulfilments/{fulfilment['id']}/{action}", headers=key, json={})
+    order = await _ship(client, key, created.json()["id"])
     await _run(tenant.tenant_id)
     # Refund directly through the payments interface, as a return will.
     from core.db import get_database
@@ -195,7 +178,7 @@ async def test_refund_goes_to_stripe(client, stripe_base: str) -> None:
 async def test_a_capture_stripe_refuses_is_flagged_for_customer_service(client, stripe_base: str) -> None:
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-PAY", sku="PAY-1", quantity=10)
     await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
     created = await client.post(f"{API}/orders", headers=key, json=_order("S-4", "pi_unknown_to_stripe"))
     assert created.status_code == 201

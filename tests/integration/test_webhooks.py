@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from factories import bearer, create_tenant, login, run_outbox_inline
-from inventory_factories import API, location_body, product_body
+from inventory_factories import API, one_warehouse_shop
 
 ORDER_EVENTS = ("order.created", "fulfilment.created", "order.routed")
 
@@ -53,20 +53,6 @@ def receiver() -> Iterator[Receiver]:
     made.server.shutdown()
 
 
-async def _shop(client, key: dict[str, str]) -> None:
-    assert (await client.post(f"{API}/locations", headers=key, json=location_body(
-        "WH-HOOK", latitude=48.8, longitude=2.3, ships_to_customers=True))).status_code == 201
-    assert (await client.post(f"{API}/products", headers=key, json=product_body("HOOK-1"))).status_code == 201
-    assert (await client.post(f"{API}/inventory/adjustments", headers=key,
-                              json={"sku": "HOOK-1", "location": "WH-HOOK", "quantity": 5})).status_code == 201
-    from rules.routing import new_rule
-
-    document = {"rules": [new_rule("all", "Everything")], "otherwise": "hold"}
-    assert (await client.put(f"{API}/rule-sets/routing/draft", headers=key,
-                             json={"document": document})).status_code == 200
-    assert (await client.post(f"{API}/rule-sets/routing/versions", headers=key, json={})).status_code == 201
-
-
 def _order(number: str) -> dict[str, Any]:
     return {"channel": "web", "external_number": number, "currency": "EUR",
             "lines": [{"sku": "HOOK-1", "quantity": 1, "unit_price_minor": 1999}],
@@ -84,7 +70,7 @@ async def _run_all(tenant_id: uuid.UUID) -> None:
 async def test_order_events_reach_the_endpoint_signed(client, receiver: Receiver) -> None:
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-HOOK", sku="HOOK-1", quantity=5)
     created = await client.post(f"{API}/webhook-endpoints", headers=key,
                                 json={"url": receiver.url, "description": "ERP"})
     assert created.status_code == 201, created.text
@@ -121,7 +107,7 @@ async def test_order_events_reach_the_endpoint_signed(client, receiver: Receiver
 async def test_only_subscribed_events_are_sent_and_refused_orders_send_nothing(client, receiver: Receiver) -> None:
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-HOOK", sku="HOOK-1", quantity=5)
     assert (await client.post(f"{API}/webhook-endpoints", headers=key,
                               json={"url": receiver.url, "events": ["order.routed"]})).status_code == 201
     bad = _order("HOOK-BAD") | {"total_minor": 1}
@@ -137,7 +123,7 @@ async def test_a_failing_endpoint_records_each_attempt_and_is_retried(client, re
 
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    await _shop(client, key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-HOOK", sku="HOOK-1", quantity=5)
     endpoint = (await client.post(f"{API}/webhook-endpoints", headers=key,
                                   json={"url": receiver.url, "events": ["order.created"]})).json()
     receiver.status = 503

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from factories import bearer, create_tenant
-from inventory_factories import API, location_body, product_body
+from inventory_factories import API, one_warehouse_shop
 from processes import start_oms, stop_process
 
 ORDERS = 5
@@ -28,19 +28,9 @@ async def _wait(check, timeout: float, what: str) -> None:
 
 
 async def test_a_worker_killed_mid_routing_routes_each_order_once(client, owner_engine, tmp_path: Path) -> None:
-    from rules.routing import new_rule
-
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
-    assert (await client.post(f"{API}/locations", headers=key, json=location_body(
-        "WH-CRASH", latitude=48.8, longitude=2.3, ships_to_customers=True))).status_code == 201
-    assert (await client.post(f"{API}/products", headers=key, json=product_body("CRASH-1"))).status_code == 201
-    assert (await client.post(f"{API}/inventory/adjustments", headers=key,
-                              json={"sku": "CRASH-1", "location": "WH-CRASH", "quantity": 100})).status_code == 201
-    document = {"rules": [new_rule("all", "Everything")], "otherwise": "hold"}
-    assert (await client.put(f"{API}/rule-sets/routing/draft", headers=key,
-                             json={"document": document})).status_code == 200
-    assert (await client.post(f"{API}/rule-sets/routing/versions", headers=key, json={})).status_code == 201
+    await one_warehouse_shop(client, tenant.api_key, location="WH-CRASH", sku="CRASH-1", quantity=100)
 
     async with owner_engine.connect() as blocker:
         # Hold the stock row: the first worker will block inside its routing transaction.
