@@ -79,7 +79,8 @@ def _apply_scope(connection: Connection, info: dict[str, Any]) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _scope_transaction(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
-    _apply_scope(connection, session.info)
+    if not transaction.nested:  # a savepoint is inside a transaction that has its scope already
+        _apply_scope(connection, session.info)
 
 
 async def set_scope(

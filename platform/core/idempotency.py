@@ -17,7 +17,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.serialization import encode_json
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,12 +95,9 @@ async def idempotent_create(
     if isinstance(result, WithStatus):
         status_code, result = result.status_code, result.body
     body = encode_json(result)
-    record = await session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == principal.tenant_id,
-                                        IdempotencyRecord.id == inserted)
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.tenant_id == principal.tenant_id, IdempotencyRecord.id == inserted)
+        .values(status_code=status_code, response_body=body, media_type="application/json")
     )
-    assert record is not None
-    record.status_code = status_code
-    record.response_body = body
-    record.media_type = "application/json"
     return Response(body, status_code=status_code, media_type="application/json")

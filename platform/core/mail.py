@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.ids import uuid7
 from core.models import MailMessage
 from core.settings import get_settings
 
@@ -80,9 +81,8 @@ async def queue_mail(
     from core.outbox import enqueue
     from core.tasks import send_mail
 
-    message = MailMessage(tenant_id=tenant_id, to_address=to, subject=subject, body_text=body, kind=kind)
+    message = MailMessage(tenant_id=tenant_id, id=uuid7(), to_address=to, subject=subject, body_text=body, kind=kind)
     session.add(message)
-    await session.flush()
     enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(message.id))
     return message
 

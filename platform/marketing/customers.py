@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,18 +17,21 @@ async def find_or_create(session: AsyncSession, tenant_id: uuid.UUID, *, email: 
                          phone: str = "") -> Customer:
     """The customer with this email (any case), created on first sight; a name or phone the
     record lacks is filled in, and never overwritten by a blank."""
-    now = utcnow()
     normalized = email.strip().lower()
-    await session.execute(
-        insert(Customer).values(tenant_id=tenant_id, id=uuid7(), email=normalized, name=name, phone=phone,
-                                tags=[], created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.email])
-    )
     customer = await session.scalar(select(Customer).where(Customer.tenant_id == tenant_id,
                                                            Customer.email == normalized))
-    assert customer is not None
-    if name and not customer.name:
-        customer.name = name
-    if phone and not customer.phone:
-        customer.phone = phone
-    return customer
+    if customer is not None and (customer.name or not name) and (customer.phone or not phone):
+        return customer  # a returning customer whose record is complete: one read, no write
+    now = utcnow()
+    fresh = insert(Customer).values(tenant_id=tenant_id, id=uuid7(), email=normalized, name=name, phone=phone,
+                                    tags=[], created_at=now, updated_at=now)
+    # One statement whoever wins a race to create the record: it always returns the row.
+    upsert = fresh.on_conflict_do_update(
+        index_elements=[Customer.tenant_id, Customer.email],
+        set_={"name": case((Customer.name == "", fresh.excluded.name), else_=Customer.name),
+              "phone": case((Customer.phone == "", fresh.excluded.phone), else_=Customer.phone),
+              "updated_at": now},
+    ).returning(Customer)
+    created: Customer | None = await session.scalar(upsert, execution_options={"populate_existing": True})
+    assert created is not None
+    return created

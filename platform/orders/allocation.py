@@ -17,14 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import clock
 from core.ids import uuid7
 from orders import lifecycle, sourcing
-from orders.inventory import InsufficientStock, Line, reserve
+from orders.inventory import Line, reserve
 from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
 from rules import routing
 from rules import service as rules
 from rules.facts import LineFacts, Moment, OrderFacts
 from tenants.service import timezone_of
-
-ATTEMPTS = 3  # stock can move between the snapshot and the reservation: decide again
 
 
 def open_quantity(line: OrderLine) -> int:
@@ -80,87 +78,97 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
     facts = facts_of(order, open_lines, orders_before)
     moment = Moment(order.placed_at, timezone)
     skus = {line.sku for line, _ in open_lines}
-    decision: routing.Decision | None = None
-    for _ in range(ATTEMPTS):
-        snapshot = await sourcing.snapshot_now(session, tenant_id, skus, at=order.placed_at, timezone=timezone,
-                                               excluded=frozenset(order.excluded_locations or ()))
-        decision = routing.decide(compiled, facts, snapshot, moment)
-        if decision.outcome != "fulfil":
-            break
-        try:
-            async with session.begin_nested():
-                await _allocate(session, order, open_lines, decision, actor=actor)
-        except InsufficientStock:
-            decision = None
-            continue
-        break
+    locations = await sourcing.active_locations(session, tenant_id)
+    snapshot = await sourcing.snapshot_now(session, tenant_id, skus, at=order.placed_at, timezone=timezone,
+                                           excluded=frozenset(order.excluded_locations or ()), locations=locations)
+    decision = routing.decide(compiled, facts, snapshot, moment)
+    routed_before = order.routing_version is not None
     order.routing_version = version.number
-    if decision is None:
-        lifecycle.move_order(session, order, "on_hold", actor=actor,
-                             reason="Stock kept changing while routing: try again.")
-        return order.status
     order.routing = {"version": version.number, **decision.to_dict()}
-    if decision.outcome == "fulfil":
-        where = ", ".join(f"{s.location}" + (f" → {s.ship_to_store}" if s.ship_to_store else "")
-                          for s in decision.shipments)
-        lifecycle.move_order(session, order, "routed", actor=actor, reason=f"{decision.reason} (v{version.number}): "
-                             f"{where}", version=version.number, rule=decision.rule)
-        await settle(session, order, actor=actor)  # a part may have shipped before a re-route
-    elif decision.outcome == "backorder":
+    if decision.outcome == "backorder":
         lifecycle.move_order(session, order, "backordered", actor=actor,
                              reason=f"{decision.reason} (v{version.number}): waiting for stock")
-    else:
+        return order.status
+    if decision.outcome != "fulfil":
         lifecycle.move_order(session, order, "on_hold", actor=actor,
                              reason=f"{decision.reason} (v{version.number}): for customer service to decide")
+        return order.status
+    # Numbering goes on from the fulfilments of an earlier routing (before a rejection, say).
+    earlier = list(await session.scalars(select(Fulfilment).where(
+        Fulfilment.tenant_id == tenant_id, Fulfilment.order_id == order.id))) if routed_before else []
+    created, reservations = _allocate(session, order, open_lines, decision, actor=actor,
+                                      locations={loc.code: loc for loc in locations}, numbered=len(earlier))
+    where = ", ".join(f"{s.location}" + (f" → {s.ship_to_store}" if s.ship_to_store else "")
+                      for s in decision.shipments)
+    lifecycle.move_order(session, order, "routed", actor=actor, reason=f"{decision.reason} (v{version.number}): "
+                         f"{where}", version=version.number, rule=decision.rule)
+    # A part may have shipped before a re-route.
+    await settle(session, order, actor=actor, lines=order_lines, fulfilments=earlier + created)
+    # Reserving comes last, so the stock rows stay locked for as short a time as possible.
+    await session.flush()
+    await reserve(session, tenant_id, reservations, reference=f"order {order.number}", actor=actor)
     return order.status
 
 
-async def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],
-                    decision: routing.Decision, *, actor: str) -> None:
-    codes = {s.location for s in decision.shipments}
-    locations = {loc.code: loc for loc in await session.scalars(select(Location).where(
-        Location.tenant_id == order.tenant_id, Location.code.in_(codes)))}
-    count = int(await session.scalar(select(func.count()).select_from(Fulfilment).where(
-        Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id)) or 0)
+async def hold_unroutable(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
+    """Every routing attempt lost the stock it chose to another order: customer service decides."""
+    order = await session.scalar(select(Order).where(Order.tenant_id == tenant_id, Order.id == order_id)
+                                 .with_for_update())
+    if order is not None and order.status in ("received", "backordered"):
+        lifecycle.move_order(session, order, "on_hold", actor=actor,
+                             reason="Stock kept changing while routing: release the order to try again.")
+
+
+def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],
+              decision: routing.Decision, *, actor: str, locations: dict[str, Location],
+              numbered: int) -> tuple[list[Fulfilment], list[Line]]:
+    """One fulfilment per shipment of the decision, and the stock it has to reserve."""
+    count = numbered
+    created: list[Fulfilment] = []
+    reservations: list[Line] = []
     for shipment in decision.shipments:
         location = locations[shipment.location]
         wanted = dict(shipment.lines)
-        reservations: list[Line] = []
         count += 1
         fulfilment = Fulfilment(
             tenant_id=order.tenant_id, id=uuid7(), order_id=order.id,
             number=f"{order.number}-{count}", location_id=location.id, location_code=location.code,
             kind="pickup" if shipment.pickup else ("transfer" if shipment.ship_to_store else "ship"),
-            ship_to_store=shipment.ship_to_store, status="created")
+            ship_to_store=shipment.ship_to_store, status="created", reason=None, tracking_number=None)
         session.add(fulfilment)
+        created.append(fulfilment)
+        units = 0
         for line, _ in open_lines:
             take = min(wanted.get(line.sku, 0), open_quantity(line))
             if take <= 0 or line.product_id is None:
                 continue
             wanted[line.sku] -= take
             line.qty_allocated += take
+            units += take
             session.add(FulfilmentLine(tenant_id=order.tenant_id, id=uuid7(), fulfilment_id=fulfilment.id,
                                        order_line_id=line.id, sku=line.sku, product_id=line.product_id,
                                        quantity=take))
             reservations.append(Line(line.product_id, location.id, take))
-        await reserve(session, order.tenant_id, reservations, reference=f"order {order.number}", actor=actor)
         lifecycle.record(session, order, "fulfilment.created", actor=actor, fulfilment=fulfilment,
-                         to_status="created", location=location.code,
-                         reason=_units(sum(r.quantity for r in reservations)) + f" from {location.code}")
+                         to_status="created", location=location.code, reason=_units(units) + f" from {location.code}")
         lifecycle.announce(session, order, "fulfilment.created", fulfilment=fulfilment)
-    await session.flush()
+    return created, reservations
 
 
 def _units(count: int) -> str:
     return f"{count} unit{'s' if count != 1 else ''}"
 
 
-async def settle(session: AsyncSession, order: Order, *, actor: str) -> None:
-    """Bring the order's status in line with its lines and fulfilments."""
-    lines = list(await session.scalars(select(OrderLine).where(
-        OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id)))
-    fulfilments = list(await session.scalars(select(Fulfilment).where(
-        Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id)))
+async def settle(session: AsyncSession, order: Order, *, actor: str, lines: list[OrderLine] | None = None,
+                 fulfilments: list[Fulfilment] | None = None) -> None:
+    """Bring the order's status in line with its lines and fulfilments (all of them, read here
+    unless the caller holds them)."""
+    if lines is None:
+        lines = list(await session.scalars(select(OrderLine).where(
+            OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id)))
+    if fulfilments is None:
+        fulfilments = list(await session.scalars(select(Fulfilment).where(
+            Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id)))
     target = derived_status(order, lines, fulfilments)
     if target is not None and target != order.status:
         lifecycle.move_order(session, order, target, actor=actor)

@@ -13,14 +13,14 @@ from typing import NamedTuple
 
 import pycountry
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
 from core.auth import Principal
 from core.ids import uuid7
 from core.outbox import enqueue
-from core.problems import invalid
+from core.problems import ProblemError, invalid
 from marketing.customers import find_or_create
 from orders import lifecycle, notifications, payments
 from orders.models import Location, Order, OrderLine, Product
@@ -138,12 +138,14 @@ class Captured(NamedTuple):
 async def capture(session: AsyncSession, principal: Principal, data: OrderIn) -> Captured:
     """The order stored and its routing queued; or the one already stored under this channel's
     order number. Refuses with every problem listed."""
-    if data.external_number and data.channel in CHANNELS:
-        found = await existing(session, principal.tenant_id, data.channel, data.external_number)
-        if found is not None:
-            return Captured(found, False, [])
     errors, products, store = await check(session, principal, data)
     if errors:
+        # A channel resending an order it sent before gets that order, even if, say, a product
+        # was withdrawn since.
+        if data.external_number and data.channel in CHANNELS:
+            found = await existing(session, principal.tenant_id, data.channel, data.external_number)
+            if found is not None:
+                return Captured(found, False, [])
         raise invalid(errors, detail=f"The order was not accepted: {len(errors)} problem"
                                      f"{'s' if len(errors) > 1 else ''}. " + next(iter(errors.values())))
     customer = await find_or_create(session, principal.tenant_id, email=data.customer.email,
@@ -151,7 +153,7 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
     order_id = uuid7()
     address = data.delivery.address
     subtotal = sum(line.unit_price_minor * line.quantity - line.discount_minor for line in data.lines)
-    order = Order(
+    values = dict(
         tenant_id=principal.tenant_id, id=order_id, number=order_number(order_id), channel=data.channel,
         external_number=data.external_number, status="received", currency=data.currency,
         subtotal_minor=subtotal, discount_minor=data.discount_minor, shipping_fee_minor=data.shipping_fee_minor,
@@ -170,17 +172,19 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
         authorized_minor=data.payment.authorized_minor if data.payment else 0,
         excluded_locations=[], created_by=principal.label, placed_at=data.placed_at or clock.now(),
     )
-    try:
-        async with session.begin_nested():
-            session.add(order)
-            await session.flush()
-    except IntegrityError:
-        # The same channel order number, committed by a concurrent request a moment ago.
-        if data.external_number:
-            found = await existing(session, principal.tenant_id, data.channel, data.external_number)
-            if found is not None:
-                return Captured(found, False, [])
-        raise
+    # The channel's order number is unique: when the same order arrives twice at the same
+    # moment, the second insert does nothing and returns the first one once it is committed.
+    order: Order | None = await session.scalar(
+        insert(Order).values(**values)
+        .on_conflict_do_nothing(index_elements=[Order.tenant_id, Order.channel, Order.external_number],
+                                index_where=Order.external_number.is_not(None))
+        .returning(Order))
+    if order is None:
+        found = await existing(session, principal.tenant_id, data.channel, data.external_number or "")
+        if found is None:  # the other request rolled back after all: this one is a first
+            raise ProblemError(409, "Order in progress", "The same order is being captured by another request; "
+                                                         "send it again.")
+        return Captured(found, False, [])
     lines = [
         OrderLine(tenant_id=principal.tenant_id, id=uuid7(), order_id=order_id, line_no=i + 1, sku=line.sku,
                   product_id=products[line.sku].id, name=products[line.sku].name,

@@ -97,18 +97,30 @@ async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Li
     await session.execute(insert(movements), [movement])
 
 
-# One round trip per line: the conditional update and its ledger entry in one statement.
+# One round trip for the whole reservation: the levels are locked in a fixed order (product,
+# then location) so that two orders can't deadlock each other, each is taken only if enough is
+# available, and each taken one writes its ledger entry.
 _RESERVE = text("""
-    WITH won AS (
-        UPDATE inventory_levels
-        SET reserved = reserved + :qty, updated_at = now()
-        WHERE tenant_id = :tenant AND product_id = :product AND location_id = :location
-          AND on_hand - reserved - safety_stock >= :qty
-        RETURNING tenant_id, product_id, location_id
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:products AS uuid[]), CAST(:locations AS uuid[]), CAST(:quantities AS int[]),
+                             CAST(:movements AS uuid[])) AS w(product_id, location_id, qty, movement_id)
+    ), locked AS (
+        SELECT l.product_id, l.location_id FROM inventory_levels l
+        JOIN wanted w ON w.product_id = l.product_id AND w.location_id = l.location_id
+        WHERE l.tenant_id = :tenant
+        ORDER BY l.product_id, l.location_id
+        FOR UPDATE OF l
+    ), won AS (
+        UPDATE inventory_levels l
+        SET reserved = l.reserved + w.qty, updated_at = now()
+        FROM wanted w, (SELECT count(*) FROM locked) AS ready
+        WHERE l.tenant_id = :tenant AND l.product_id = w.product_id AND l.location_id = w.location_id
+          AND l.on_hand - l.reserved - l.safety_stock >= w.qty
+        RETURNING l.tenant_id, l.product_id, l.location_id, w.qty, w.movement_id
     )
     INSERT INTO inventory_movements
         (tenant_id, id, product_id, location_id, on_hand_delta, reserved_delta, reason, reference, actor, created_at)
-    SELECT tenant_id, :movement, product_id, location_id, 0, :qty, 'reservation', :reference, :actor, now()
+    SELECT tenant_id, movement_id, product_id, location_id, 0, qty, 'reservation', :reference, :actor, now()
     FROM won
     RETURNING 1
 """)
@@ -116,19 +128,24 @@ _RESERVE = text("""
 
 async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
                   actor: str) -> None:
-    """Reserve every line or none: raises InsufficientStock (the caller's transaction then
-    rolls back the lines already reserved)."""
-    for line in sorted(lines, key=lambda item: (item.product_id, item.location_id)):
-        if line.quantity <= 0:
-            raise ProblemError(422, "Invalid quantity", "Quantities to reserve must be positive.")
-        won = (await session.execute(_RESERVE, {
-            "qty": line.quantity, "tenant": tenant_id, "product": line.product_id, "location": line.location_id,
-            "movement": uuid7(), "reference": reference, "actor": actor,
-        })).first()
-        if won is None:
-            raise InsufficientStock(409, "Not enough stock available",
-                                    f"Product {line.product_id} at location {line.location_id}: fewer than "
-                                    f"{line.quantity} available.")
+    """Reserve every line or none: raises InsufficientStock, and the caller's transaction then
+    rolls back the lines already reserved."""
+    if any(line.quantity <= 0 for line in lines):
+        raise ProblemError(422, "Invalid quantity", "Quantities to reserve must be positive.")
+    merged: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    for line in lines:
+        merged[(line.product_id, line.location_id)] = merged.get((line.product_id, line.location_id), 0) + line.quantity
+    if not merged:
+        return
+    keys = sorted(merged)
+    won = (await session.execute(_RESERVE, {
+        "tenant": tenant_id, "products": [p for p, _ in keys], "locations": [loc for _, loc in keys],
+        "quantities": [merged[k] for k in keys], "movements": [uuid7() for _ in keys],
+        "reference": reference, "actor": actor,
+    })).all()
+    if len(won) < len(keys):
+        raise InsufficientStock(409, "Not enough stock available",
+                                f"Fewer units are available than {reference} needs at one of its locations.")
 
 
 async def release(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,

@@ -38,11 +38,27 @@ async def route_order(tenant_id: str, order_id: str) -> None:
     """Route the order's open lines with the rules in force at its time. Idempotent: the
     order row is locked and only a received (or backordered) order is routed, so a second
     delivery, or one after a worker died mid-way (its transaction rolled back), routes once."""
-    from orders import allocation
+    await _route(uuid.UUID(tenant_id), uuid.UUID(order_id), actor="router")
 
-    tenant = uuid.UUID(tenant_id)
+
+ROUTING_ATTEMPTS = 3
+
+
+async def _route(tenant: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
+    """Route in a transaction of its own; when another order took the stock between the
+    snapshot and the reservation, decide again on fresh figures, a few times, then hold."""
+    from orders import allocation
+    from orders.inventory import InsufficientStock
+
+    for _ in range(ROUTING_ATTEMPTS):
+        try:
+            async with get_database().transaction(tenant_id=tenant) as session:
+                await allocation.route(session, tenant, order_id, actor=actor)
+            return
+        except InsufficientStock:
+            continue
     async with get_database().transaction(tenant_id=tenant) as session:
-        await allocation.route(session, tenant, uuid.UUID(order_id), actor="router")
+        await allocation.hold_unroutable(session, tenant, order_id, actor=actor)
 
 
 @actor("orders.route_backorders", queue="orders", time_limit_ms=300_000)
@@ -51,7 +67,6 @@ async def route_backorders(tenant_id: str) -> None:
     each in its own transaction so one that still can't be served doesn't hold up the rest."""
     from sqlalchemy import select
 
-    from orders import allocation
     from orders.models import Order
 
     tenant = uuid.UUID(tenant_id)
@@ -59,8 +74,7 @@ async def route_backorders(tenant_id: str) -> None:
         waiting = list(await session.scalars(select(Order.id).where(
             Order.tenant_id == tenant, Order.status == "backordered").order_by(Order.placed_at).limit(1000)))
     for order_id in waiting:
-        async with get_database().transaction(tenant_id=tenant) as session:
-            await allocation.route(session, tenant, order_id, actor="backorder release")
+        await _route(tenant, order_id, actor="backorder release")
 
 
 @actor("orders.expire_pickups", queue="orders", time_limit_ms=300_000)

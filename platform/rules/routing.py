@@ -592,6 +592,13 @@ class CompiledCache:
         self.entries: OrderedDict[tuple[Any, Any], CompiledRouting] = OrderedDict()
         self.hits = self.misses = 0
 
+    def peek(self, key: tuple[Any, Any]) -> CompiledRouting | None:
+        compiled = self.entries.get(key)
+        if compiled is not None:
+            self.entries.move_to_end(key)
+            self.hits += 1
+        return compiled
+
     def get(self, key: tuple[Any, Any], document: dict[str, Any]) -> CompiledRouting:
         compiled = self.entries.get(key)
         if compiled is not None:

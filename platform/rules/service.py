@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from core import clock
 from core.auth import Principal
@@ -139,10 +140,11 @@ async def has_published(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
 
 async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: datetime,
                            ) -> tuple[RuleVersion | None, routing.CompiledRouting | None]:
-    """The routing version in force at ``at`` and its compiled form (cached: versions never change)."""
+    """The routing version in force at ``at`` and its compiled form (cached: versions never change,
+    so the document is read only the first time)."""
     found = await session.scalar(
-        select(RuleVersion).join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id)
-                                 & (RuleSet.id == RuleVersion.rule_set_id))
+        select(RuleVersion).options(defer(RuleVersion.document))
+        .join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id) & (RuleSet.id == RuleVersion.rule_set_id))
         .where(RuleVersion.tenant_id == tenant_id, RuleSet.kind == ROUTING, RuleVersion.cancelled_at.is_(None),
                RuleVersion.effective_from <= at,
                (RuleVersion.effective_to.is_(None)) | (RuleVersion.effective_to > at))
@@ -150,4 +152,10 @@ async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: date
     )
     if found is None:
         return None, None
-    return found, routing.CACHE.get((tenant_id, found.id), found.document)
+    key = (tenant_id, found.id)
+    compiled = routing.CACHE.peek(key)
+    if compiled is None:
+        document = await session.scalar(select(RuleVersion.document).where(
+            RuleVersion.tenant_id == tenant_id, RuleVersion.id == found.id))
+        compiled = routing.CACHE.get(key, document or {})
+    return found, compiled

@@ -27,6 +27,7 @@ from core.sessions import (
 from core.throttle import clear_failures, take_attempt, within_rate
 from tenants import service
 from tenants import validation as v
+from tenants.auth import forget_api_keys
 from tenants.checklist import checklist
 from tenants.models import Role
 from tenants.schemas import AuditEventOut, InvitationCreate, InvitationOut, MemberOut, TenantOut, WhoAmI
@@ -329,6 +330,8 @@ class SettingsController(Controller):
     async def revoke_api_key(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                              key_id: uuid.UUID) -> Redirect:
         await service.revoke_api_key(db, principal, key_id, ip=client_ip(request))
+        await db.commit()
+        forget_api_keys(principal.tenant_id)  # after the commit, so no request caches it again
         return redirect("/app/settings/api-keys", done="key_revoked")
 
     @get("/audit-log")

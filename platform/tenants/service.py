@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -555,11 +556,20 @@ async def tenant_ids(session: AsyncSession) -> list[uuid.UUID]:
     return list(await session.scalars(select(Tenant.id)))
 
 
+TIMEZONE_CACHE_SECONDS = 60.0
+_timezones: dict[uuid.UUID, tuple[float, str]] = {}
+
+
 async def timezone_of(session: AsyncSession, tenant_id: uuid.UUID) -> str:
-    """The company's time zone, for work done without a signed-in principal (workers)."""
+    """The company's time zone, for work done without a signed-in principal (workers). Kept
+    for a minute: workers ask for it with every order they route."""
+    cached = _timezones.get(tenant_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     timezone = await session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
     if timezone is None:
         raise not_found("Tenant")
+    _timezones[tenant_id] = (time.monotonic() + TIMEZONE_CACHE_SECONDS, timezone)
     return timezone
 
 
