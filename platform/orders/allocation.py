@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
 from core.ids import uuid7
-from orders import lifecycle, sourcing
+from orders import lifecycle, service_tasks, sourcing
 from orders.inventory import Line, reserve
 from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
 from rules import routing
@@ -68,9 +68,8 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
     if version is None:  # nothing was published yet when it was placed: today's rules decide
         version, compiled = await rules.routing_in_force(session, tenant_id, clock.now())
     if version is None or compiled is None:
-        lifecycle.move_order(session, order, "on_hold", actor=actor,
-                             reason="No routing rules were in force when the order was placed: publish a "
-                                    "version under Rules, then release the order.")
+        await hold(session, order, "No routing rules were in force when the order was placed: publish a version "
+                                   "under Rules, then release the order.", actor=actor)
         return order.status
     timezone = await timezone_of(session, tenant_id)
     # Counting the customer's earlier orders costs a query: only when a rule asks for it.
@@ -90,8 +89,8 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
                              reason=f"{decision.reason} (v{version.number}): waiting for stock")
         return order.status
     if decision.outcome != "fulfil":
-        lifecycle.move_order(session, order, "on_hold", actor=actor,
-                             reason=f"{decision.reason} (v{version.number}): for customer service to decide")
+        await hold(session, order, f"{decision.reason} (v{version.number}): for customer service to decide",
+                   actor=actor)
         return order.status
     # Numbering goes on from the fulfilments of an earlier routing (before a rejection, say).
     earlier = list(await session.scalars(select(Fulfilment).where(
@@ -115,8 +114,13 @@ async def hold_unroutable(session: AsyncSession, tenant_id: uuid.UUID, order_id:
     order = await session.scalar(select(Order).where(Order.tenant_id == tenant_id, Order.id == order_id)
                                  .with_for_update())
     if order is not None and order.status in ("received", "backordered"):
-        lifecycle.move_order(session, order, "on_hold", actor=actor,
-                             reason="Stock kept changing while routing: release the order to try again.")
+        await hold(session, order, "Stock kept changing while routing: release the order to try again.", actor=actor)
+
+
+async def hold(session: AsyncSession, order: Order, reason: str, *, actor: str) -> None:
+    """Put the order on hold, with a task for customer service to decide."""
+    lifecycle.move_order(session, order, "on_hold", actor=actor, reason=reason)
+    await service_tasks.open_task(session, order, "order_on_hold", reason, actor=actor)
 
 
 def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],

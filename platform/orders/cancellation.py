@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from core.problems import ProblemError, invalid, not_found
-from orders import allocation, lifecycle, notifications, payments
+from orders import allocation, lifecycle, notifications, payments, service_tasks
 from orders.inventory import Line, release
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 
@@ -68,6 +68,8 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     await payments.refund(session, order, refund_due, actor=principal.label, reason=reason or "cancelled")
     if everything:
         lifecycle.move_order(session, order, "cancelled", actor=principal.label, reason=reason or None)
+        await service_tasks.close_if_open(session, order, "order_on_hold", "the order was cancelled",
+                                          actor=principal.label)
         if notify:
             await notifications.tell_customer(session, order, "cancelled")
     else:

@@ -5,7 +5,6 @@ without that location."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,13 +13,13 @@ from core import clock
 from core.auth import Principal
 from core.outbox import enqueue
 from core.problems import ProblemError, not_found
-from orders import allocation, lifecycle, notifications, payments
+from orders import allocation, lifecycle, notifications, payments, service_tasks
 from orders.inventory import Line, consume, release
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
+from tenants.service import pickup_window_of
 
 ACTIONS = {"accept": "accepted", "pick": "picking", "pack": "packed", "ship": "shipped",
            "ready": "ready_for_pickup", "collect": "collected", "deliver": "delivered", "reject": "rejected"}
-PICKUP_WINDOW = timedelta(days=7)
 
 
 async def locked(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uuid.UUID,
@@ -51,6 +50,11 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
     order, fulfilment = await locked(session, principal.tenant_id, fulfilment_id)
     target = ACTIONS[action]
     _check_kind(fulfilment, target)
+    if (target == "collected" or (target == "shipped" and fulfilment.kind == "ship")) \
+            and await service_tasks.on_payment_hold(session, order):
+        raise ProblemError(409, "Payment on hold",
+                           f"Order {order.number}'s payment could not be captured: its goods wait until the capture "
+                           "succeeds or customer service resolves the task.")
     if target == "rejected" and not reason.strip():
         raise ProblemError(422, "Say why", "A rejection needs a reason (item missing, damaged...).")
     lifecycle.move_fulfilment(session, order, fulfilment, target, actor=principal.label, reason=reason or None,
@@ -69,7 +73,7 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
             await notifications.tell_customer(session, order, "shipped",
                                               f"Tracking number: {tracking_number}." if tracking_number else "")
     elif target == "ready_for_pickup":
-        fulfilment.pickup_expires_at = clock.now() + PICKUP_WINDOW
+        fulfilment.pickup_expires_at = clock.now() + await pickup_window_of(session, order.tenant_id)
         await notifications.tell_customer(session, order, "ready_for_pickup",
                                           f"Please collect it by {fulfilment.pickup_expires_at:%d %B}.")
     elif target == "rejected":

@@ -324,3 +324,28 @@ class PaymentAccount(TenantScoped, Base):
     secret_key: Mapped[str] = mapped_column(String(300))  # never logged; shown masked
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class ServiceTask(TenantScoped, Base):
+    """Work for customer service that the platform could not finish alone (a payment that
+    can't be captured, a refund Stripe refused, an order routing put on hold). One open task
+    per order and kind: a repeat of the same problem counts on it instead of opening another."""
+
+    __tablename__ = "service_tasks"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        Index("uq_service_tasks_open", "tenant_id", "order_id", "kind", unique=True,
+              postgresql_where=text("status = 'open'")),
+        Index("ix_service_tasks_status", "tenant_id", "status", "id"),
+    )
+
+    order_id: Mapped[uuid.UUID]
+    kind: Mapped[str] = mapped_column(String(40))  # payment_capture_failed | refund_failed | order_on_hold
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
+    detail: Mapped[str] = mapped_column(String(1000))
+    occurrences: Mapped[int] = mapped_column(default=1)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    resolution: Mapped[str | None] = mapped_column(String(1000))

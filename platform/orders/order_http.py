@@ -22,7 +22,7 @@ from core.idempotency import WithStatus, idempotent_create
 from core.outbox import enqueue
 from core.pages import NOTICES, form_errors, page, redirect
 from core.problems import ProblemError, invalid
-from orders import cancellation, capture, fulfilment, lifecycle, queries, sourcing
+from orders import cancellation, capture, fulfilment, lifecycle, queries, service_tasks, sourcing
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
 from orders.schemas import (
     CancelIn,
@@ -125,6 +125,8 @@ async def _release(db: AsyncSession, principal: Principal, order_id: uuid.UUID) 
     if order.status not in ("on_hold", "backordered"):
         raise ProblemError(409, "Not on hold", f"Order {order.number} is {order.status.replace('_', ' ')}.")
     lifecycle.move_order(db, order, "received", actor=principal.label, reason="released for routing")
+    await service_tasks.close_if_open(db, order, "order_on_hold", f"released for routing by {principal.label}",
+                                      actor=principal.label)
     enqueue(db, route_order, tenant_id=order.tenant_id, order_id=str(order.id))
     return order
 
@@ -263,8 +265,10 @@ class OrdersPagesController(Controller):
                          order_id: uuid.UUID) -> Template:
         detail = await queries.order_detail(db, principal, order_id)
         template = "orders/_order.html" if request.headers.get("HX-Request") == "true" else "orders/order.html"
+        tasks = await service_tasks.listing(db, principal, status="open", order_id=order_id)
         return page(request, template, detail=detail, order=detail.order, can_take=principal.role in TAKERS,
-                    can_handle=principal.role in HANDLERS)
+                    can_handle=principal.role in HANDLERS, tasks=[row.task for row in tasks],
+                    task_kinds=service_tasks.KINDS)
 
     @get("/orders/{order_id:uuid}/live")
     async def order_live(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> ServerSentEvent:

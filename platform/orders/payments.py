@@ -24,7 +24,7 @@ from core.db import get_database
 from core.outbox import enqueue
 from core.settings import get_settings
 from core.templating import money
-from orders import lifecycle
+from orders import lifecycle, service_tasks
 from orders.models import Order, OrderEvent, OrderLine, PaymentAccount
 
 ACTOR = "payments"
@@ -136,11 +136,18 @@ async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
             return
         if error is None:
             _captured(session, order, amount, actor=ACTOR, how=f"captured with Stripe ({reference})")
+            await service_tasks.close_if_open(session, order, "payment_capture_failed",
+                                              "captured on a later attempt", actor=ACTOR)
             return
         order.payment_status = "capture_failed"
         lifecycle.record(session, order, "payment.capture_failed", actor=ACTOR, amount_minor=amount,
                          reason=f"{error}: customer service to follow up"
                                 + (" (trying again later)" if retry else ""))
+        await service_tasks.open_task(
+            session, order, "payment_capture_failed", actor=ACTOR,
+            detail=f"Capturing {money(amount, order.currency)} failed: {error}. "
+                   + ("Stripe is asked again with growing delays. " if retry else "It won't be retried. ")
+                   + "The rest of the order waits until it is captured or this task is resolved.")
     if retry:
         raise PaymentFailed(error)
 
@@ -168,9 +175,16 @@ async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, r
             if order is not None:
                 lifecycle.record(session, order, "payment.refund_failed", actor=ACTOR, amount_minor=amount_minor,
                                  reason=f"Stripe: {exc.user_message or exc}: customer service to follow up")
+                await service_tasks.open_task(
+                    session, order, "refund_failed", actor=ACTOR,
+                    detail=f"Refunding {money(amount_minor, order.currency)} failed: {exc.user_message or exc}. "
+                           "Stripe is asked again with growing delays; refund the customer another way if it "
+                           "keeps failing.")
         raise PaymentFailed(str(exc)) from exc
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
         if order is not None:
             lifecycle.record(session, order, "payment.refund_sent", actor=ACTOR, amount_minor=amount_minor,
                              refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")
+            await service_tasks.close_if_open(session, order, "refund_failed", "refund sent on a later attempt",
+                                              actor=ACTOR)

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,6 +37,7 @@ class Role(enum.StrEnum):
 
 class Tenant(Base):
     __tablename__ = "tenants"
+    __table_args__ = (CheckConstraint("pickup_window_days BETWEEN 1 AND 60", name="pickup_window_days"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(200))
@@ -45,6 +46,8 @@ class Tenant(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How long a click & collect order waits at the store before it is cancelled and restocked.
+    pickup_window_days: Mapped[int] = mapped_column(default=7, server_default="7")
 
 
 class User(Base):

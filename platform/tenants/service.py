@@ -573,6 +573,27 @@ async def timezone_of(session: AsyncSession, tenant_id: uuid.UUID) -> str:
     return timezone
 
 
+PICKUP_WINDOW_DAYS = (1, 60)
+
+
+async def pickup_window_of(session: AsyncSession, tenant_id: uuid.UUID) -> timedelta:
+    """How long a click & collect order waits at the store before it expires."""
+    days = await session.scalar(select(Tenant.pickup_window_days).where(Tenant.id == tenant_id))
+    return timedelta(days=days or 7)
+
+
+async def set_pickup_window(session: AsyncSession, principal: Principal, days: int, ip: str | None = None) -> Tenant:
+    low, high = PICKUP_WINDOW_DAYS
+    if not low <= days <= high:
+        raise invalid({"pickup_window_days": f"Give a whole number of days from {low} to {high}."})
+    tenant = await get_tenant(session, principal)
+    if tenant.pickup_window_days != days:
+        await audit(session, principal.tenant_id, Actor.of(principal, ip), "settings.pickup_window_changed",
+                    target=f"{tenant.pickup_window_days} → {days} days")
+        tenant.pickup_window_days = days
+    return tenant
+
+
 async def get_tenant(session: AsyncSession, principal: Principal) -> Tenant:
     tenant = await session.get(Tenant, principal.tenant_id)
     if tenant is None:

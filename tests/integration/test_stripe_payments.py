@@ -193,3 +193,53 @@ async def test_a_capture_stripe_refuses_is_flagged_for_customer_service(client, 
     flagged = (await client.get(f"{API}/orders", headers=key, params={"payment_status": "capture_failed"})).json()
     flagged = flagged["orders"]
     assert [o["number"] for o in flagged] == [order["number"]]
+
+
+async def test_a_failed_capture_opens_a_task_and_holds_the_rest_of_the_order(client, stripe_base: str) -> None:
+    """Two warehouses each hold one unit, so a two-unit order ships in two parts. Stripe refuses
+    the capture at the first shipment: a customer-service task opens, the second part may not
+    leave, and resolving the task (the customer paid another way) lets it go."""
+    from inventory_factories import adjust, location_body, make_locations
+
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-A", sku="PAY-1", quantity=1)
+    await make_locations(client, tenant.api_key, location_body("WH-B", latitude=45.7, longitude=4.8,
+                                                               ships_to_customers=True))
+    assert (await adjust(client, tenant.api_key, "PAY-1", "WH-B", 1)).status_code == 201
+    await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
+    created = await client.post(f"{API}/orders", headers=key, json=_order("S-5", "pi_unknown_to_stripe"))
+    assert created.status_code == 201, created.text
+    await _run(tenant.tenant_id)
+    order = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()
+    first, second = order["fulfilments"]
+    for action in ("accept", "pick", "pack", "ship"):
+        assert (await client.post(f"{API}/fulfilments/{first['id']}/{action}", headers=key, json={})).status_code == 200
+    await _run(tenant.tenant_id)
+
+    tasks = (await client.get(f"{API}/service-tasks", headers=key)).json()["tasks"]
+    assert [(t["kind"], t["order_number"], t["status"]) for t in tasks] == [
+        ("payment_capture_failed", order["number"], "open")]
+    assert "failed" in tasks[0]["detail"]
+    for action in ("accept", "pick", "pack"):
+        assert (await client.post(f"{API}/fulfilments/{second['id']}/{action}", headers=key,
+                                  json={})).status_code == 200
+    held = await client.post(f"{API}/fulfilments/{second['id']}/ship", headers=key, json={})
+    assert held.status_code == 409 and "captured" in held.json()["detail"]
+
+    empty = await client.post(f"{API}/service-tasks/{tasks[0]['id']}/resolve", headers=key, json={"note": " "})
+    assert empty.status_code == 422
+    resolved = await client.post(f"{API}/service-tasks/{tasks[0]['id']}/resolve", headers=key,
+                                 json={"note": "Customer paid by bank transfer"})
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved" and resolved.json()["resolution"] == "Customer paid by bank transfer"
+    again = await client.post(f"{API}/service-tasks/{tasks[0]['id']}/resolve", headers=key, json={"note": "twice"})
+    assert again.status_code == 409
+    shipped = await client.post(f"{API}/fulfilments/{second['id']}/ship", headers=key, json={})
+    assert shipped.status_code == 200, shipped.text
+    after = (await client.get(f"{API}/orders/{order['id']}", headers=key)).json()
+    assert after["status"] == "shipped"
+    assert [e["kind"] for e in after["events"] if e["kind"].startswith("task.")] == ["task.opened", "task.resolved"]
+    assert (await client.get(f"{API}/service-tasks", headers=key)).json()["tasks"] == []
+    done = (await client.get(f"{API}/service-tasks", headers=key, params={"status": "resolved"})).json()["tasks"]
+    assert [t["id"] for t in done] == [tasks[0]["id"]]
