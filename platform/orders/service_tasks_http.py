@@ -168,7 +168,7 @@ class OrderSettingsPagesController(Controller):
         form = await request.form()
         raw = str(form.get("pickup_window_days") or "").strip()
         try:
-            days = int(raw) if raw.isdigit() else -1
+            days = int(raw) if raw.isascii() and raw.isdigit() else -1
             await tenants.set_pickup_window(db, principal, days, ip=client_ip(request))
         except ProblemError as problem:
             await db.rollback()
