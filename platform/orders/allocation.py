@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core import clock
 from core.ids import uuid7
@@ -95,8 +96,11 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
     # Numbering goes on from the fulfilments of an earlier routing (before a rejection, say).
     earlier = list(await session.scalars(select(Fulfilment).where(
         Fulfilment.tenant_id == tenant_id, Fulfilment.order_id == order.id))) if routed_before else []
-    created, reservations = _allocate(session, order, open_lines, decision, actor=actor,
-                                      locations={loc.code: loc for loc in locations}, numbered=len(earlier))
+    created, reservations, allocated = _allocate(session, order, open_lines, decision, actor=actor,
+                                                 locations={loc.code: loc for loc in locations},
+                                                 numbered=len(earlier))
+    for line, units in allocated.items():  # written below in one statement, not one UPDATE per line
+        set_committed_value(line, "qty_allocated", line.qty_allocated + units)
     where = ", ".join(f"{s.location}" + (f" → {s.ship_to_store}" if s.ship_to_store else "")
                       for s in decision.shipments)
     lifecycle.move_order(session, order, "routed", actor=actor, reason=f"{decision.reason} (v{version.number}): "
@@ -105,8 +109,17 @@ async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
     await settle(session, order, actor=actor, lines=order_lines, fulfilments=earlier + created)
     # Reserving comes last, so the stock rows stay locked for as short a time as possible.
     await session.flush()
+    await session.execute(_ALLOCATE, {"tenant": tenant_id, "ids": [line.id for line in allocated],
+                                      "units": list(allocated.values())})
     await reserve(session, tenant_id, reservations, reference=f"order {order.number}", actor=actor)
     return order.status
+
+
+_ALLOCATE = text("""
+    UPDATE order_lines l SET qty_allocated = l.qty_allocated + v.units
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:units AS int[])) AS v(id, units)
+    WHERE l.tenant_id = :tenant AND l.id = v.id
+""")
 
 
 async def hold_unroutable(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
@@ -125,11 +138,13 @@ async def hold(session: AsyncSession, order: Order, reason: str, *, actor: str) 
 
 def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],
               decision: routing.Decision, *, actor: str, locations: dict[str, Location],
-              numbered: int) -> tuple[list[Fulfilment], list[Line]]:
-    """One fulfilment per shipment of the decision, and the stock it has to reserve."""
+              numbered: int) -> tuple[list[Fulfilment], list[Line], dict[OrderLine, int]]:
+    """One fulfilment per shipment of the decision, the stock it has to reserve and the units
+    it allocates per line."""
     count = numbered
     created: list[Fulfilment] = []
     reservations: list[Line] = []
+    allocated: dict[OrderLine, int] = {}
     for shipment in decision.shipments:
         location = locations[shipment.location]
         wanted = dict(shipment.lines)
@@ -143,11 +158,11 @@ def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderL
         created.append(fulfilment)
         units = 0
         for line, _ in open_lines:
-            take = min(wanted.get(line.sku, 0), open_quantity(line))
+            take = min(wanted.get(line.sku, 0), open_quantity(line) - allocated.get(line, 0))
             if take <= 0 or line.product_id is None:
                 continue
             wanted[line.sku] -= take
-            line.qty_allocated += take
+            allocated[line] = allocated.get(line, 0) + take
             units += take
             session.add(FulfilmentLine(tenant_id=order.tenant_id, id=uuid7(), fulfilment_id=fulfilment.id,
                                        order_line_id=line.id, sku=line.sku, product_id=line.product_id,
@@ -156,7 +171,7 @@ def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderL
         lifecycle.record(session, order, "fulfilment.created", actor=actor, fulfilment=fulfilment,
                          to_status="created", location=location.code, reason=_units(units) + f" from {location.code}")
         lifecycle.announce(session, order, "fulfilment.created", fulfilment=fulfilment)
-    return created, reservations
+    return created, reservations, allocated
 
 
 def _units(count: int) -> str:
