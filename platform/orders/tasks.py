@@ -94,3 +94,22 @@ async def expire_pickups_everywhere() -> None:
     from tenants.tasks import send_to_every_tenant
 
     await send_to_every_tenant(expire_pickups)
+
+
+@actor("orders.close_finished", queue="orders", time_limit_ms=300_000)
+async def close_finished(tenant_id: str) -> None:
+    from orders import closing
+
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        due = await closing.due(session, tenant)
+    for order_id in due:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await closing.close(session, tenant, order_id)
+
+
+@periodic("orders.close_finished", every=timedelta(hours=1))
+async def close_finished_everywhere() -> None:
+    from tenants.tasks import send_to_every_tenant
+
+    await send_to_every_tenant(close_finished)

@@ -144,3 +144,42 @@ async def test_the_pickup_window_is_the_companys_setting(client: AsyncClient) ->
 
     await login(client, tenant.email)
     assert 'value="2"' in (await client.get("/app/settings/orders")).text
+
+
+async def test_finished_orders_close_after_the_return_window(client: AsyncClient) -> None:
+    """Delivered 31 days ago: closed by the hourly job, with a timeline entry. Delivered 10 days
+    ago, or still on its way: left alone."""
+    from datetime import UTC, datetime
+
+    from core import clock
+    from core.broker import COROUTINES
+
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    start = datetime.now(UTC)
+    with clock.frozen_at(start - timedelta(days=32)):  # the rules in force from before the first order
+        await one_warehouse_shop(client, tenant.api_key, location="WH-T", sku="TSK-1", quantity=10)
+    ids = {}
+    for number, steps, days_ago in (("C-OLD", ("accept", "pick", "pack", "ship", "deliver"), 31),
+                                    ("C-NEW", ("accept", "pick", "pack", "ship", "deliver"), 10),
+                                    ("C-OPEN", ("accept",), 31)):
+        with clock.frozen_at(start - timedelta(days=days_ago)):
+            created = await client.post(f"{API}/orders", headers=key, json=_order(number, 1))
+            assert created.status_code == 201, created.text
+            await run_outbox_inline(tenant.tenant_id)
+            [fulfilment] = (await client.get(f"{API}/orders/{created.json()['id']}", headers=key)).json()[
+                "fulfilments"]
+            for step in steps:
+                moved = await client.post(f"{API}/fulfilments/{fulfilment['id']}/{step}", headers=key, json={})
+                assert moved.status_code == 200, moved.text
+        ids[number] = created.json()["id"]
+
+    await COROUTINES["orders.close_finished"](tenant_id=str(tenant.tenant_id))
+    statuses = {number: (await client.get(f"{API}/orders/{order_id}", headers=key)).json()
+                for number, order_id in ids.items()}
+    assert {n: o["status"] for n, o in statuses.items()} == {"C-OLD": "closed", "C-NEW": "delivered",
+                                                              "C-OPEN": "routed"}
+    closing = [e for e in statuses["C-OLD"]["events"] if e["kind"] == "order.closed"]
+    assert len(closing) == 1 and "30 days" in closing[0]["reason"]
+    cancel = await client.post(f"{API}/orders/{ids['C-OLD']}/cancel", headers=key, json={})
+    assert cancel.status_code == 409
