@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -26,6 +27,19 @@ from core.models import OutboxMessage
 log = structlog.get_logger(__name__)
 
 RELAY_BATCH = 200
+MERGE_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Merge:
+    into: str  # the actor that takes a list
+    queue: str
+    key: str  # the argument each message contributes
+    as_list: str  # the list argument of ``into``
+
+
+# Actors whose pending messages for one tenant go out as a single message of another actor.
+MERGED: dict[str, Merge] = {}
 
 
 def enqueue(session: AsyncSession, actor: dramatiq.Actor[Any, Any], *, tenant_id: uuid.UUID,
@@ -45,6 +59,40 @@ def enqueue_named(session: AsyncSession, actor_name: str, queue_name: str, *, te
     session.add(row)
     session.info["outbox_pending"] = True
     return row
+
+
+def merge_into(actor: dramatiq.Actor[Any, Any], batch: dramatiq.Actor[Any, Any], *, key: str, as_list: str) -> None:
+    """Relay pending messages of ``actor`` for the same tenant (up to MERGE_LIMIT) as one message
+    of ``batch``, with their ``key`` arguments as its ``as_list``: under load, the worker then does
+    in one transaction what would take one each. A message that is alone goes out as it is."""
+    MERGED[actor.actor_name] = Merge(batch.actor_name, batch.queue_name, key, as_list)
+
+
+def _messages(rows: list[OutboxMessage], now_ms: int) -> list[Message[Any]]:
+    groups: dict[tuple[str, str], list[OutboxMessage]] = {}
+    order: list[list[OutboxMessage]] = []
+    for row in rows:
+        merge = MERGED.get(row.actor_name)
+        if merge is None or set(row.kwargs) != {"tenant_id", merge.key}:
+            order.append([row])
+            continue
+        group = groups.get((row.actor_name, row.kwargs["tenant_id"]))
+        if group is None or len(group) >= MERGE_LIMIT:
+            group = groups[(row.actor_name, row.kwargs["tenant_id"])] = []
+            order.append(group)
+        group.append(row)
+    messages: list[Message[Any]] = []
+    for group in order:
+        first = group[0]
+        if len(group) == 1:
+            queue, actor, kwargs = first.queue_name, first.actor_name, first.kwargs
+        else:
+            merge = MERGED[first.actor_name]
+            queue, actor = merge.queue, merge.into
+            kwargs = {"tenant_id": first.kwargs["tenant_id"], merge.as_list: [row.kwargs[merge.key] for row in group]}
+        messages.append(Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={},
+                                message_id=str(first.id), message_timestamp=now_ms))
+    return messages
 
 
 def _send_all(broker: dramatiq.Broker, messages: list[Message[Any]]) -> None:
@@ -75,19 +123,7 @@ async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = R
             if not rows:
                 return 0
             ids = [row.id for row in rows]
-            now_ms = int(time.time() * 1000)
-            messages: list[Message[Any]] = [
-                Message(
-                    queue_name=row.queue_name,
-                    actor_name=row.actor_name,
-                    args=(),
-                    kwargs=row.kwargs,
-                    options={},
-                    message_id=str(row.id),
-                    message_timestamp=now_ms,
-                )
-                for row in rows
-            ]
+            messages = _messages(list(rows), int(time.time() * 1000))
             try:
                 await asyncio.to_thread(_send_all, broker, messages)
             except Exception as exc:

@@ -10,6 +10,8 @@ function routes those lines again without it.
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +24,7 @@ from orders.inventory import Line, reserve
 from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
 from rules import routing
 from rules import service as rules
-from rules.facts import LineFacts, Moment, OrderFacts
+from rules.facts import LineFacts, Moment, OrderFacts, StockSnapshot
 from tenants.service import timezone_of
 
 
@@ -53,66 +55,123 @@ def facts_of(order: Order, lines: list[tuple[OrderLine, int]], orders_before: in
 
 async def route(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID, *, actor: str = "router") -> str:
     """Route what is open on the order, once; returns the order's status afterwards."""
-    order = await session.scalar(select(Order).where(Order.tenant_id == tenant_id, Order.id == order_id)
-                                 .with_for_update())
-    if order is None:
-        return "missing"
-    if order.status not in ("received", "backordered"):
-        return order.status  # routed already (a second delivery), on hold, or cancelled
-    order_lines = list(await session.scalars(select(OrderLine).where(
-        OrderLine.tenant_id == tenant_id, OrderLine.order_id == order_id).order_by(OrderLine.line_no)))
-    open_lines = [(line, open_quantity(line)) for line in order_lines if open_quantity(line) > 0]
-    if not open_lines:
-        await settle(session, order, actor=actor)
-        return order.status
-    version, compiled = await rules.routing_in_force(session, tenant_id, order.placed_at)
-    if version is None:  # nothing was published yet when it was placed: today's rules decide
-        version, compiled = await rules.routing_in_force(session, tenant_id, clock.now())
-    if version is None or compiled is None:
-        await hold(session, order, "No routing rules were in force when the order was placed: publish a version "
-                                   "under Rules, then release the order.", actor=actor)
-        return order.status
+    return (await route_many(session, tenant_id, [order_id], actor=actor)).get(order_id, "missing")
+
+
+async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: list[uuid.UUID], *,
+                     actor: str = "router") -> dict[uuid.UUID, str]:
+    """Route several orders in one transaction, oldest first, each as if alone but with the reads
+    shared: the rules, the locations and one stock snapshot that each decision draws down for the
+    next. All their stock is reserved in one statement at the end; when another transaction took
+    some of it meanwhile, that raises InsufficientStock and nothing is kept (the caller routes
+    them again on fresh figures). Returns each order's status afterwards."""
+    orders = list(await session.scalars(select(Order).where(Order.tenant_id == tenant_id, Order.id.in_(order_ids))
+                                        .order_by(Order.id).with_for_update()))
+    statuses = {order.id: order.status for order in orders}
+    # Routed already (a second delivery), on hold, or cancelled: left alone.
+    orders = sorted((o for o in orders if o.status in ("received", "backordered")), key=lambda o: o.placed_at)
+    if not orders:
+        return statuses
+    lines_of: dict[uuid.UUID, list[OrderLine]] = {order.id: [] for order in orders}
+    for line in await session.scalars(select(OrderLine).where(
+            OrderLine.tenant_id == tenant_id, OrderLine.order_id.in_(list(lines_of))).order_by(OrderLine.line_no)):
+        lines_of[line.order_id].append(line)
+    in_force = await rules.routing_in_force_at(session, tenant_id, [o.placed_at for o in orders] + [clock.now()])
     timezone = await timezone_of(session, tenant_id)
-    # Counting the customer's earlier orders costs a query: only when a rule asks for it.
-    orders_before = await _orders_before(session, order) if "customer.orders_count" in compiled.fields else 0
-    facts = facts_of(order, open_lines, orders_before)
-    moment = Moment(order.placed_at, timezone)
-    skus = {line.sku for line, _ in open_lines}
     locations = await sourcing.active_locations(session, tenant_id)
-    snapshot = await sourcing.snapshot_now(session, tenant_id, skus, at=order.placed_at, timezone=timezone,
-                                           excluded=frozenset(order.excluded_locations or ()), locations=locations)
-    decision = routing.decide(compiled, facts, snapshot, moment)
-    routed_before = order.routing_version is not None
-    order.routing_version = version.number
-    order.routing = {"version": version.number, **decision.to_dict()}
-    if decision.outcome == "backorder":
-        lifecycle.move_order(session, order, "backordered", actor=actor,
-                             reason=f"{decision.reason} (v{version.number}): waiting for stock")
-        return order.status
-    if decision.outcome != "fulfil":
-        await hold(session, order, f"{decision.reason} (v{version.number}): for customer service to decide",
-                   actor=actor)
-        return order.status
-    # Numbering goes on from the fulfilments of an earlier routing (before a rejection, say).
-    earlier = list(await session.scalars(select(Fulfilment).where(
-        Fulfilment.tenant_id == tenant_id, Fulfilment.order_id == order.id))) if routed_before else []
-    created, reservations, allocated = _allocate(session, order, open_lines, decision, actor=actor,
-                                                 locations={loc.code: loc for loc in locations},
-                                                 numbered=len(earlier))
-    for line, units in allocated.items():  # written below in one statement, not one UPDATE per line
-        set_committed_value(line, "qty_allocated", line.qty_allocated + units)
-    where = ", ".join(f"{s.location}" + (f" → {s.ship_to_store}" if s.ship_to_store else "")
-                      for s in decision.shipments)
-    lifecycle.move_order(session, order, "routed", actor=actor, reason=f"{decision.reason} (v{version.number}): "
-                         f"{where}", version=version.number, rule=decision.rule)
-    # A part may have shipped before a re-route.
-    await settle(session, order, actor=actor, lines=order_lines, fulfilments=earlier + created)
+    by_code = {loc.code: loc for loc in locations}
+    stock = Stock(locations, await sourcing.available_now(
+        session, tenant_id, {line.sku for lines in lines_of.values() for line in lines if open_quantity(line) > 0}))
+    reservations: list[Line] = []
+    references: list[str] = []
+    allocated: dict[OrderLine, int] = {}
+    for order, (version, compiled) in zip(orders, in_force, strict=False):
+        order_lines = lines_of[order.id]
+        open_lines = [(line, open_quantity(line)) for line in order_lines if open_quantity(line) > 0]
+        if not open_lines:
+            await settle(session, order, actor=actor, lines=order_lines)
+            statuses[order.id] = order.status
+            continue
+        if version is None:  # nothing was published yet when it was placed: today's rules decide
+            version, compiled = in_force[-1]
+        if version is None or compiled is None:
+            await hold(session, order, "No routing rules were in force when the order was placed: publish a version "
+                                       "under Rules, then release the order.", actor=actor)
+            statuses[order.id] = order.status
+            continue
+        # Counting the customer's earlier orders costs a query: only when a rule asks for it.
+        orders_before = await _orders_before(session, order) if "customer.orders_count" in compiled.fields else 0
+        snapshot = await stock.snapshot(session, tenant_id, order.placed_at, timezone,
+                                        frozenset(order.excluded_locations or ()))
+        decision = routing.decide(compiled, facts_of(order, open_lines, orders_before), snapshot,
+                                  Moment(order.placed_at, timezone))
+        routed_before = order.routing_version is not None
+        order.routing_version = version.number
+        order.routing = {"version": version.number, **decision.to_dict()}
+        if decision.outcome == "backorder":
+            lifecycle.move_order(session, order, "backordered", actor=actor,
+                                 reason=f"{decision.reason} (v{version.number}): waiting for stock")
+        elif decision.outcome != "fulfil":
+            await hold(session, order, f"{decision.reason} (v{version.number}): for customer service to decide",
+                       actor=actor)
+        else:
+            # Numbering goes on from the fulfilments of an earlier routing (before a rejection, say).
+            earlier = list(await session.scalars(select(Fulfilment).where(
+                Fulfilment.tenant_id == tenant_id, Fulfilment.order_id == order.id))) if routed_before else []
+            created, taken, units = _allocate(session, order, open_lines, decision, actor=actor, locations=by_code,
+                                              numbered=len(earlier))
+            stock.take(decision, order.placed_at, timezone)
+            reservations += taken
+            references += [f"order {order.number}"] * len(taken)
+            for line, count in units.items():  # written below in one statement, not one UPDATE per line
+                set_committed_value(line, "qty_allocated", line.qty_allocated + count)
+                allocated[line] = count
+            where = ", ".join(f"{s.location}" + (f" → {s.ship_to_store}" if s.ship_to_store else "")
+                              for s in decision.shipments)
+            lifecycle.move_order(session, order, "routed", actor=actor,
+                                 reason=f"{decision.reason} (v{version.number}): {where}", version=version.number,
+                                 rule=decision.rule)
+            # A part may have shipped before a re-route.
+            await settle(session, order, actor=actor, lines=order_lines, fulfilments=earlier + created)
+        statuses[order.id] = order.status
     # Reserving comes last, so the stock rows stay locked for as short a time as possible.
     await session.flush()
-    await session.execute(_ALLOCATE, {"tenant": tenant_id, "ids": [line.id for line in allocated],
-                                      "units": list(allocated.values())})
-    await reserve(session, tenant_id, reservations, reference=f"order {order.number}", actor=actor)
-    return order.status
+    if allocated:
+        await session.execute(_ALLOCATE, {"tenant": tenant_id, "ids": [line.id for line in allocated],
+                                          "units": list(allocated.values())})
+        await reserve(session, tenant_id, reservations, actor=actor, references=references,
+                      reference=references[0] if len(set(references)) == 1 else f"{len(orders)} orders")
+    return statuses
+
+
+class Stock:
+    """The stock the orders of one routing pass see: read once, drawn down by each decision, with
+    each local day's capacity left at the locations that have a daily limit."""
+
+    def __init__(self, locations: list[Location], available: dict[sourcing.StockKey, int]) -> None:
+        self.locations = locations
+        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
+        for (code, sku), units in available.items():
+            if code in self.available:
+                self.available[code][sku] = max(0, units)
+        self.used: dict[date, dict[str, int]] = {}
+
+    async def snapshot(self, session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
+                       excluded: frozenset[str]) -> StockSnapshot:
+        day = at.astimezone(ZoneInfo(timezone)).date()
+        if day not in self.used:
+            limited = [loc.code for loc in self.locations if loc.daily_capacity]
+            self.used[day] = await sourcing.capacity_used(session, tenant_id, limited, at, timezone)
+        used = self.used[day]
+        return StockSnapshot(tuple(sourcing.location_facts(loc, self.available[loc.code], used.get(loc.code, 0))
+                                   for loc in self.locations if loc.code not in excluded), taken_at=at)
+
+    def take(self, decision: routing.Decision, at: datetime, timezone: str) -> None:
+        used = self.used[at.astimezone(ZoneInfo(timezone)).date()]
+        for shipment in decision.shipments:
+            used[shipment.location] = used.get(shipment.location, 0) + 1
+            for sku, quantity in shipment.lines.items():
+                self.available[shipment.location][sku] = self.available[shipment.location].get(sku, 0) - quantity
 
 
 _ALLOCATE = text("""

@@ -99,11 +99,15 @@ async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Li
 
 # One round trip for the whole reservation: the levels are locked in a fixed order (product,
 # then location) so that two orders can't deadlock each other, each is taken only if enough is
-# available, and each taken one writes its ledger entry.
+# available, and when every one was, each reserved line writes its ledger entry.
 _RESERVE = text("""
     WITH wanted AS (
-        SELECT * FROM unnest(CAST(:products AS uuid[]), CAST(:locations AS uuid[]), CAST(:quantities AS int[]),
-                             CAST(:movements AS uuid[])) AS w(product_id, location_id, qty, movement_id)
+        SELECT * FROM unnest(CAST(:products AS uuid[]), CAST(:locations AS uuid[]), CAST(:quantities AS int[]))
+            AS w(product_id, location_id, qty)
+    ), entries AS (
+        SELECT * FROM unnest(CAST(:e_products AS uuid[]), CAST(:e_locations AS uuid[]), CAST(:e_quantities AS int[]),
+                             CAST(:e_movements AS uuid[]), CAST(:e_references AS text[]))
+            AS e(product_id, location_id, qty, movement_id, reference)
     ), locked AS (
         SELECT l.product_id, l.location_id FROM inventory_levels l
         JOIN wanted w ON w.product_id = l.product_id AND w.location_id = l.location_id
@@ -116,34 +120,41 @@ _RESERVE = text("""
         FROM wanted w, (SELECT count(*) FROM locked) AS ready
         WHERE l.tenant_id = :tenant AND l.product_id = w.product_id AND l.location_id = w.location_id
           AND l.on_hand - l.reserved - l.safety_stock >= w.qty
-        RETURNING l.tenant_id, l.product_id, l.location_id, w.qty, w.movement_id
+        RETURNING 1
+    ), logged AS (
+        INSERT INTO inventory_movements (tenant_id, id, product_id, location_id, on_hand_delta, reserved_delta,
+                                         reason, reference, actor, created_at)
+        SELECT :tenant, e.movement_id, e.product_id, e.location_id, 0, e.qty, 'reservation', e.reference, :actor, now()
+        FROM entries e
+        WHERE (SELECT count(*) FROM won) = :levels
+        RETURNING 1
     )
-    INSERT INTO inventory_movements
-        (tenant_id, id, product_id, location_id, on_hand_delta, reserved_delta, reason, reference, actor, created_at)
-    SELECT tenant_id, movement_id, product_id, location_id, 0, qty, 'reservation', :reference, :actor, now()
-    FROM won
-    RETURNING 1
+    SELECT (SELECT count(*) FROM won) AS won
 """)
 
 
 async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
-                  actor: str) -> None:
+                  actor: str, references: list[str] | None = None) -> None:
     """Reserve every line or none: raises InsufficientStock, and the caller's transaction then
-    rolls back the lines already reserved."""
+    rolls back the lines already reserved. ``references``, one per line, name each line's order
+    in the ledger when one reservation serves several orders."""
     if any(line.quantity <= 0 for line in lines):
         raise ProblemError(422, "Invalid quantity", "Quantities to reserve must be positive.")
+    if not lines:
+        return
     merged: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     for line in lines:
         merged[(line.product_id, line.location_id)] = merged.get((line.product_id, line.location_id), 0) + line.quantity
-    if not merged:
-        return
     keys = sorted(merged)
-    won = (await session.execute(_RESERVE, {
-        "tenant": tenant_id, "products": [p for p, _ in keys], "locations": [loc for _, loc in keys],
-        "quantities": [merged[k] for k in keys], "movements": [uuid7() for _ in keys],
-        "reference": reference, "actor": actor,
-    })).all()
-    if len(won) < len(keys):
+    won = await session.scalar(_RESERVE, {
+        "tenant": tenant_id, "actor": actor, "levels": len(keys),
+        "products": [p for p, _ in keys], "locations": [loc for _, loc in keys],
+        "quantities": [merged[k] for k in keys],
+        "e_products": [line.product_id for line in lines], "e_locations": [line.location_id for line in lines],
+        "e_quantities": [line.quantity for line in lines], "e_movements": [uuid7() for _ in lines],
+        "e_references": references or [reference] * len(lines),
+    })
+    if (won or 0) < len(keys):
         raise InsufficientStock(409, "Not enough stock available",
                                 f"Fewer units are available than {reference} needs at one of its locations.")
 

@@ -67,17 +67,13 @@ async def capacity_used(session: AsyncSession, tenant_id: uuid.UUID, codes: list
 
 
 async def snapshot_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str], *, at: datetime,
-                       timezone: str, excluded: frozenset[str] = frozenset(),
-                       locations: list[Location] | None = None) -> StockSnapshot:
+                       timezone: str, excluded: frozenset[str] = frozenset()) -> StockSnapshot:
     """Every active location (less ``excluded``) with its stock of these SKUs as it stands, and
-    the daily capacity it has left on ``at``'s local day. ``locations``: the active ones, when
-    the caller has read them already."""
+    the daily capacity it has left on ``at``'s local day."""
     per_location: dict[str, dict[str, int]] = defaultdict(dict)
     for (code, sku), units in (await available_now(session, tenant_id, skus)).items():
         per_location[code][sku] = max(0, units)
-    if locations is None:
-        locations = await active_locations(session, tenant_id)
-    locations = [loc for loc in locations if loc.code not in excluded]
+    locations = [loc for loc in await active_locations(session, tenant_id) if loc.code not in excluded]
     used = await capacity_used(session, tenant_id, [loc.code for loc in locations if loc.daily_capacity], at,
                                timezone)
     return StockSnapshot(tuple(location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from core.broker import actor
 from core.db import get_database
-from core.outbox import enqueue
+from core.outbox import enqueue, merge_into
 from core.scheduler import periodic
 
 
@@ -40,6 +40,27 @@ async def route_order(tenant_id: str, order_id: str) -> None:
     delivery, or one after a worker died mid-way (its transaction rolled back), routes once."""
     await _route(uuid.UUID(tenant_id), uuid.UUID(order_id), actor="router")
 
+
+@actor("orders.route_batch", queue="orders", time_limit_ms=120_000)
+async def route_batch(tenant_id: str, order_ids: list[str]) -> None:
+    """Orders captured together, routed in one transaction (the relay merges their messages).
+    When one of them lost its stock to another order meanwhile, nothing of the batch is kept and
+    each is routed on its own, as ``orders.route`` would."""
+    from orders import allocation
+    from orders.inventory import InsufficientStock
+
+    tenant, ids = uuid.UUID(tenant_id), [uuid.UUID(order_id) for order_id in order_ids]
+    try:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await allocation.route_many(session, tenant, ids, actor="router")
+        return
+    except InsufficientStock:
+        pass
+    for order_id in ids:
+        await _route(tenant, order_id, actor="router")
+
+
+merge_into(route_order, route_batch, key="order_id", as_list="order_ids")
 
 ROUTING_ATTEMPTS = 3
 

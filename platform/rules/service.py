@@ -18,6 +18,7 @@ from core.problems import FieldError, ProblemError, invalid, not_found
 from rules import routing
 from rules.conditions import Problem
 from rules.models import RuleSet, RuleVersion
+from rules.schedule import version_at
 from tenants.service import Actor, audit
 
 ROUTING = "routing"
@@ -140,22 +141,38 @@ async def has_published(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
 
 async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: datetime,
                            ) -> tuple[RuleVersion | None, routing.CompiledRouting | None]:
-    """The routing version in force at ``at`` and its compiled form (cached: versions never change,
-    so the document is read only the first time)."""
-    found = await session.scalar(
+    """The routing version in force at ``at`` and its compiled form."""
+    return (await routing_in_force_at(session, tenant_id, [at]))[0]
+
+
+async def routing_in_force_at(session: AsyncSession, tenant_id: uuid.UUID, moments: list[datetime],
+                              ) -> list[tuple[RuleVersion | None, routing.CompiledRouting | None]]:
+    """For each moment, the routing version in force then and its compiled form, with one read
+    of the versions whose windows touch those moments. Compiled forms are cached (versions never
+    change), so a version's document is read only the first time."""
+    if not moments:
+        return []
+    first, last = min(moments), max(moments)
+    candidates = list(await session.scalars(
         select(RuleVersion).options(defer(RuleVersion.document))
         .join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id) & (RuleSet.id == RuleVersion.rule_set_id))
         .where(RuleVersion.tenant_id == tenant_id, RuleSet.kind == ROUTING, RuleVersion.cancelled_at.is_(None),
-               RuleVersion.effective_from <= at,
-               (RuleVersion.effective_to.is_(None)) | (RuleVersion.effective_to > at))
-        .order_by(RuleVersion.number.desc()).limit(1)
-    )
-    if found is None:
-        return None, None
-    key = (tenant_id, found.id)
-    compiled = routing.CACHE.peek(key)
-    if compiled is None:
-        document = await session.scalar(select(RuleVersion.document).where(
-            RuleVersion.tenant_id == tenant_id, RuleVersion.id == found.id))
-        compiled = routing.CACHE.get(key, document or {})
-    return found, compiled
+               RuleVersion.effective_from <= last,
+               (RuleVersion.effective_to.is_(None)) | (RuleVersion.effective_to > first))))
+    compiled: dict[uuid.UUID, routing.CompiledRouting] = {}
+    found: list[tuple[RuleVersion | None, routing.CompiledRouting | None]] = []
+    for at in moments:
+        version = version_at(candidates, at)
+        if version is None:
+            found.append((None, None))
+            continue
+        if version.id not in compiled:
+            key = (tenant_id, version.id)
+            cached = routing.CACHE.peek(key)
+            if cached is None:
+                document = await session.scalar(select(RuleVersion.document).where(
+                    RuleVersion.tenant_id == tenant_id, RuleVersion.id == version.id))
+                cached = routing.CACHE.get(key, document or {})
+            compiled[version.id] = cached
+        found.append((version, compiled[version.id]))
+    return found
