@@ -73,7 +73,9 @@ def migrate() -> None:
 @main.command()
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="8000")
-def web(host: str, port: int) -> None:
+@click.option("--workers", default=lambda: int(os.environ.get("WEB_WORKERS", "1")), type=int, show_default="1",
+              help="Server processes sharing the port (one per core at most).")
+def web(host: str, port: int, workers: int) -> None:
     """The web server (console and API)."""
     import uvicorn
 
@@ -84,7 +86,7 @@ def web(host: str, port: int) -> None:
     uvicorn.run(
         "core.app:create_app", factory=True, host=host, port=port, proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"), log_config=None,
-        access_log=False, timeout_graceful_shutdown=10,
+        access_log=False, timeout_graceful_shutdown=10, workers=workers,
     )
 
 

@@ -17,6 +17,7 @@ _background: set[asyncio.Task[Any]] = set()
 
 
 _relay: dict[str, Any] = {"task": None, "again": False}
+RELAY_GATHER_S = 0.01
 
 
 def kick_relay() -> None:
@@ -43,6 +44,8 @@ async def _relay_until_quiet() -> None:
         await relay_all(get_database(), broker)
         if not _relay["again"]:
             return
+        # Busy: let a few more requests commit, so that one pass relays (and merges) them all.
+        await asyncio.sleep(RELAY_GATHER_S)
 
 
 async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:

@@ -27,6 +27,7 @@ ORDERS = int(os.environ.get("BENCH_ORDERS", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "24"))
 WORKER_THREADS = 8
 WORKER_PROCESSES = int(os.environ.get("BENCH_WORKER_PROCESSES", "1"))
+WEB_PROCESSES = int(os.environ.get("BENCH_WEB_PROCESSES", "1"))
 LOCATIONS = 10
 SKUS = 40
 STOCK_PER_LEVEL = 60  # less than the demand for the hot SKUs: some orders must wait, none oversell
@@ -138,7 +139,7 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PUBLIC_URL=base, LOG_LEVEL="WARNING", DB_POOL_SIZE="20")
-    processes = [start_oms(["web", "--port", str(port)], env, tmp_path / "web.log"),
+    processes = [start_oms(["web", "--port", str(port), "--workers", str(WEB_PROCESSES)], env, tmp_path / "web.log"),
                  start_oms(["worker", "--processes", str(WORKER_PROCESSES), "--threads", str(WORKER_THREADS)], env,
                            tmp_path / "worker.log"),
                  start_oms(["scheduler"], env, tmp_path / "scheduler.log")]
@@ -173,7 +174,8 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
             stop_process(process)
             log_file.close()
     latencies.sort()
-    print(f"\nbench orders_processes: {2 + WORKER_PROCESSES} processes (web 1, worker {WORKER_PROCESSES} x "
+    print(f"\nbench orders_processes: {1 + WEB_PROCESSES + WORKER_PROCESSES} processes (web {WEB_PROCESSES}, "
+          f"worker {WORKER_PROCESSES} x "
           f"{WORKER_THREADS} threads, scheduler 1) "
           f"+ PostgreSQL + Redis; {CONCURRENCY} concurrent clients; outcomes {outcomes}")
     print(f"bench orders_captured_per_s: {len(accepted) / capture_s:.0f} orders/s")
