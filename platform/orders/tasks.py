@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.broker import actor
 from core.db import get_database
@@ -98,16 +100,23 @@ async def route_backorders(tenant_id: str) -> None:
         await _route(tenant, order_id, actor="backorder release")
 
 
+async def _one_by_one(tenant_id: str, due: Callable[[AsyncSession, uuid.UUID], Awaitable[list[uuid.UUID]]],
+                      act: Callable[[AsyncSession, uuid.UUID, uuid.UUID], Awaitable[object]]) -> None:
+    """What is due in the company, each in a transaction of its own, so that one that fails
+    undoes nothing of the others (and is done by the next run)."""
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        ids = await due(session, tenant)
+    for item in ids:
+        async with get_database().transaction(tenant_id=tenant) as session:
+            await act(session, tenant, item)
+
+
 @actor("orders.expire_pickups", queue="orders", time_limit_ms=300_000)
 async def expire_pickups(tenant_id: str) -> None:
     from orders import expiry
 
-    tenant = uuid.UUID(tenant_id)
-    async with get_database().transaction(tenant_id=tenant) as session:
-        due = await expiry.due(session, tenant)
-    for fulfilment_id in due:
-        async with get_database().transaction(tenant_id=tenant) as session:
-            await expiry.expire(session, tenant, fulfilment_id)
+    await _one_by_one(tenant_id, expiry.due, expiry.expire)
 
 
 @periodic("orders.expire_pickups", every=timedelta(minutes=5))
@@ -121,12 +130,7 @@ async def expire_pickups_everywhere() -> None:
 async def close_finished(tenant_id: str) -> None:
     from orders import closing
 
-    tenant = uuid.UUID(tenant_id)
-    async with get_database().transaction(tenant_id=tenant) as session:
-        due = await closing.due(session, tenant)
-    for order_id in due:
-        async with get_database().transaction(tenant_id=tenant) as session:
-            await closing.close(session, tenant, order_id)
+    await _one_by_one(tenant_id, closing.due, closing.close)
 
 
 @periodic("orders.close_finished", every=timedelta(hours=1))
