@@ -111,28 +111,22 @@ async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = R
     ids: list[uuid.UUID] = []
     try:
         async with session, session.begin():
-            rows = (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.sent_at.is_(None))
-                    .order_by(OutboxMessage.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            # Marked sent and read in one statement; if the broker then refuses them, raising rolls
+            # the mark back and the rows wait for the next pass.
+            pending = (select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)
+                       .limit(limit).with_for_update(skip_locked=True).scalar_subquery())
+            rows = sorted((await session.scalars(
+                update(OutboxMessage).where(OutboxMessage.id.in_(pending))
+                .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
+                .returning(OutboxMessage))).all(), key=lambda row: row.id)
             if not rows:
                 return 0
             ids = [row.id for row in rows]
-            messages = _messages(list(rows), int(time.time() * 1000))
+            messages = _messages(rows, int(time.time() * 1000))
             try:
                 await asyncio.to_thread(_send_all, broker, messages)
             except Exception as exc:
                 raise _BrokerDown(str(exc)) from exc
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))
-                .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
-            )
             return len(rows)
     except _BrokerDown as down:
         log.warning("outbox.relay.broker_unavailable", error=str(down), pending=len(ids))
