@@ -64,17 +64,16 @@ def create_engine(url: URL, *, pool_size: int = 10, application_name: str = "oms
     )
 
 
-_SET_SCOPE = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
+_SET_SCOPE = ("SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), "
+              "set_config('app.outbox_relay', $3, true)")
 
 
 def _apply_scope(connection: Connection, info: dict[str, Any]) -> None:
     tenant = info.get("tenant_id")
     user = info.get("user_id")
     connection.exec_driver_sql(
-        _SET_SCOPE, (str(tenant) if tenant else "", str(user) if user else "")
+        _SET_SCOPE, (str(tenant) if tenant else "", str(user) if user else "", "on" if info.get("outbox_relay") else "")
     )
-    if info.get("outbox_relay"):
-        connection.exec_driver_sql("SELECT set_config('app.outbox_relay', 'on', true)")
 
 
 @event.listens_for(Session, "after_begin")
