@@ -25,7 +25,7 @@ def create_app() -> Litestar:
     from core import http as core_http
     from orders import http as order_http
     from orders import order_http as orders_http
-    from orders import payments_http, service_tasks_http
+    from orders import payments_http, service_tasks_http, settings_http
     from rules import http as rule_http
     from tenants import http as tenant_http
     from tenants import webhooks_http
@@ -47,6 +47,7 @@ def create_app() -> Litestar:
         *orders_http.route_handlers,
         *payments_http.route_handlers,
         *service_tasks_http.route_handlers,
+        *settings_http.route_handlers,
         *rule_http.route_handlers,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),

@@ -68,7 +68,9 @@ def merge_into(actor: dramatiq.Actor[Any, Any], batch: dramatiq.Actor[Any, Any],
     MERGED[actor.actor_name] = Merge(batch.actor_name, batch.queue_name, key, as_list)
 
 
-def _messages(rows: list[OutboxMessage], now_ms: int) -> list[Message[Any]]:
+def broker_messages(rows: list[OutboxMessage], now_ms: int) -> list[Message[Any]]:
+    """The messages for these outbox rows, in their order, mergeable ones merged per tenant. Each
+    message carries the id of its first row, so a redelivery is recognisable."""
     groups: dict[tuple[str, str], list[OutboxMessage]] = {}
     order: list[list[OutboxMessage]] = []
     for row in rows:
@@ -122,7 +124,7 @@ async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = R
             if not rows:
                 return 0
             ids = [row.id for row in rows]
-            messages = _messages(rows, int(time.time() * 1000))
+            messages = broker_messages(rows, int(time.time() * 1000))
             try:
                 await asyncio.to_thread(_send_all, broker, messages)
             except Exception as exc:

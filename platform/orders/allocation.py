@@ -1,7 +1,7 @@
-"""Routing an order: the rules in force at the order's time decide, stock is reserved with the
+"""Routing orders: the rules in force at each order's time decide, stock is reserved with the
 conditional update, and one fulfilment per shipping location is created, all in one
-transaction with the order row locked, so a second delivery of the message finds the order
-routed and does nothing.
+transaction with the order rows locked, so a second delivery of a message finds its orders
+routed and does nothing. Orders captured together are routed together, sharing their reads.
 
 Only what is still unallocated is routed: after a location rejects its fulfilment, the same
 function routes those lines again without it.
@@ -10,8 +10,6 @@ function routes those lines again without it.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +22,7 @@ from orders.inventory import Line, reserve
 from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
 from rules import routing
 from rules import service as rules
-from rules.facts import LineFacts, Moment, OrderFacts, StockSnapshot
+from rules.facts import LineFacts, Moment, OrderFacts
 from tenants.service import timezone_of
 
 
@@ -80,7 +78,7 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     timezone = await timezone_of(session, tenant_id)
     locations = await sourcing.active_locations(session, tenant_id)
     by_code = {loc.code: loc for loc in locations}
-    stock = Stock(locations, await sourcing.available_now(
+    stock = sourcing.Stock(locations, await sourcing.available_now(
         session, tenant_id, {line.sku for lines in lines_of.values() for line in lines if open_quantity(line) > 0}))
     reservations: list[Line] = []
     references: list[str] = []
@@ -140,38 +138,8 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
         await session.execute(_ALLOCATE, {"tenant": tenant_id, "ids": [line.id for line in allocated],
                                           "units": list(allocated.values())})
         await reserve(session, tenant_id, reservations, actor=actor, references=references,
-                      reference=references[0] if len(set(references)) == 1 else f"{len(orders)} orders")
+                      reference=references[0] if len(set(references)) == 1 else f"{len(set(references))} orders")
     return statuses
-
-
-class Stock:
-    """The stock the orders of one routing pass see: read once, drawn down by each decision, with
-    each local day's capacity left at the locations that have a daily limit."""
-
-    def __init__(self, locations: list[Location], available: dict[sourcing.StockKey, int]) -> None:
-        self.locations = locations
-        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
-        for (code, sku), units in available.items():
-            if code in self.available:
-                self.available[code][sku] = max(0, units)
-        self.used: dict[date, dict[str, int]] = {}
-
-    async def snapshot(self, session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
-                       excluded: frozenset[str]) -> StockSnapshot:
-        day = at.astimezone(ZoneInfo(timezone)).date()
-        if day not in self.used:
-            limited = [loc.code for loc in self.locations if loc.daily_capacity]
-            self.used[day] = await sourcing.capacity_used(session, tenant_id, limited, at, timezone)
-        used = self.used[day]
-        return StockSnapshot(tuple(sourcing.location_facts(loc, self.available[loc.code], used.get(loc.code, 0))
-                                   for loc in self.locations if loc.code not in excluded), taken_at=at)
-
-    def take(self, decision: routing.Decision, at: datetime, timezone: str) -> None:
-        used = self.used[at.astimezone(ZoneInfo(timezone)).date()]
-        for shipment in decision.shipments:
-            used[shipment.location] = used.get(shipment.location, 0) + 1
-            for sku, quantity in shipment.lines.items():
-                self.available[shipment.location][sku] = self.available[shipment.location].get(sku, 0) - quantity
 
 
 _ALLOCATE = text("""

@@ -265,7 +265,7 @@ class OrdersPagesController(Controller):
                          order_id: uuid.UUID) -> Template:
         detail = await queries.order_detail(db, principal, order_id)
         template = "orders/_order.html" if request.headers.get("HX-Request") == "true" else "orders/order.html"
-        tasks = await service_tasks.listing(db, principal, status="open", order_id=order_id)
+        tasks, _ = await service_tasks.listing(db, principal, status="open", order_id=order_id)
         return page(request, template, detail=detail, order=detail.order, can_take=principal.role in TAKERS,
                     can_handle=principal.role in HANDLERS, tasks=[row.task for row in tasks],
                     task_kinds=service_tasks.KINDS)

@@ -115,9 +115,9 @@ class TaskRow:
 
 async def listing(session: AsyncSession, principal: Principal, *, status: str = "open", kind: str = "",
                   order_id: uuid.UUID | None = None, after: uuid.UUID | None = None,
-                  limit: int = PAGE_SIZE) -> list[TaskRow]:
-    """Tasks, oldest open first (the longest waiting is the most urgent); resolved ones newest
-    first."""
+                  limit: int = PAGE_SIZE) -> tuple[list[TaskRow], str | None]:
+    """Tasks, oldest open first (the longest waiting is the most urgent), resolved ones newest
+    first; and the cursor of the next page, if there may be one."""
     errors: dict[str, str] = {}
     if status not in STATUSES:
         errors["status"] = f"Unknown status {status!r}: open or resolved."
@@ -139,8 +139,10 @@ async def listing(session: AsyncSession, principal: Principal, *, status: str = 
     else:
         query = query.where(ServiceTask.id < after) if after else query
         query = query.order_by(ServiceTask.id.desc())
-    rows = await session.execute(query.limit(max(1, min(limit, 200))))
-    return [TaskRow(task, number, order_status) for task, number, order_status in rows]
+    limit = max(1, min(limit, 200))
+    rows = [TaskRow(task, number, order_status)
+            for task, number, order_status in await session.execute(query.limit(limit))]
+    return rows, str(rows[-1].task.id) if len(rows) == limit else None
 
 
 async def row_of(session: AsyncSession, principal: Principal, task_id: uuid.UUID) -> TaskRow:

@@ -1,5 +1,6 @@
-"""What routing reads from this domain: locations and their stock (now, or as the ledger
-says it was at some past time), products, and recent orders as routing facts."""
+"""What routing reads from this domain: locations and their stock (now, drawn down decision
+after decision in a routing pass, or as the ledger says it was at some past time), products,
+and recent orders as routing facts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orders.models import Fulfilment, InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
 from orders.stock import AVAILABLE
 from rules.facts import LineFacts, LocationFacts, OrderFacts, StockSnapshot
+from rules.routing import Decision
 
 StockKey = tuple[str, str]  # (location code, SKU)
 
@@ -70,14 +72,38 @@ async def snapshot_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collec
                        timezone: str, excluded: frozenset[str] = frozenset()) -> StockSnapshot:
     """Every active location (less ``excluded``) with its stock of these SKUs as it stands, and
     the daily capacity it has left on ``at``'s local day."""
-    per_location: dict[str, dict[str, int]] = defaultdict(dict)
-    for (code, sku), units in (await available_now(session, tenant_id, skus)).items():
-        per_location[code][sku] = max(0, units)
-    locations = [loc for loc in await active_locations(session, tenant_id) if loc.code not in excluded]
-    used = await capacity_used(session, tenant_id, [loc.code for loc in locations if loc.daily_capacity], at,
-                               timezone)
-    return StockSnapshot(tuple(location_facts(loc, per_location.get(loc.code, {}), used.get(loc.code, 0))
-                               for loc in locations), taken_at=at)
+    stock = Stock(await active_locations(session, tenant_id), await available_now(session, tenant_id, skus))
+    return await stock.snapshot(session, tenant_id, at, timezone, excluded)
+
+
+class Stock:
+    """The stock the orders of one routing pass see: read once, drawn down by each decision, with
+    each local day's capacity left at the locations that have a daily limit."""
+
+    def __init__(self, locations: list[Location], available: dict[StockKey, int]) -> None:
+        self.locations = locations
+        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
+        for (code, sku), units in available.items():
+            if code in self.available:
+                self.available[code][sku] = max(0, units)
+        self.used: dict[date, dict[str, int]] = {}
+
+    async def snapshot(self, session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
+                       excluded: frozenset[str]) -> StockSnapshot:
+        day = at.astimezone(ZoneInfo(timezone)).date()
+        if day not in self.used:
+            limited = [loc.code for loc in self.locations if loc.daily_capacity]
+            self.used[day] = await capacity_used(session, tenant_id, limited, at, timezone)
+        used = self.used[day]
+        return StockSnapshot(tuple(location_facts(loc, self.available[loc.code], used.get(loc.code, 0))
+                                   for loc in self.locations if loc.code not in excluded), taken_at=at)
+
+    def take(self, decision: Decision, at: datetime, timezone: str) -> None:
+        used = self.used[at.astimezone(ZoneInfo(timezone)).date()]
+        for shipment in decision.shipments:
+            used[shipment.location] = used.get(shipment.location, 0) + 1
+            for sku, quantity in shipment.lines.items():
+                self.available[shipment.location][sku] = self.available[shipment.location].get(sku, 0) - quantity
 
 
 @dataclass(frozen=True, slots=True)

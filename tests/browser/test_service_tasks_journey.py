@@ -1,6 +1,7 @@
 """A customer-service agent's day, in the real Chromium against the real web server and worker: an
 order routing can't serve goes on hold, the agent finds it under Tasks, opens the order from
-there, resolves the task with a note from the order page, and the note is on the timeline."""
+there, resolves the task with a note from the order page, and the note is on the timeline. The
+owner then shortens the company's pickup window under Settings → Orders."""
 
 from __future__ import annotations
 
@@ -86,6 +87,15 @@ def test_an_agent_resolves_a_held_order_from_the_task_list(live_server: Any, new
     page.get_by_role("link", name="Resolved").click()
     expect(page.locator("#service-tasks")).to_contain_text("customer agreed to wait")
     journey.shot(page, "task-history")
+
+    # The company's pickup window, under Settings → Orders.
+    page.locator("header").get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Orders", exact=True).last.click()
+    page.get_by_label("Pickup window, in days").fill("3")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".notice")).to_contain_text("Order settings saved")
+    expect(page.get_by_label("Pickup window, in days")).to_have_value("3")
+    journey.shot(page, "pickup-window")
 
     assert journey.page_errors == []
     assert journey.failures == []

@@ -164,7 +164,7 @@ async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dic
     reserves) before it can reserve: it decides on figures already out of date. Returns the order,
     the rivals and what the order's routing saw each time."""
     from core.broker import COROUTINES
-    from orders import allocation
+    from orders import sourcing
 
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
@@ -179,7 +179,7 @@ async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dic
         assert created.status_code == 201, created.text
         placed.append(created.json())
     watched, rivals = datetime.fromisoformat(placed[0]["placed_at"]), [o["id"] for o in placed[1:]]
-    real, seen = allocation.Stock.snapshot, []
+    real, seen = sourcing.Stock.snapshot, []
 
     async def racing(stock: Any, session: Any, tenant_id: uuid.UUID, at: datetime, *args: Any) -> Any:
         snapshot = await real(stock, session, tenant_id, at, *args)
@@ -189,7 +189,7 @@ async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dic
                 await COROUTINES["orders.route"](tenant_id=str(tenant.tenant_id), order_id=rivals.pop(0))
         return snapshot
 
-    monkeypatch.setattr(allocation.Stock, "snapshot", racing)
+    monkeypatch.setattr(sourcing.Stock, "snapshot", racing)
     await run_outbox_inline(tenant.tenant_id)  # routes the order first: it was placed first
     assert rivals == [], "every rival took its unit while the order was being routed"
     order, *others = [await _get(client, key, o["id"]) for o in placed]

@@ -31,13 +31,13 @@ def _row(actor: str, tenant: str, **kwargs: Any) -> Any:
 
 def test_the_relay_merges_routing_messages_per_company() -> None:
     import orders.tasks  # noqa: F401  (declares the merge)
-    from core.outbox import MERGE_LIMIT, _messages
+    from core.outbox import MERGE_LIMIT, broker_messages
 
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     rows = [_row("orders.route", a, order_id="a1"), _row("mail.send", a, message_id="m1"),
             _row("orders.route", b, order_id="b1"), _row("orders.route", a, order_id="a2"),
             *[_row("orders.route", a, order_id=f"x{n}") for n in range(MERGE_LIMIT)]]
-    sent = [(m.actor_name, m.kwargs) for m in _messages(rows, 0)]
+    sent = [(m.actor_name, m.kwargs) for m in broker_messages(rows, 0)]
     assert sent == [
         ("orders.route_batch", {"tenant_id": a, "order_ids": ["a1", "a2", *[f"x{n}" for n in range(MERGE_LIMIT - 2)]]}),
         ("mail.send", {"tenant_id": a, "message_id": "m1"}),
@@ -45,7 +45,7 @@ def test_the_relay_merges_routing_messages_per_company() -> None:
         ("orders.route_batch", {"tenant_id": a, "order_ids": [f"x{n}" for n in range(MERGE_LIMIT - 2, MERGE_LIMIT)]}),
     ]
     # Each message keeps the id of a row it carries, so a redelivery is recognisable.
-    assert len({m.message_id for m in _messages(rows, 0)}) == 4
+    assert len({m.message_id for m in broker_messages(rows, 0)}) == 4
 
 
 def _order(number: str) -> dict[str, Any]:
