@@ -54,7 +54,7 @@ class TenantScoped:
 
 
 def create_engine(url: URL, *, pool_size: int = 10, application_name: str = "oms") -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -62,6 +62,10 @@ def create_engine(url: URL, *, pool_size: int = 10, application_name: str = "oms
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+    # The rows a flush inserts into one table go as one multi-row INSERT, as they do with
+    # psycopg, rather than one execution per row: routing a batch of orders writes hundreds.
+    engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 _SET_SCOPE = ("SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), "

@@ -118,7 +118,9 @@ async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = R
             pending = (select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)
                        .limit(limit).with_for_update(skip_locked=True).scalar_subquery())
             rows = sorted((await session.scalars(
-                update(OutboxMessage).where(OutboxMessage.id.in_(pending))
+                # ``sent_at IS NULL`` here too lets the partial index find the rows, instead of
+                # scanning the whole table (it keeps a week of sent messages).
+                update(OutboxMessage).where(OutboxMessage.sent_at.is_(None), OutboxMessage.id.in_(pending))
                 .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
                 .returning(OutboxMessage))).all(), key=lambda row: row.id)
             if not rows:
@@ -142,7 +144,7 @@ async def _note_failure(db: Database, ids: list[uuid.UUID], error: str) -> None:
     async with session, session.begin():
         await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.id.in_(ids))
             .values(attempts=OutboxMessage.attempts + 1, last_error=error[:2000])
         )
 
