@@ -6,13 +6,13 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from core.broker import actor, broker
 from core.db import get_database, utcnow
 from core.mail import transport
 from core.models import IdempotencyRecord, MailMessage, OutboxMessage
-from core.outbox import relay_all
+from core.outbox import merge_into, relay_all
 from core.scheduler import periodic
 
 log = structlog.get_logger(__name__)
@@ -21,19 +21,46 @@ log = structlog.get_logger(__name__)
 @actor("mail.send")
 async def send_mail(tenant_id: str, message_id: str) -> None:
     """Deliver one mail. A second delivery of the same message finds it sent and stops."""
-    async with get_database().transaction(tenant_id=uuid.UUID(tenant_id)) as session:
-        message = await session.scalar(
+    await _deliver(uuid.UUID(tenant_id), [uuid.UUID(message_id)])
+
+
+@actor("mail.send_batch")
+async def send_mails(tenant_id: str, message_ids: list[str]) -> None:
+    """Mails queued together (the relay merges their messages), delivered in one transaction."""
+    await _deliver(uuid.UUID(tenant_id), [uuid.UUID(message_id) for message_id in message_ids])
+
+
+merge_into(send_mail, send_mails, key="message_id", as_list="message_ids")
+
+
+class MailNotDelivered(Exception):
+    """Raised after the mails that went out are recorded as sent, so the retry (with backoff)
+    sends only the others."""
+
+
+async def _deliver(tenant: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
+    failed: list[str] = []
+    async with get_database().transaction(tenant_id=tenant) as session:
+        messages = await session.scalars(
             select(MailMessage)
-            .where(MailMessage.tenant_id == uuid.UUID(tenant_id), MailMessage.id == uuid.UUID(message_id))
+            .where(MailMessage.tenant_id == tenant, MailMessage.id.in_(message_ids), MailMessage.status != "sent")
+            .order_by(MailMessage.id)
             .with_for_update()
         )
-        if message is None or message.status == "sent":
-            return
         chosen = transport()
-        await chosen.deliver(message)
-        message.status = "sent"
-        message.sent_at = utcnow()
-        message.transport = chosen.name
+        sent: list[uuid.UUID] = []
+        for message in messages:
+            try:
+                await chosen.deliver(message)
+            except Exception as exc:  # the others still go; this one waits for the retry
+                failed.append(f"{message.id}: {exc}")
+                continue
+            sent.append(message.id)
+        if sent:
+            await session.execute(update(MailMessage).where(MailMessage.tenant_id == tenant, MailMessage.id.in_(sent))
+                                  .values(status="sent", sent_at=utcnow(), transport=chosen.name))
+    if failed:
+        raise MailNotDelivered(f"{len(failed)} of {len(message_ids)} not delivered; first: {failed[0]}")
 
 
 @actor("maintenance.purge_tenant", queue="maintenance")
