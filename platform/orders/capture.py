@@ -8,11 +8,12 @@ one already stored, even when the two arrive at the same moment.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pycountry
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +22,8 @@ from core.auth import Principal
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid
-from marketing.customers import find_or_create
+from marketing.customers import find_or_create_many
+from marketing.models import Customer
 from orders import lifecycle, notifications, payments
 from orders.models import Location, Order, OrderLine, Product
 from orders.schemas import OrderIn
@@ -37,9 +39,29 @@ def order_number(order_id: uuid.UUID) -> str:
     return "O-" + order_id.hex[-10:].upper()
 
 
-async def check(session: AsyncSession, principal: Principal, data: OrderIn) -> tuple[
-        dict[str, str], dict[str, Product], Location | None]:
-    """Every problem with the order, by field; the products and pickup store it names."""
+class Lookups(NamedTuple):
+    """What the orders of one capture name, read once for all of them."""
+
+    products: dict[str, Product]
+    stores: dict[str, Location]
+    stripe_ready: bool
+
+
+async def lookups(session: AsyncSession, principal: Principal, orders: list[OrderIn]) -> Lookups:
+    skus = {line.sku for data in orders for line in data.lines}
+    products = {p.sku: p for p in await session.scalars(
+        select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku.in_(skus)))} if skus else {}
+    codes = {data.delivery.pickup_location for data in orders
+             if data.delivery.mode in DELIVERY_MODES[1:] and data.delivery.pickup_location}
+    stores = {loc.code: loc for loc in await session.scalars(
+        select(Location).where(Location.tenant_id == principal.tenant_id, Location.code.in_(codes)))} if codes else {}
+    stripe_ready = any(data.payment is not None and data.payment.provider == "stripe" for data in orders) \
+        and bool(await payments.stripe_key(session, principal.tenant_id))
+    return Lookups(products, stores, stripe_ready)
+
+
+def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, str]:
+    """Every problem with the order, by field."""
     errors: dict[str, str] = {}
     if data.channel not in CHANNELS:
         errors["channel"] = f"Unknown channel {data.channel!r}: use one of {', '.join(CHANNELS)}."
@@ -47,13 +69,10 @@ async def check(session: AsyncSession, principal: Principal, data: OrderIn) -> t
         errors["currency"] = f"Orders are in {principal.currency}, the company's currency, not {data.currency}."
     if not data.lines:
         errors["lines"] = "An order has at least one line."
-    skus = {line.sku for line in data.lines}
-    products = {p.sku: p for p in await session.scalars(
-        select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku.in_(skus)))} if skus else {}
     subtotal = 0
     for i, line in enumerate(data.lines):
         at = f"lines[{i}]"
-        product = products.get(line.sku)
+        product = found.products.get(line.sku)
         if product is None:
             errors[f"{at}.sku"] = f"Line {i + 1}: unknown SKU {line.sku!r}."
         elif product.status != "active":
@@ -72,7 +91,7 @@ async def check(session: AsyncSession, principal: Principal, data: OrderIn) -> t
     if not any(key.startswith("lines") for key in errors) and data.total_minor != expected:
         errors["total_minor"] = (f"The total doesn't add up: lines {subtotal} - discount {data.discount_minor} "
                                  f"+ shipping {data.shipping_fee_minor} = {expected}, not {data.total_minor}.")
-    store = await _check_delivery(session, principal, data, errors)
+    _check_delivery(data, found.stores, errors)
     if data.payment is not None:
         if not 0 <= data.payment.authorized_minor <= MAX_AMOUNT:
             errors["payment.authorized_minor"] = "The authorised amount can't be negative."
@@ -81,7 +100,7 @@ async def check(session: AsyncSession, principal: Principal, data: OrderIn) -> t
                                                   f"less than the total {data.total_minor}.")
         if data.payment.provider == "stripe" and not data.payment.reference:
             errors["payment.reference"] = "A Stripe payment needs its PaymentIntent id as the reference."
-        elif data.payment.provider == "stripe" and not await payments.stripe_key(session, principal.tenant_id):
+        elif data.payment.provider == "stripe" and not found.stripe_ready:
             errors["payment.provider"] = "Stripe payments need your Stripe account: see Settings → Payments."
     if "@" not in data.customer.email:
         errors["customer.email"] = f"{data.customer.email!r} is not an email address."
@@ -89,15 +108,14 @@ async def check(session: AsyncSession, principal: Principal, data: OrderIn) -> t
         errors["placed_at"] = "Give placed_at with its UTC offset."
     elif data.placed_at is not None and data.placed_at > clock.now() + timedelta(minutes=5):
         errors["placed_at"] = "An order can't be placed in the future."
-    return errors, products, store
+    return errors
 
 
-async def _check_delivery(session: AsyncSession, principal: Principal, data: OrderIn,
-                          errors: dict[str, str]) -> Location | None:
+def _check_delivery(data: OrderIn, stores: dict[str, Location], errors: dict[str, str]) -> None:
     mode = data.delivery.mode
     if mode not in DELIVERY_MODES:
         errors["delivery.mode"] = f"Unknown delivery mode {mode!r}: use ship, pickup or ship_to_store."
-        return None
+        return
     if mode == "ship":
         address = data.delivery.address
         if address is None:
@@ -105,13 +123,12 @@ async def _check_delivery(session: AsyncSession, principal: Principal, data: Ord
         elif pycountry.countries.get(alpha_2=address.country.strip().upper()) is None:
             errors["delivery.address.country"] = (f"Unknown country {address.country.strip()!r}: use a two-letter "
                                                   f"ISO code such as FR.")
-        return None
+        return
     code = data.delivery.pickup_location
     if not code:
         errors["delivery.pickup_location"] = "Pickup needs the code of the store the customer collects from."
-        return None
-    store = await session.scalar(select(Location).where(Location.tenant_id == principal.tenant_id,
-                                                        Location.code == code))
+        return
+    store = stores.get(code)
     if store is None:
         errors["delivery.pickup_location"] = f"Unknown pickup store {code!r}."
     elif store.status != "active":
@@ -120,13 +137,16 @@ async def _check_delivery(session: AsyncSession, principal: Principal, data: Ord
         errors["delivery.pickup_location"] = f"{code} does not offer pickup (click & collect)."
     elif mode == "ship_to_store" and not store.receives_transfers:
         errors["delivery.pickup_location"] = f"{code} does not receive ship-to-store parcels."
-    return store
 
 
-async def existing(session: AsyncSession, tenant_id: uuid.UUID, channel: str, external_number: str) -> Order | None:
-    found: Order | None = await session.scalar(select(Order).where(
-        Order.tenant_id == tenant_id, Order.channel == channel, Order.external_number == external_number))
-    return found
+async def existing(session: AsyncSession, tenant_id: uuid.UUID,
+                   numbers: Collection[tuple[str, str]]) -> dict[tuple[str, str], Order]:
+    """The stored orders under these (channel, channel's order number) pairs."""
+    if not numbers:
+        return {}
+    found = await session.scalars(select(Order).where(
+        Order.tenant_id == tenant_id, tuple_(Order.channel, Order.external_number).in_(list(numbers))))
+    return {(order.channel, order.external_number or ""): order for order in found}
 
 
 class Captured(NamedTuple):
@@ -135,25 +155,87 @@ class Captured(NamedTuple):
     lines: list[OrderLine]  # a new order's lines (empty for a resend)
 
 
+def _refused(errors: dict[str, str]) -> ProblemError:
+    return invalid(errors, detail=f"The order was not accepted: {len(errors)} problem"
+                                  f"{'s' if len(errors) > 1 else ''}. " + next(iter(errors.values())))
+
+
+def _in_progress() -> ProblemError:
+    return ProblemError(409, "Order in progress", "The same order is being captured by another request; "
+                                                  "send it again.")
+
+
 async def capture(session: AsyncSession, principal: Principal, data: OrderIn) -> Captured:
     """The order stored and its routing queued; or the one already stored under this channel's
     order number. Refuses with every problem listed."""
-    errors, products, store = await check(session, principal, data)
-    if errors:
-        # A channel resending an order it sent before gets that order, even if, say, a product
-        # was withdrawn since.
-        if data.external_number and data.channel in CHANNELS:
-            found = await existing(session, principal.tenant_id, data.channel, data.external_number)
-            if found is not None:
-                return Captured(found, False, [])
-        raise invalid(errors, detail=f"The order was not accepted: {len(errors)} problem"
-                                     f"{'s' if len(errors) > 1 else ''}. " + next(iter(errors.values())))
-    customer = await find_or_create(session, principal.tenant_id, email=data.customer.email,
-                                    name=data.customer.name, phone=data.customer.phone)
+    outcome = (await capture_many(session, principal, [data]))[0]
+    if isinstance(outcome, ProblemError):
+        raise outcome
+    return outcome
+
+
+async def capture_many(session: AsyncSession, principal: Principal,
+                       orders: list[OrderIn]) -> list[Captured | ProblemError]:
+    """Capture several orders in the caller's transaction with a handful of statements in all:
+    each gets its own answer (stored, the stored one for a resend, or its problems), and a
+    refused order changes nothing. The web groups concurrent API captures this way."""
+    found = await lookups(session, principal, orders)
+    outcomes: list[Captured | ProblemError | None] = [None] * len(orders)
+    accepted: list[int] = []
+    refused: dict[int, dict[str, str]] = {}
+    for i, data in enumerate(orders):
+        errors = problems(principal, data, found)
+        if errors:
+            refused[i] = errors
+        else:
+            accepted.append(i)
+    # A channel resending an order it sent before gets that order, even if, say, a product
+    # was withdrawn since.
+    resent = await existing(session, principal.tenant_id, {
+        (orders[i].channel, orders[i].external_number or "") for i in refused
+        if orders[i].external_number and orders[i].channel in CHANNELS})
+    for i, errors in refused.items():
+        stored = resent.get((orders[i].channel, orders[i].external_number or ""))
+        outcomes[i] = Captured(stored, False, []) if stored is not None else _refused(errors)
+    if accepted:
+        customers = await find_or_create_many(session, principal.tenant_id, [
+            (orders[i].customer.email, orders[i].customer.name, orders[i].customer.phone) for i in accepted])
+        rows = {i: _order_row(principal, orders[i], found, customers[orders[i].customer.email.strip().lower()])
+                for i in accepted}
+        # The channel's order number is unique: an order sent twice, in this batch or at the
+        # same moment by another request, is inserted once; the other gets the stored one once
+        # it is committed. Rows go in key order so that two batches never wait on each other in a cycle.
+        ordered = sorted(accepted, key=lambda i: (orders[i].channel, orders[i].external_number or "",
+                                                  rows[i]["id"]))
+        stored_orders = {order.id: order for order in await session.scalars(
+            insert(Order).values([rows[i] for i in ordered])
+            .on_conflict_do_nothing(index_elements=[Order.tenant_id, Order.channel, Order.external_number],
+                                    index_where=Order.external_number.is_not(None))
+            .returning(Order))}
+        others = await existing(session, principal.tenant_id, {
+            (orders[i].channel, orders[i].external_number or "") for i in accepted
+            if rows[i]["id"] not in stored_orders})
+        for i in accepted:
+            order = stored_orders.get(rows[i]["id"])
+            if order is not None:
+                outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found))
+                continue
+            # The other request rolled back after all: this one is a first, to send again.
+            other = others.get((orders[i].channel, orders[i].external_number or ""))
+            outcomes[i] = Captured(other, False, []) if other is not None else _in_progress()
+        for i in accepted:
+            outcome = outcomes[i]
+            if isinstance(outcome, Captured) and outcome.created:
+                await notifications.tell_customer(session, outcome.order, "confirmation")
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _order_row(principal: Principal, data: OrderIn, found: Lookups, customer: Customer) -> dict[str, Any]:
     order_id = uuid7()
     address = data.delivery.address
+    store = found.stores.get(data.delivery.pickup_location or "") if data.delivery.mode != "ship" else None
     subtotal = sum(line.unit_price_minor * line.quantity - line.discount_minor for line in data.lines)
-    values = dict(
+    return dict(
         tenant_id=principal.tenant_id, id=order_id, number=order_number(order_id), channel=data.channel,
         external_number=data.external_number, status="received", currency=data.currency,
         subtotal_minor=subtotal, discount_minor=data.discount_minor, shipping_fee_minor=data.shipping_fee_minor,
@@ -172,23 +254,17 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
         authorized_minor=data.payment.authorized_minor if data.payment else 0,
         excluded_locations=[], created_by=principal.label, placed_at=data.placed_at or clock.now(),
     )
-    # The channel's order number is unique: when the same order arrives twice at the same
-    # moment, the second insert does nothing and returns the first one once it is committed.
-    order: Order | None = await session.scalar(
-        insert(Order).values(**values)
-        .on_conflict_do_nothing(index_elements=[Order.tenant_id, Order.channel, Order.external_number],
-                                index_where=Order.external_number.is_not(None))
-        .returning(Order))
-    if order is None:
-        found = await existing(session, principal.tenant_id, data.channel, data.external_number or "")
-        if found is None:  # the other request rolled back after all: this one is a first
-            raise ProblemError(409, "Order in progress", "The same order is being captured by another request; "
-                                                         "send it again.")
-        return Captured(found, False, [])
+
+
+def _record(session: AsyncSession, principal: Principal, data: OrderIn, order: Order,
+            found: Lookups) -> list[OrderLine]:
+    """A new order's lines, timeline entry, webhook event and routing, added to the session."""
+    from orders.tasks import route_order
+
     lines = [
-        OrderLine(tenant_id=principal.tenant_id, id=uuid7(), order_id=order_id, line_no=i + 1, sku=line.sku,
-                  product_id=products[line.sku].id, name=products[line.sku].name,
-                  category=products[line.sku].category, quantity=line.quantity,
+        OrderLine(tenant_id=principal.tenant_id, id=uuid7(), order_id=order.id, line_no=i + 1, sku=line.sku,
+                  product_id=found.products[line.sku].id, name=found.products[line.sku].name,
+                  category=found.products[line.sku].category, quantity=line.quantity,
                   unit_price_minor=line.unit_price_minor, discount_minor=line.discount_minor)
         for i, line in enumerate(data.lines)
     ]
@@ -196,8 +272,5 @@ async def capture(session: AsyncSession, principal: Principal, data: OrderIn) ->
     lifecycle.record(session, order, "order.received", actor=principal.label, to_status="received",
                      reason=f"{data.channel} order" + (f" {data.external_number}" if data.external_number else ""))
     lifecycle.announce(session, order, "order.created")
-    from orders.tasks import route_order
-
-    enqueue(session, route_order, tenant_id=principal.tenant_id, order_id=str(order_id))
-    await notifications.tell_customer(session, order, "confirmation")
-    return Captured(order, True, lines)
+    enqueue(session, route_order, tenant_id=principal.tenant_id, order_id=str(order.id))
+    return lines

@@ -10,15 +10,18 @@ from datetime import date
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
+from litestar.serialization import encode_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, requires, signed_in
 from core.db import get_database
-from core.deps import DEPS
-from core.idempotency import WithStatus, idempotent_create
+from core.deps import DEPS, kick_relay
+from core.group_commit import GroupCommit
+from core.idempotency import HEADER, WithStatus, idempotent_create
 from core.outbox import enqueue
 from core.pages import NOTICES, form_errors, page, redirect
 from core.problems import ProblemError, invalid
@@ -131,6 +134,37 @@ async def _release(db: AsyncSession, principal: Principal, order_id: uuid.UUID) 
     return order
 
 
+async def _answers(db: AsyncSession, principal: Principal,
+                   outcomes: list[capture.Captured | ProblemError]) -> list[WithStatus | ProblemError]:
+    """The API's answer to each capture: 201 and the new order, 200 and the stored one for a resend."""
+    await db.flush()
+    answers: list[WithStatus | ProblemError] = []
+    for outcome in outcomes:
+        if isinstance(outcome, ProblemError):
+            answers.append(outcome)
+            continue
+        order, created, lines = outcome
+        # A new order has no fulfilment yet: what capture stored is the whole answer.
+        detail = queries.OrderDetail(order, lines, [], []) if created else \
+            await queries.order_detail(db, principal, order.id)
+        answers.append(WithStatus(order_out(detail, with_events=False), 201 if created else 200))
+    return answers
+
+
+async def _capture_batch(principal: Principal, orders: list[OrderIn]) -> list[WithStatus | Exception]:
+    """Concurrent API captures by one caller, in one transaction (see core.group_commit)."""
+    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), captures=len(orders))
+    async with get_database().transaction(tenant_id=principal.tenant_id, user_id=principal.user_id) as db:
+        answers = await _answers(db, principal, await capture.capture_many(db, principal, orders))
+        relay = bool(db.info.get("outbox_pending"))
+    if relay:
+        kick_relay()
+    return list(answers)
+
+
+_captures: GroupCommit[Principal, OrderIn, WithStatus] = GroupCommit(_capture_batch, max_batch=64)
+
+
 class OrdersApiController(Controller):
     path = "/api/v1"
     tags = ["Orders"]
@@ -141,13 +175,15 @@ class OrdersApiController(Controller):
           guards=[take_orders], status_code=201)
     async def create_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                            data: OrderIn) -> Response[Any]:
+        if request.headers.get(HEADER) is None:
+            answer = await _captures.submit(principal, data)
+            return Response(encode_json(answer.body), status_code=answer.status_code, media_type="application/json")
+
         async def create() -> WithStatus:
-            order, created, lines = await capture.capture(db, principal, data)
-            await db.flush()
-            # A new order has no fulfilment yet: what capture stored is the whole answer.
-            detail = queries.OrderDetail(order, lines, [], []) if created else \
-                await queries.order_detail(db, principal, order.id)
-            return WithStatus(order_out(detail, with_events=False), 201 if created else 200)
+            answer = (await _answers(db, principal, await capture.capture_many(db, principal, [data])))[0]
+            if isinstance(answer, ProblemError):
+                raise answer
+            return answer
         return await idempotent_create(request, db, principal, create)
 
     @get("/orders", summary="Orders, newest first (keyset pages: pass next_cursor as after)")

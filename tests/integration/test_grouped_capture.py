@@ -1,0 +1,144 @@
+"""API captures that arrive together are stored together (one transaction for the batch), and
+each caller still gets exactly the answer it would have got alone: its new order, the stored
+order for a resend, or its own problems, with nothing of a refused order kept."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from test_orders import (
+    ORDERS,
+    ROUTE_MESSAGES,
+    by_priority,
+    count_rows,
+    get_order,
+    network,
+    order_body,
+    problems_of,
+    publish_rules,
+    stock_of,
+)
+
+from factories import bearer, create_tenant, run_outbox_inline, unique
+
+
+def _spy_on_batches(monkeypatch: Any) -> list[int]:
+    """The sizes of the capture batches, to show the requests really went together."""
+    from orders import capture
+
+    sizes: list[int] = []
+    original = capture.capture_many
+
+    async def spy(session: Any, principal: Any, orders: list[Any]) -> Any:
+        sizes.append(len(orders))
+        return await original(session, principal, orders)
+
+    monkeypatch.setattr(capture, "capture_many", spy)
+    return sizes
+
+
+async def test_concurrent_captures_each_get_their_own_answer(client, make_client, owner_engine,
+                                                             monkeypatch) -> None:
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={"sku": {"wh": 50}})
+    await publish_rules(client, key, by_priority())
+    sizes = _spy_on_batches(monkeypatch)
+    repeated = unique("MKP")
+    shared_email = f"{unique('twice')}@example.test"
+    bodies: list[dict[str, Any]] = (
+        [order_body((c["sku"], 1, 2500), external_number=unique("WEB")) for _ in range(8)]
+        + [order_body((c["sku"], 2, 2500), channel="marketplace", external_number=repeated) for _ in range(3)]
+        + [order_body(("NO-SUCH-SKU", 1, 2500)), order_body((c["sku"], 1, 2500), total_minor=1)]
+        # one customer, written two ways, in two orders of the same batch
+        + [order_body((c["sku"], 1, 2500), email=shared_email),
+           order_body((c["sku"], 1, 2500), email=shared_email.upper())]
+    )
+    clients = [await make_client() for _ in bodies]
+
+    responses = await asyncio.gather(*(other.post(ORDERS, json=body, headers=bearer(key))
+                                       for other, body in zip(clients, bodies, strict=True)))
+
+    assert max(sizes) > 1, sizes
+    web, repeats, refused, same_customer = responses[:8], responses[8:11], responses[11:13], responses[13:]
+    assert [r.status_code for r in web + same_customer] == [201] * 10, [r.text for r in responses]
+    assert len({r.json()["id"] for r in web + same_customer}) == 10
+    for response, body in zip(web, bodies, strict=False):
+        assert response.json()["external_number"] == body["external_number"]
+        assert response.json()["status"] == "received" and response.json()["lines"][0]["quantity"] == 1
+    assert sorted(r.status_code for r in repeats) == [200, 200, 201]
+    assert len({r.json()["id"] for r in repeats}) == 1
+    assert [r.status_code for r in refused] == [422, 422]
+    assert "lines[0].sku" in problems_of(refused[0]) and "total_minor" in problems_of(refused[1])
+
+    assert await count_rows(owner_engine, "orders", tenant.tenant_id) == 11
+    assert await count_rows(owner_engine, "order_lines", tenant.tenant_id) == 11
+    assert await count_rows(owner_engine, "outbox_messages", tenant.tenant_id, ROUTE_MESSAGES) == 11
+    assert await count_rows(owner_engine, "mail_messages", tenant.tenant_id) == 11
+    assert await count_rows(owner_engine, "customers", tenant.tenant_id, f"email = '{shared_email}'") == 1
+
+    await run_outbox_inline(tenant.tenant_id)
+    assert (await stock_of(client, key, c["sku"]))[c["wh"]] == (50, 8 + 2 + 2)
+    order = await get_order(client, key, repeats[0].json()["id"])
+    assert order["status"] == "routed" and order["channel"] == "marketplace"
+
+
+async def test_companies_capturing_at_the_same_moment_keep_their_own_orders(client, make_client,
+                                                                            owner_engine) -> None:
+    first, second = await create_tenant(), await create_tenant()
+    skus = {}
+    for tenant in (first, second):
+        c = await network(client, tenant.api_key)
+        await publish_rules(client, tenant.api_key, by_priority())
+        skus[tenant.tenant_id] = c["sku"]
+    number = unique("SAME")  # the same channel number at both companies is two orders
+    posts = [(tenant, order_body((skus[tenant.tenant_id], 1, 2500), external_number=f"{number}-{n}"))
+             for n in range(5) for tenant in (first, second)]
+    clients = [await make_client() for _ in posts]
+
+    responses = await asyncio.gather(*(other.post(ORDERS, json=body, headers=bearer(tenant.api_key))
+                                       for other, (tenant, body) in zip(clients, posts, strict=True)))
+
+    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
+    for tenant in (first, second):
+        assert await count_rows(owner_engine, "orders", tenant.tenant_id) == 5
+        mine = [r.json()["id"] for r, (owner, _) in zip(responses, posts, strict=True) if owner is tenant]
+        other = second if tenant is first else first
+        for order_id in mine:
+            assert (await client.get(f"{ORDERS}/{order_id}", headers=bearer(tenant.api_key))).status_code == 200
+            assert (await client.get(f"{ORDERS}/{order_id}", headers=bearer(other.api_key))).status_code == 404
+
+
+async def test_a_batch_that_fails_in_the_database_fails_only_the_order_at_fault(client, make_client, owner_engine,
+                                                                                 monkeypatch) -> None:
+    """An order the checks let through but the database refuses (here, a channel number made
+    to collide with a constraint) must not take the other orders of its batch down with it."""
+    from orders import capture
+
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key)
+    await publish_rules(client, key, by_priority())
+    original = capture._order_row
+
+    def breaking(principal: Any, data: Any, found: Any, customer: Any) -> dict[str, Any]:
+        row = original(principal, data, found, customer)
+        if data.external_number and data.external_number.startswith("BREAK"):
+            row["currency"] = "EURO"  # longer than the column allows: the INSERT fails
+        return row
+
+    monkeypatch.setattr(capture, "_order_row", breaking)
+    sizes = _spy_on_batches(monkeypatch)
+    bodies = [order_body((c["sku"], 1, 2500), external_number=unique("OK")) for _ in range(4)]
+    bodies.insert(2, order_body((c["sku"], 1, 2500), external_number=unique("BREAK")))
+    clients = [await make_client() for _ in bodies]
+
+    responses = await asyncio.gather(*(other.post(ORDERS, json=body, headers=bearer(key))
+                                       for other, body in zip(clients, bodies, strict=True)))
+
+    assert [r.status_code for r in responses] == [201, 201, 500, 201, 201], [r.text for r in responses]
+    failed, size = sizes.index(max(sizes)), max(sizes)
+    assert size > 1 and sizes[failed + 1:failed + 1 + size] == [1] * size, sizes  # then each went alone
+    assert await count_rows(owner_engine, "orders", tenant.tenant_id) == 4
+    assert await count_rows(owner_engine, "orders", tenant.tenant_id, "external_number LIKE 'BREAK%'") == 0
