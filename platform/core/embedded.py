@@ -37,6 +37,9 @@ def free_port(preferred: int | None = None) -> int:
         return port
 
 
+AUTOVACUUM_NAPTIME = "10s"
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
@@ -52,6 +55,11 @@ class EmbeddedPostgres:
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
+        # The busiest tables start empty and grow by thousands of rows a minute. With the default
+        # one-minute autovacuum naptime their statistics lag that far behind, and plans made on
+        # them (primary-key lookups, foreign-key checks) can pick an index that scans the whole
+        # company: measured, a fifth of the orders benchmark's throughput.
+        self._server.psql(f"ALTER SYSTEM SET autovacuum_naptime = '{AUTOVACUUM_NAPTIME}';\nSELECT pg_reload_conf();\n")
         uri: str = self._server.get_uri(self.database)
         return uri
 
