@@ -90,14 +90,15 @@ def require_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
     return principal
 
 
-def requires(*roles: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """Guard: signed in (or a valid key) and, when roles are given, one of them."""
+def requires(*roles: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
+    """Guard: signed in (or a valid key) and, when roles are given, one of them. Async although it
+    never waits: Litestar runs a plain function guard in a worker thread, on every request."""
     allowed = frozenset(roles)
     unknown = allowed - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = require_principal(connection)
         if allowed and principal.role not in allowed:
             raise PermissionDeniedException("Forbidden")
