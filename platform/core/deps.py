@@ -65,6 +65,11 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSess
         raise
     finally:
         await session.close()
+    relay_if_pending(session)
+
+
+def relay_if_pending(session: AsyncSession) -> None:
+    """After a commit that wrote outbox rows: relay them now."""
     if session.info.get("outbox_pending"):
         kick_relay()
 

@@ -52,7 +52,7 @@ async def lookups(session: AsyncSession, principal: Principal, orders: list[Orde
     products = {p.sku: p for p in await session.scalars(
         select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku.in_(skus)))} if skus else {}
     codes = {data.delivery.pickup_location for data in orders
-             if data.delivery.mode in DELIVERY_MODES[1:] and data.delivery.pickup_location}
+             if data.delivery.mode in ("pickup", "ship_to_store") and data.delivery.pickup_location}
     stores = {loc.code: loc for loc in await session.scalars(
         select(Location).where(Location.tenant_id == principal.tenant_id, Location.code.in_(codes)))} if codes else {}
     stripe_ready = any(data.payment is not None and data.payment.provider == "stripe" for data in orders) \
@@ -219,15 +219,14 @@ async def capture_many(session: AsyncSession, principal: Principal,
             order = stored_orders.get(rows[i]["id"])
             if order is not None:
                 outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found))
+                await notifications.tell_customer(session, order, "confirmation")
                 continue
             # The other request rolled back after all: this one is a first, to send again.
             other = others.get((orders[i].channel, orders[i].external_number or ""))
             outcomes[i] = Captured(other, False, []) if other is not None else _in_progress()
-        for i in accepted:
-            outcome = outcomes[i]
-            if isinstance(outcome, Captured) and outcome.created:
-                await notifications.tell_customer(session, outcome.order, "confirmation")
-    return [outcome for outcome in outcomes if outcome is not None]
+    answered = [outcome for outcome in outcomes if outcome is not None]
+    assert len(answered) == len(orders), "every order gets an answer"
+    return answered
 
 
 def _order_row(principal: Principal, data: OrderIn, found: Lookups, customer: Customer) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, requires, signed_in
 from core.db import get_database
-from core.deps import DEPS, kick_relay
+from core.deps import DEPS, relay_if_pending
 from core.group_commit import GroupCommit
 from core.idempotency import HEADER, WithStatus, idempotent_create
 from core.outbox import enqueue
@@ -156,9 +156,7 @@ async def _capture_batch(principal: Principal, orders: list[OrderIn]) -> list[Wi
     structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), captures=len(orders))
     async with get_database().transaction(tenant_id=principal.tenant_id, user_id=principal.user_id) as db:
         answers = await _answers(db, principal, await capture.capture_many(db, principal, orders))
-        relay = bool(db.info.get("outbox_pending"))
-    if relay:
-        kick_relay()
+    relay_if_pending(db)
     return list(answers)
 
 
