@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, event, text
+from sqlalchemy import ARRAY, ColumnElement, DateTime, ForeignKey, MetaData, any_, bindparam, event, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
@@ -51,6 +51,12 @@ class TenantScoped:
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+
+
+def one_of(column: Any, values: Any) -> ColumnElement[bool]:
+    """``column = ANY(:array)``: one statement whatever the number of values. ``IN (...)`` is a
+    new statement for each count, compiled again and prepared again by the server."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
 
 
 def create_engine(url: URL, *, pool_size: int = 10, application_name: str = "oms") -> AsyncEngine:

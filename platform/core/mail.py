@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import bulk
 from core.ids import uuid7
 from core.models import MailMessage
 from core.settings import get_settings
@@ -81,10 +82,11 @@ async def queue_mail(
     from core.outbox import enqueue
     from core.tasks import send_mail
 
-    message = MailMessage(tenant_id=tenant_id, id=uuid7(), to_address=to, subject=subject, body_text=body, kind=kind)
-    session.add(message)
-    enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(message.id))
-    return message
+    row = {"tenant_id": tenant_id, "id": uuid7(), "to_address": to, "subject": subject, "body_text": body,
+           "kind": kind}
+    bulk.defer(session, MailMessage, row)  # one INSERT for all of a transaction's mails
+    enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(row["id"]))
+    return bulk.detached(MailMessage, row)
 
 
 _RESET_LINK = re.compile(r"https?://\S+/reset-password/\S+")

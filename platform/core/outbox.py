@@ -21,7 +21,9 @@ from dramatiq import Message
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import bulk
 from core.db import Database, utcnow
+from core.ids import uuid7
 from core.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
@@ -50,15 +52,11 @@ def enqueue(session: AsyncSession, actor: dramatiq.Actor[Any, Any], *, tenant_id
 
 def enqueue_named(session: AsyncSession, actor_name: str, queue_name: str, *, tenant_id: uuid.UUID,
                   kwargs: dict[str, Any]) -> OutboxMessage:
-    row = OutboxMessage(
-        tenant_id=tenant_id,
-        actor_name=actor_name,
-        queue_name=queue_name,
-        kwargs={**kwargs, "tenant_id": str(tenant_id)},
-    )
-    session.add(row)
+    row = {"tenant_id": tenant_id, "id": uuid7(), "actor_name": actor_name, "queue_name": queue_name,
+           "kwargs": {**kwargs, "tenant_id": str(tenant_id)}}
+    bulk.defer(session, OutboxMessage, row)  # one INSERT for all of a transaction's messages
     session.info["outbox_pending"] = True
-    return row
+    return bulk.detached(OutboxMessage, row)
 
 
 def merge_into(actor: dramatiq.Actor[Any, Any], batch: dramatiq.Actor[Any, Any], *, key: str, as_list: str) -> None:

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import delete, select, update
 
 from core.broker import actor, broker
-from core.db import get_database, utcnow
+from core.db import get_database, one_of, utcnow
 from core.mail import transport
 from core.models import IdempotencyRecord, MailMessage, OutboxMessage
 from core.outbox import merge_into, relay_all
@@ -43,7 +43,7 @@ async def _deliver(tenant: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
     async with get_database().transaction(tenant_id=tenant) as session:
         messages = await session.scalars(
             select(MailMessage)
-            .where(MailMessage.tenant_id == tenant, MailMessage.id.in_(message_ids), MailMessage.status != "sent")
+            .where(MailMessage.tenant_id == tenant, one_of(MailMessage.id, message_ids), MailMessage.status != "sent")
             .order_by(MailMessage.id)
             .with_for_update()
         )
@@ -57,7 +57,8 @@ async def _deliver(tenant: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
                 continue
             sent.append(message.id)
         if sent:
-            await session.execute(update(MailMessage).where(MailMessage.tenant_id == tenant, MailMessage.id.in_(sent))
+            await session.execute(update(MailMessage)
+                                  .where(MailMessage.tenant_id == tenant, one_of(MailMessage.id, sent))
                                   .values(status="sent", sent_at=utcnow(), transport=chosen.name))
     if failed:
         raise MailNotDelivered(f"{len(failed)} of {len(message_ids)} not delivered; first: {failed[0]}")

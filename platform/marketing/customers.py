@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
-from sqlalchemy import case, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import utcnow
+from core import bulk
+from core.db import one_of, utcnow
 from core.ids import uuid7
 from marketing.models import Customer
 
 
+class CustomerRef(NamedTuple):
+    """What an order copies from its customer's record."""
+
+    id: uuid.UUID
+    email: str
+    name: str
+    phone: str
+    tags: list[str]
+
+
+# Whoever wins a race to create a record, the statement returns it; a blank never overwrites.
+_UPSERT = ("ON CONFLICT (tenant_id, email) DO UPDATE SET "
+           "name = CASE WHEN customers.name = '' THEN excluded.name ELSE customers.name END, "
+           "phone = CASE WHEN customers.phone = '' THEN excluded.phone ELSE customers.phone END, "
+           "updated_at = excluded.updated_at")
+
+
 async def find_or_create_many(session: AsyncSession, tenant_id: uuid.UUID,
-                              people: list[tuple[str, str, str]]) -> dict[str, Customer]:
+                              people: list[tuple[str, str, str]]) -> dict[str, CustomerRef]:
     """The customers with these (email, name, phone), by normalised email (any case), each
     created on first sight; a name or phone a record lacks is filled in, and never overwritten
     by a blank. One read, and one upsert for the new or incomplete records."""
@@ -23,8 +41,9 @@ async def find_or_create_many(session: AsyncSession, tenant_id: uuid.UUID,
         normalized = email.strip().lower()
         known_name, known_phone = wanted.get(normalized, ("", ""))
         wanted[normalized] = (known_name or name, known_phone or phone)
-    customers = {c.email: c for c in await session.scalars(select(Customer).where(
-        Customer.tenant_id == tenant_id, Customer.email.in_(list(wanted))))}
+    customers = {row.email: CustomerRef._make(row) for row in await session.execute(
+        select(Customer.id, Customer.email, Customer.name, Customer.phone, Customer.tags)
+        .where(Customer.tenant_id == tenant_id, one_of(Customer.email, wanted)))}
     # A returning customer whose record is complete costs one read, no write.
     missing = sorted(email for email, (name, phone) in wanted.items()
                      if email not in customers or (name and not customers[email].name)
@@ -32,17 +51,10 @@ async def find_or_create_many(session: AsyncSession, tenant_id: uuid.UUID,
     if not missing:
         return customers
     now = utcnow()
-    fresh = insert(Customer).values([
-        dict(tenant_id=tenant_id, id=uuid7(), email=email, name=wanted[email][0], phone=wanted[email][1], tags=[],
-             created_at=now, updated_at=now) for email in missing])
-    # One statement whoever wins a race to create a record: it always returns the rows, in
-    # email order so that two of them never wait on each other in a cycle.
-    upsert = fresh.on_conflict_do_update(
-        index_elements=[Customer.tenant_id, Customer.email],
-        set_={"name": case((Customer.name == "", fresh.excluded.name), else_=Customer.name),
-              "phone": case((Customer.phone == "", fresh.excluded.phone), else_=Customer.phone),
-              "updated_at": now},
-    ).returning(Customer)
-    for customer in await session.scalars(upsert, execution_options={"populate_existing": True}):
-        customers[customer.email] = customer
+    # In email order, so that two upserts never wait on each other in a cycle.
+    for row in await bulk.insert_rows(session, Customer, [
+            {"tenant_id": tenant_id, "id": uuid7(), "email": email, "name": wanted[email][0] or "",
+             "phone": wanted[email][1] or "", "tags": [], "created_at": now, "updated_at": now}
+            for email in missing], on_conflict=_UPSERT, returning="id, email, name, phone, tags"):
+        customers[row.email] = CustomerRef._make(row)
     return customers

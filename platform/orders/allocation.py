@@ -15,7 +15,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core import clock
+from core import bulk, clock
+from core.db import one_of
 from core.ids import uuid7
 from orders import lifecycle, service_tasks, sourcing
 from orders.inventory import Line, reserve
@@ -63,7 +64,11 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     next. All their stock is reserved in one statement at the end; when another transaction took
     some of it meanwhile, that raises InsufficientStock and nothing is kept (the caller routes
     them again on fresh figures). Returns each order's status afterwards."""
-    orders = list(await session.scalars(select(Order).where(Order.tenant_id == tenant_id, Order.id.in_(order_ids))
+    # One routing pass at a time per company: a pass decides on a stock snapshot and reserves at
+    # the end, so two at once would each find the other had taken the stock it chose, and both
+    # would start again. Waiting for the other's commit is far cheaper.
+    await session.execute(_ONE_PASS_AT_A_TIME, {"tenant": str(tenant_id)})
+    orders = list(await session.scalars(select(Order).where(Order.tenant_id == tenant_id, one_of(Order.id, order_ids))
                                         .order_by(Order.id).with_for_update()))
     statuses = {order.id: order.status for order in orders}
     # Routed already (a second delivery), on hold, or cancelled: left alone.
@@ -72,7 +77,7 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
         return statuses
     lines_of: dict[uuid.UUID, list[OrderLine]] = {order.id: [] for order in orders}
     for line in await session.scalars(select(OrderLine).where(
-            OrderLine.tenant_id == tenant_id, OrderLine.order_id.in_(list(lines_of))).order_by(OrderLine.line_no)):
+            OrderLine.tenant_id == tenant_id, one_of(OrderLine.order_id, lines_of)).order_by(OrderLine.line_no)):
         lines_of[line.order_id].append(line)
     in_force = await rules.routing_in_force_at(session, tenant_id, [o.placed_at for o in orders] + [clock.now()])
     timezone = await timezone_of(session, tenant_id)
@@ -142,6 +147,7 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     return statuses
 
 
+_ONE_PASS_AT_A_TIME = text("SELECT pg_advisory_xact_lock(hashtext('orders.route'), hashtext(CAST(:tenant AS text)))")
 _ALLOCATE = text("""
     UPDATE order_lines l SET qty_allocated = l.qty_allocated + v.units
     FROM unnest(CAST(:ids AS uuid[]), CAST(:units AS int[])) AS v(id, units)
@@ -176,12 +182,15 @@ def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderL
         location = locations[shipment.location]
         wanted = dict(shipment.lines)
         count += 1
-        fulfilment = Fulfilment(
-            tenant_id=order.tenant_id, id=uuid7(), order_id=order.id,
-            number=f"{order.number}-{count}", location_id=location.id, location_code=location.code,
-            kind="pickup" if shipment.pickup else ("transfer" if shipment.ship_to_store else "ship"),
-            ship_to_store=shipment.ship_to_store, status="created", reason=None, tracking_number=None)
-        session.add(fulfilment)
+        # Written with the next statement, all of the pass's fulfilments (and their lines) in one
+        # INSERT each; nothing changes them again in this transaction.
+        row = {"tenant_id": order.tenant_id, "id": uuid7(), "order_id": order.id, "number": f"{order.number}-{count}",
+               "location_id": location.id, "location_code": location.code,
+               "kind": "pickup" if shipment.pickup else ("transfer" if shipment.ship_to_store else "ship"),
+               "ship_to_store": shipment.ship_to_store, "status": "created", "reason": None,
+               "tracking_number": None, "pickup_expires_at": None}
+        bulk.defer(session, Fulfilment, row)
+        fulfilment = bulk.detached(Fulfilment, row)
         created.append(fulfilment)
         units = 0
         for line, _ in open_lines:
@@ -191,9 +200,9 @@ def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderL
             wanted[line.sku] -= take
             allocated[line] = allocated.get(line, 0) + take
             units += take
-            session.add(FulfilmentLine(tenant_id=order.tenant_id, id=uuid7(), fulfilment_id=fulfilment.id,
-                                       order_line_id=line.id, sku=line.sku, product_id=line.product_id,
-                                       quantity=take))
+            bulk.defer(session, FulfilmentLine, {
+                "tenant_id": order.tenant_id, "id": uuid7(), "fulfilment_id": fulfilment.id, "order_line_id": line.id,
+                "sku": line.sku, "product_id": line.product_id, "quantity": take})
             reservations.append(Line(line.product_id, location.id, take))
         lifecycle.record(session, order, "fulfilment.created", actor=actor, fulfilment=fulfilment,
                          to_status="created", location=location.code, reason=_units(units) + f" from {location.code}")

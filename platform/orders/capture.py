@@ -14,16 +14,15 @@ from typing import Any, NamedTuple
 
 import pycountry
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import clock
+from core import bulk, clock
 from core.auth import Principal
+from core.db import one_of
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid
-from marketing.customers import find_or_create_many
-from marketing.models import Customer
+from marketing.customers import CustomerRef, find_or_create_many
 from orders import lifecycle, notifications, payments
 from orders.models import Location, Order, OrderLine, Product
 from orders.schemas import OrderIn
@@ -50,7 +49,7 @@ class Lookups(NamedTuple):
 async def lookups(session: AsyncSession, principal: Principal, orders: list[OrderIn]) -> Lookups:
     skus = {line.sku for data in orders for line in data.lines}
     products = {p.sku: p for p in await session.scalars(
-        select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku.in_(skus)))} if skus else {}
+        select(Product).where(Product.tenant_id == principal.tenant_id, one_of(Product.sku, skus)))} if skus else {}
     codes = {data.delivery.pickup_location for data in orders
              if data.delivery.mode in ("pickup", "ship_to_store") and data.delivery.pickup_location}
     stores = {loc.code: loc for loc in await session.scalars(
@@ -202,22 +201,15 @@ async def capture_many(session: AsyncSession, principal: Principal,
             (orders[i].customer.email, orders[i].customer.name, orders[i].customer.phone) for i in accepted])
         rows = {i: _order_row(principal, orders[i], found, customers[orders[i].customer.email.strip().lower()])
                 for i in accepted}
-        # The channel's order number is unique: an order sent twice, in this batch or at the
-        # same moment by another request, is inserted once; the other gets the stored one once
-        # it is committed. Rows go in key order so that two batches never wait on each other in a cycle.
         ordered = sorted(accepted, key=lambda i: (orders[i].channel, orders[i].external_number or "",
                                                   rows[i]["id"]))
-        stored_orders = {order.id: order for order in await session.scalars(
-            insert(Order).values([rows[i] for i in ordered])
-            .on_conflict_do_nothing(index_elements=[Order.tenant_id, Order.channel, Order.external_number],
-                                    index_where=Order.external_number.is_not(None))
-            .returning(Order))}
+        inserted = {row.id for row in await bulk.insert_rows(session, Order, [rows[i] for i in ordered],
+                                                              on_conflict=_NEW_ONLY, returning="id")}
         others = await existing(session, principal.tenant_id, {
-            (orders[i].channel, orders[i].external_number or "") for i in accepted
-            if rows[i]["id"] not in stored_orders})
+            (orders[i].channel, orders[i].external_number or "") for i in accepted if rows[i]["id"] not in inserted})
         for i in accepted:
-            order = stored_orders.get(rows[i]["id"])
-            if order is not None:
+            if rows[i]["id"] in inserted:
+                order = bulk.detached(Order, rows[i])
                 outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found))
                 await notifications.tell_customer(session, order, "confirmation")
                 continue
@@ -229,7 +221,13 @@ async def capture_many(session: AsyncSession, principal: Principal,
     return answered
 
 
-def _order_row(principal: Principal, data: OrderIn, found: Lookups, customer: Customer) -> dict[str, Any]:
+# The channel's order number is unique: an order sent twice, in one batch or at the same moment
+# by another request, is inserted once; the other gets the stored one once it is committed.
+# Rows go in key order so that two batches never wait on each other in a cycle.
+_NEW_ONLY = "ON CONFLICT (tenant_id, channel, external_number) WHERE external_number IS NOT NULL DO NOTHING"
+
+
+def _order_row(principal: Principal, data: OrderIn, found: Lookups, customer: CustomerRef) -> dict[str, Any]:
     order_id = uuid7()
     address = data.delivery.address
     store = found.stores.get(data.delivery.pickup_location or "") if data.delivery.mode != "ship" else None
@@ -260,14 +258,15 @@ def _record(session: AsyncSession, principal: Principal, data: OrderIn, order: O
     """A new order's lines, timeline entry, webhook event and routing, added to the session."""
     from orders.tasks import route_order
 
-    lines = [
-        OrderLine(tenant_id=principal.tenant_id, id=uuid7(), order_id=order.id, line_no=i + 1, sku=line.sku,
-                  product_id=found.products[line.sku].id, name=found.products[line.sku].name,
-                  category=found.products[line.sku].category, quantity=line.quantity,
-                  unit_price_minor=line.unit_price_minor, discount_minor=line.discount_minor)
-        for i, line in enumerate(data.lines)
-    ]
-    session.add_all(lines)
+    lines = []
+    for i, line in enumerate(data.lines):
+        product = found.products[line.sku]
+        row = {"tenant_id": principal.tenant_id, "id": uuid7(), "order_id": order.id, "line_no": i + 1,
+               "sku": line.sku, "product_id": product.id, "name": product.name, "category": product.category,
+               "quantity": line.quantity, "unit_price_minor": line.unit_price_minor,
+               "discount_minor": line.discount_minor}
+        bulk.defer(session, OrderLine, row)  # the batch's lines go in one INSERT
+        lines.append(bulk.detached(OrderLine, row))
     lifecycle.record(session, order, "order.received", actor=principal.label, to_status="received",
                      reason=f"{data.channel} order" + (f" {data.external_number}" if data.external_number else ""))
     lifecycle.announce(session, order, "order.created")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import one_of
 from orders.models import Fulfilment, InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
 from orders.stock import AVAILABLE
 from rules.facts import LineFacts, LocationFacts, OrderFacts, StockSnapshot
@@ -47,7 +48,7 @@ async def available_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Colle
         select(Location.code, Product.sku, AVAILABLE)
         .join(Product, and_(Product.tenant_id == InventoryLevel.tenant_id, Product.id == InventoryLevel.product_id))
         .join(Location, and_(Location.tenant_id == InventoryLevel.tenant_id, Location.id == InventoryLevel.location_id))
-        .where(InventoryLevel.tenant_id == tenant_id, Product.sku.in_(list(skus)))
+        .where(InventoryLevel.tenant_id == tenant_id, one_of(Product.sku, skus))
     )
     return {(code, sku): int(available) for code, sku, available in rows}
 
@@ -78,15 +79,21 @@ async def snapshot_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collec
 
 class Stock:
     """The stock the orders of one routing pass see: read once, drawn down by each decision, with
-    each local day's capacity left at the locations that have a daily limit."""
+    each local day's capacity left at the locations that have a daily limit.
+
+    A snapshot is made once per local day (and set of excluded locations) and handed to every
+    order of the pass: its locations share the stock figures this draws down, and a decision
+    changes only the facts of a location with a daily limit (one order fewer left to take)."""
 
     def __init__(self, locations: list[Location], available: dict[StockKey, int]) -> None:
         self.locations = locations
+        self.by_code = {loc.code: loc for loc in locations}
         self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
         for (code, sku), units in available.items():
             if code in self.available:
                 self.available[code][sku] = max(0, units)
         self.used: dict[date, dict[str, int]] = {}
+        self.snapshots: dict[tuple[date, frozenset[str]], StockSnapshot] = {}
 
     async def snapshot(self, session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
                        excluded: frozenset[str]) -> StockSnapshot:
@@ -94,16 +101,27 @@ class Stock:
         if day not in self.used:
             limited = [loc.code for loc in self.locations if loc.daily_capacity]
             self.used[day] = await capacity_used(session, tenant_id, limited, at, timezone)
-        used = self.used[day]
-        return StockSnapshot(tuple(location_facts(loc, self.available[loc.code], used.get(loc.code, 0))
-                                   for loc in self.locations if loc.code not in excluded), taken_at=at)
+        snapshot = self.snapshots.get((day, excluded))
+        if snapshot is None:
+            used = self.used[day]
+            snapshot = self.snapshots[(day, excluded)] = StockSnapshot(
+                tuple(location_facts(loc, self.available[loc.code], used.get(loc.code, 0))
+                      for loc in self.locations if loc.code not in excluded), taken_at=at)
+        return snapshot
 
     def take(self, decision: Decision, at: datetime, timezone: str) -> None:
-        used = self.used[at.astimezone(ZoneInfo(timezone)).date()]
+        day = at.astimezone(ZoneInfo(timezone)).date()
+        used = self.used[day]
         for shipment in decision.shipments:
             used[shipment.location] = used.get(shipment.location, 0) + 1
             for sku, quantity in shipment.lines.items():
                 self.available[shipment.location][sku] = self.available[shipment.location].get(sku, 0) - quantity
+        limited = {s.location for s in decision.shipments if self.by_code[s.location].daily_capacity}
+        for (on, excluded), snapshot in list(self.snapshots.items()):
+            if on == day and limited:
+                self.snapshots[(on, excluded)] = snapshot.replacing({
+                    code: location_facts(self.by_code[code], self.available[code], used[code])
+                    for code in limited if code in snapshot.by_code})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """When things go wrong, and right again: a Stripe refund or capture that fails and succeeds on a
-later attempt closes its customer-service task by itself; routing that loses its stock to another
-order between looking and reserving decides again, never oversells, and holds the order when it
+later attempt closes its customer-service task by itself; routing that loses its stock (to a stock
+count) between looking and reserving decides again, never oversells, and holds the order when it
 keeps losing; a key revoked in the console is refused at once; and who may resolve tasks or
 change Settings → Orders."""
 
@@ -158,13 +158,15 @@ async def test_a_capture_that_fails_once_then_succeeds_closes_its_task(client: A
 # --- routing that loses the race -------------------------------------------------------------------------------
 
 async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dict[str, int],
-                rival_count: int) -> tuple[TenantSetup, Json, list[Json], list[dict[str, int]]]:
-    """Warehouses with one SKU (WH-A nearest the customer), an order, and rivals placed just after
-    it. Each time routing of the order has looked at the stock, the next rival is routed (and
-    reserves) before it can reserve: it decides on figures already out of date. Returns the order,
-    the rivals and what the order's routing saw each time."""
-    from core.broker import COROUTINES
-    from orders import sourcing
+                counts: list[str]) -> tuple[TenantSetup, Json, list[dict[str, int]]]:
+    """Warehouses with one SKU (WH-A nearest the customer) and an order. Each time routing of the
+    order has looked at the stock, a stock count at the next location of ``counts`` finds one
+    unit missing and takes it off, before the order can reserve: it decides on figures already
+    out of date. (Two routing passes of one company never race: the second waits for the
+    first.) Returns the order and what its routing saw each time."""
+    from core.db import get_database
+    from inventory_factories import line_for
+    from orders import inventory, sourcing
 
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
@@ -173,27 +175,24 @@ async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dic
     for code in sorted(set(stock) - {"WH-A"}):
         await make_locations(client, tenant.api_key, location_body(code, latitude=far[code][0], longitude=far[code][1]))
         assert (await adjust(client, tenant.api_key, "RACE-1", code, stock[code])).status_code == 201
-    placed = []
-    for number in range(rival_count + 1):
-        created = await client.post(f"{API}/orders", headers=key, json=_order(f"R-{number}", "RACE-1", 1))
-        assert created.status_code == 201, created.text
-        placed.append(created.json())
-    watched, rivals = datetime.fromisoformat(placed[0]["placed_at"]), [o["id"] for o in placed[1:]]
+    created = await client.post(f"{API}/orders", headers=key, json=_order("R-0", "RACE-1", 1))
+    assert created.status_code == 201, created.text
+    missing = [await line_for(tenant.tenant_id, "RACE-1", code, -1) for code in counts]
     real, seen = sourcing.Stock.snapshot, []
 
     async def racing(stock: Any, session: Any, tenant_id: uuid.UUID, at: datetime, *args: Any) -> Any:
         snapshot = await real(stock, session, tenant_id, at, *args)
-        if at == watched:  # the order's routing, not a rival's
-            seen.append({loc.code: loc.available.get("RACE-1", 0) for loc in snapshot.locations})
-            if rivals:
-                await COROUTINES["orders.route"](tenant_id=str(tenant.tenant_id), order_id=rivals.pop(0))
+        seen.append({loc.code: loc.available.get("RACE-1", 0) for loc in snapshot.locations})
+        if missing:
+            async with get_database().transaction(tenant_id=tenant.tenant_id) as counting:
+                await inventory.adjust(counting, tenant.tenant_id, missing.pop(0), reason="count",
+                                       actor="stock count")
         return snapshot
 
     monkeypatch.setattr(sourcing.Stock, "snapshot", racing)
-    await run_outbox_inline(tenant.tenant_id)  # routes the order first: it was placed first
-    assert rivals == [], "every rival took its unit while the order was being routed"
-    order, *others = [await _get(client, key, o["id"]) for o in placed]
-    return tenant, order, others, seen
+    await run_outbox_inline(tenant.tenant_id)
+    assert missing == [], "every count took its unit while the order was being routed"
+    return tenant, await _get(client, key, created.json()["id"]), seen
 
 
 async def _stock_is_sound(tenant_id: uuid.UUID) -> dict[str, tuple[int, int]]:
@@ -211,26 +210,24 @@ def _created_at(order: Json) -> list[str]:
 
 
 async def test_routing_that_loses_its_stock_decides_again(client: AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    tenant, order, [rival], seen = await _race(client, monkeypatch, {"WH-A": 1, "WH-B": 5}, 1)
-    assert seen[0]["WH-A"] == 1  # it chose the nearest unit, which the rival then took
-    assert (rival["status"], [f["location"] for f in rival["fulfilments"]]) == ("routed", ["WH-A"])
+    tenant, order, seen = await _race(client, monkeypatch, {"WH-A": 1, "WH-B": 5}, ["WH-A"])
+    assert [s["WH-A"] for s in seen] == [1, 0]  # it chose the nearest unit, which the count then took
     assert (order["status"], [f["location"] for f in order["fulfilments"]]) == ("routed", ["WH-B"])
     assert _created_at(order) == ["WH-B"]  # nothing at WH-A on its timeline
-    assert await _stock_is_sound(tenant.tenant_id) == {"WH-A": (1, 1), "WH-B": (5, 1)}
+    assert await _stock_is_sound(tenant.tenant_id) == {"WH-A": (0, 0), "WH-B": (5, 1)}
     assert (await client.get(TASKS, headers=bearer(tenant.api_key))).json()["tasks"] == []
 
 
 async def test_routing_that_keeps_losing_holds_the_order_for_customer_service(
         client: AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     stock = {"WH-A": 1, "WH-B": 1, "WH-C": 1}
-    tenant, order, rivals, seen = await _race(client, monkeypatch, stock, 3)
-    assert [max(s.values()) for s in seen[:3]] == [1, 1, 1]  # it saw a unit each time
-    assert [f["location"] for r in rivals for f in r["fulfilments"]] == ["WH-A", "WH-B", "WH-C"]
+    tenant, order, seen = await _race(client, monkeypatch, stock, ["WH-A", "WH-B", "WH-C"])
+    assert [max(s.values()) for s in seen] == [1, 1, 1]  # it saw a unit each time
     assert order["status"] == "on_hold" and "stock kept changing" in order["hold_reason"].lower()
     assert order["fulfilments"] == [] and _created_at(order) == []
     [task] = (await client.get(TASKS, headers=bearer(tenant.api_key))).json()["tasks"]
     assert (task["kind"], task["order_id"], task["detail"]) == ("order_on_hold", order["id"], order["hold_reason"])
-    assert await _stock_is_sound(tenant.tenant_id) == {code: (1, 1) for code in stock}
+    assert await _stock_is_sound(tenant.tenant_id) == {code: (0, 0) for code in stock}
 
 
 # --- keys, roles and settings ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from inventory_factories import (
     adjust,
     ledger_mismatches,
     levels,
+    line_for,
     location_body,
     make_locations,
     one_warehouse_shop,
@@ -108,30 +109,61 @@ async def test_a_batch_draws_the_stock_down_order_after_order(client: AsyncClien
 
 async def test_a_batch_that_lost_its_stock_routes_each_order_on_its_own(client: AsyncClient,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Between the batch's look at the stock and its reservation, a rival order takes one of WH-A's
-    two units: the batch, which gave both to its own orders, keeps nothing, and each of its orders
-    is routed again on fresh figures."""
+    """Between the batch's look at the stock and its reservation, a stock count takes one of WH-A's
+    two units away: the batch, which gave both to its own orders, keeps nothing, and each of its
+    orders is routed again on fresh figures."""
     from core.broker import COROUTINES
-    from orders import sourcing
+    from core.db import get_database
+    from orders import inventory, sourcing
 
-    tenant, orders = await _shop_and_orders(client, 3)
-    rival, batch_orders = orders[0], orders[1:]
+    tenant, orders = await _shop_and_orders(client, 2)
+    one_less = await line_for(tenant.tenant_id, "BAT-1", "WH-A", -1)
     real = sourcing.available_now
     raced: list[bool] = []
 
     async def racing(*args: Any, **kwargs: Any) -> Any:
         stock = await real(*args, **kwargs)
-        if not raced:  # the batch has read the stock: the rival, routed by another worker, takes WH-A's units
+        if not raced:  # the batch has read the stock: the count, committed meanwhile, finds one unit missing
             raced.append(True)
-            await COROUTINES["orders.route"](tenant_id=str(tenant.tenant_id), order_id=rival["id"])
+            async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+                await inventory.adjust(session, tenant.tenant_id, one_less, reason="count", actor="stock count")
         return stock
 
     monkeypatch.setattr(sourcing, "available_now", racing)
-    await COROUTINES["orders.route_batch"](tenant_id=str(tenant.tenant_id), order_ids=[o["id"] for o in batch_orders])
+    await COROUTINES["orders.route_batch"](tenant_id=str(tenant.tenant_id), order_ids=[o["id"] for o in orders])
     assert raced == [True]
     routed = await _placed(client, tenant, orders)
-    assert [o["status"] for o in routed] == ["routed"] * 3
-    assert sorted(f["location"] for o in routed for f in o["fulfilments"]) == ["WH-A", "WH-A", "WH-B"]
+    assert [(o["status"], [f["location"] for f in o["fulfilments"]]) for o in routed] == [
+        ("routed", ["WH-A"]), ("routed", ["WH-B"])]
     assert await ledger_mismatches(tenant.tenant_id) == []
-    figures = await _figures(tenant.tenant_id)
-    assert figures == {"WH-A": (2, 2), "WH-B": (10, 1)}
+    assert await _figures(tenant.tenant_id) == {"WH-A": (1, 1), "WH-B": (10, 1)}
+
+
+async def test_two_routing_passes_of_one_company_wait_for_each_other(client: AsyncClient,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers route two batches of one company at the same moment, both wanting WH-A's two
+    units: the second waits for the first to commit and decides on what it left, so neither has
+    to start again order by order."""
+    import asyncio
+
+    from core.broker import COROUTINES
+    from orders import tasks
+
+    tenant, orders = await _shop_and_orders(client, 4)
+    one_by_one: list[uuid.UUID] = []
+    real_route = tasks._route
+
+    async def spy(tenant_id: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
+        one_by_one.append(order_id)
+        await real_route(tenant_id, order_id, actor=actor)
+
+    monkeypatch.setattr(tasks, "_route", spy)
+    batch = COROUTINES["orders.route_batch"]
+    await asyncio.gather(batch(tenant_id=str(tenant.tenant_id), order_ids=[orders[0]["id"], orders[2]["id"]]),
+                         batch(tenant_id=str(tenant.tenant_id), order_ids=[orders[1]["id"], orders[3]["id"]]))
+    assert one_by_one == []
+    routed = await _placed(client, tenant, orders)
+    assert [o["status"] for o in routed] == ["routed"] * 4
+    assert sorted(f["location"] for o in routed for f in o["fulfilments"]) == ["WH-A", "WH-A", "WH-B", "WH-B"]
+    assert await ledger_mismatches(tenant.tenant_id) == []
+    assert await _figures(tenant.tenant_id) == {"WH-A": (2, 2), "WH-B": (10, 2)}
