@@ -2,14 +2,16 @@
 
 A multi-row ``VALUES`` list is a new statement for every row count: SQLAlchemy compiles it
 again and PostgreSQL prepares it again, which on the order paths cost more than the work.
-``INSERT ... SELECT FROM unnest(:a, :b, ...)`` takes one array per column instead, so a
-table's insert is compiled and prepared once per process, and the arrays are bound by
-asyncpg's C codecs. The rows go through row-level security like any other insert.
+``INSERT ... SELECT FROM unnest($1, $2, ...)`` takes one array per column instead, so a
+table's insert is prepared once per connection, and the arrays are bound by asyncpg's C
+codecs. The statements go through the session's own connection and transaction (see
+``core.db.driver``), under row-level security like any other.
 
-Append-only logs (the order timeline, the outbox, the mail log) are written with ``defer``:
-the row waits in the session and goes out with the others of its table in one statement,
-just before the session's next statement or its commit, so a transaction that records
-fifty events writes them with one INSERT and any read in it still sees them.
+Rows written once in a transaction and not changed in it again (the order timeline, the
+outbox, the mail log, new order lines and fulfilments) are written with ``defer``: a row
+waits in the session and goes out with all the others, one statement for every table,
+just before the session's next statement or its commit. A transaction that records fifty
+events writes them with one INSERT, and any read in it still sees them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from asyncpg import Record
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -30,15 +33,11 @@ from sqlalchemy import (
     Float,
     Integer,
     LargeBinary,
-    MetaData,
-    Row,
     SmallInteger,
     String,
     Table,
-    TextClause,
     Uuid,
     event,
-    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,8 +45,11 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, class_m
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.types import TypeEngine
 
-_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-_quote = _DIALECT.identifier_preparer.quote
+from core.db import driver
+
+_quote = postgresql.dialect().identifier_preparer.quote  # type: ignore[no-untyped-call]
+
+Rows = Sequence[MutableMapping[str, Any]]
 
 
 def _pg_array(values: Sequence[Any] | None) -> str | None:
@@ -105,22 +107,42 @@ def _default(column: Column[Any]) -> Callable[[], Any] | None:
     return None  # a SQL expression or a sequence: the database applies it
 
 
+@functools.cache
+def _defaults(table: Table) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    return tuple((c.name, d) for c in table.columns if (d := _default(c)) is not None)
+
+
 @dataclass(frozen=True)
 class _Shape:
-    statement: TextClause
+    """One table's insert for rows with the given keys."""
+
+    table: Table
     columns: tuple[str, ...]
     convert: tuple[Callable[[Any], Any] | None, ...]
-    defaults: tuple[Callable[[], Any] | None, ...]
+    defaults: tuple[Callable[[], Any] | None, ...]  # for the columns the rows leave out
+    carriers: tuple[tuple[str, str], ...]
+
+    def sql(self, first: int) -> str:
+        """The INSERT, its arrays numbered from ``$first``."""
+        names = ", ".join(_quote(name) for name in self.columns)
+        arrays = ", ".join(f"${first + i}::{array}" for i, (array, _) in enumerate(self.carriers))
+        selected = ", ".join(f"u.{_quote(name)}{cast}" for name, (_, cast) in zip(self.columns, self.carriers,
+                                                                                   strict=True))
+        return f"INSERT INTO {_quote(self.table.name)} ({names}) SELECT {selected} FROM unnest({arrays}) AS u({names})"
+
+    def arrays(self, rows: Rows) -> list[list[Any]]:
+        arrays = []
+        for name, convert, default in zip(self.columns, self.convert, self.defaults, strict=True):
+            if default is not None:
+                for row in rows:
+                    row[name] = default()
+            values = [row[name] for row in rows]
+            arrays.append(values if convert is None else [convert(v) for v in values])
+        return arrays
 
 
-_shapes: dict[tuple[str, tuple[str, ...], str], _Shape] = {}
-
-
-def _shape(table: Table, given: Sequence[str], suffix: str) -> _Shape:
-    key = (table.name, tuple(given), suffix)
-    shape = _shapes.get(key)
-    if shape is not None:
-        return shape
+@functools.cache
+def _shape(table: Table, given: tuple[str, ...]) -> _Shape:
     unknown = set(given) - set(table.columns.keys())
     if unknown:
         raise KeyError(f"{table.name} has no column {', '.join(sorted(unknown))}")
@@ -128,99 +150,112 @@ def _shape(table: Table, given: Sequence[str], suffix: str) -> _Shape:
     columns = [table.columns[name] for name in given]
     columns += [c for c in table.columns if c.name not in given and _default(c) is not None]
     carriers = [_carrier(c.type) for c in columns]
-    names = ", ".join(_quote(c.name) for c in columns)
-    arrays = ", ".join(f"CAST(:p{i} AS {carrier[0]})" for i, carrier in enumerate(carriers))
-    selected = ", ".join(f"u.{_quote(c.name)}{carrier[1]}" for c, carrier in zip(columns, carriers, strict=True))
-    sql = (f"INSERT INTO {_quote(table.name)} ({names}) SELECT {selected} "
-           f"FROM unnest({arrays}) AS u({names}) {suffix}")
-    shape = _Shape(text(sql), tuple(c.name for c in columns), tuple(carrier[2] for carrier in carriers),
-                   tuple(None if c.name in given else _default(c) for c in columns))
-    _shapes[key] = shape
-    return shape
+    return _Shape(table, tuple(c.name for c in columns), tuple(carrier[2] for carrier in carriers),
+                  tuple(None if c.name in given else _default(c) for c in columns),
+                  tuple((carrier[0], carrier[1]) for carrier in carriers))
 
 
-async def insert_rows(session: AsyncSession, model: type[Any] | Table, rows: Sequence[MutableMapping[str, Any]], *,
-                      on_conflict: str = "", returning: str = "") -> Sequence[Row[Any]]:
+def _table(model: type[Any] | Table) -> Table:
+    return model if isinstance(model, Table) else model.__table__
+
+
+async def insert_rows(session: AsyncSession, model: type[Any] | Table, rows: Rows, *, on_conflict: str = "",
+                      returning: str = "") -> list[Record]:
     """Insert ``rows`` (dicts with the same keys) in one statement. A column they leave out
     takes its Python default, written into each dict so the caller sees what was stored, or
     NULL. ``on_conflict`` is the clause's SQL (``ON CONFLICT ... DO NOTHING``); ``returning``
     names columns to return, and then the rows returned are."""
     if not rows:
         return []
-    table: Table = model if isinstance(model, Table) else model.__table__
-    statement, params = _statement(table, rows, on_conflict + (f" RETURNING {returning}" if returning else ""))
-    result = await session.execute(statement, params)
-    return result.all() if returning else []
+    shape = _shape(_table(model), tuple(rows[0]))
+    sql = shape.sql(1) + (f" {on_conflict}" if on_conflict else "") + (f" RETURNING {returning}" if returning else "")
+    connection = await driver(session)
+    arrays = shape.arrays(rows)
+    if returning:
+        return list(await connection.fetch(sql, *arrays))
+    await connection.execute(sql, *arrays)
+    return []
 
 
-def _statement(table: Table, rows: Sequence[MutableMapping[str, Any]],
-               suffix: str) -> tuple[TextClause, dict[str, list[Any]]]:
-    shape = _shape(table, tuple(rows[0]), suffix)
-    params: dict[str, list[Any]] = {}
-    for i, (name, convert, default) in enumerate(zip(shape.columns, shape.convert, shape.defaults, strict=True)):
-        if default is not None:
-            for row in rows:
-                row[name] = default()
-        values = [row[name] for row in rows]
-        params[f"p{i}"] = values if convert is None else [convert(v) for v in values]
-    return shape.statement, params
-
-
-def _fill_defaults(table: Table, row: MutableMapping[str, Any]) -> None:
-    for column in table.columns:
-        if column.name not in row and (default := _default(column)) is not None:
-            row[column.name] = default()
-
+# --- deferred rows ---------------------------------------------------------------------------------
 
 _DEFERRED = "bulk_deferred"
 _WRITING = "bulk_writing"
+Pending = dict[tuple[Table, tuple[str, ...]], list[MutableMapping[str, Any]]]
 
 
 def defer(session: AsyncSession | Session, model: type[Any], row: MutableMapping[str, Any]) -> None:
     """Insert ``row`` with the session's next statement or at its commit (see above); its
     Python defaults are filled in now, so the caller has its id and times."""
-    table: Table = model.__table__
-    _fill_defaults(table, row)
-    pending: dict[tuple[Table, tuple[str, ...]], list[MutableMapping[str, Any]]] = \
-        session.info.setdefault(_DEFERRED, {})
+    table = _table(model)
+    for name, default in _defaults(table):
+        if name not in row:
+            row[name] = default()
+    pending: Pending = session.info.setdefault(_DEFERRED, {})
     pending.setdefault((table, tuple(row)), []).append(row)
 
 
-@functools.cache
-def _sorted_tables(metadata: MetaData) -> list[Table]:
-    return metadata.sorted_tables
+def _statement(pending: Pending) -> tuple[str, list[Any]]:
+    """One statement for every table's rows, each but the last INSERT in a WITH clause.
+    Foreign keys are checked when the whole statement is done, so a row may name one that is
+    deferred with it; the tables go in name order so that the same tables make the same
+    statement (prepared once)."""
+    groups = sorted(pending.items(), key=lambda item: (item[0][0].name, item[0][1]))
+    parts: list[str] = []
+    args: list[Any] = []
+    for (table, keys), rows in groups:
+        shape = _shape(table, keys)
+        parts.append(shape.sql(len(args) + 1))
+        args += shape.arrays(rows)
+    *ctes, main = parts
+    if ctes:
+        main = "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(ctes)) + " " + main
+    return main, args
 
 
-def _write_deferred(session: Session) -> None:
-    pending = session.info.pop(_DEFERRED, None)
-    if not pending:
+def _take(session: Session) -> Pending | None:
+    if session.info.get(_WRITING):
+        return None
+    pending: Pending | None = session.info.pop(_DEFERRED, None)
+    return pending or None
+
+
+async def write_deferred(session: AsyncSession) -> None:
+    """Write the deferred rows now: before a commit (the kernel's transactions do), or before
+    a savepoint, which they must not cross."""
+    pending = _take(session.sync_session)
+    if pending is None:
+        return
+    if session.new:  # a timeline row names its order, which may still be pending in the ORM
+        await session.flush()
+    sql, args = _statement(pending)
+    await (await driver(session)).execute(sql, *args)
+
+
+def _write_now(session: Session) -> None:
+    """The same from SQLAlchemy's synchronous side (its events), through its connection."""
+    pending = _take(session)
+    if pending is None:
         return
     session.info[_WRITING] = True
     try:
-        if session.new:  # a timeline row names its order, which may still be pending in the ORM
+        if session.new:
             session.flush()
-        tables = _sorted_tables(next(iter(pending))[0].metadata)  # parents before children
-        for (table, _), rows in sorted(pending.items(), key=lambda item: tables.index(item[0][0])):
-            statement, params = _statement(table, rows, "")
-            session.execute(statement, params)
+        sql, args = _statement(pending)
+        session.connection().exec_driver_sql(sql, tuple(args))
     finally:
         session.info.pop(_WRITING, None)
 
 
-async def write_deferred(session: AsyncSession) -> None:
-    """Write the deferred rows now (before a savepoint, which they must not cross)."""
-    await session.run_sync(_write_deferred)
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
-    if _DEFERRED in state.session.info and not state.session.info.get(_WRITING):
-        _write_deferred(state.session)
+    if _DEFERRED in state.session.info:
+        _write_now(state.session)
 
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    _write_deferred(session)
+    _write_now(session)
 
 
 @event.listens_for(Session, "after_transaction_create")
@@ -239,8 +274,8 @@ M = TypeVar("M")
 
 
 def detached(model: type[M], values: Mapping[str, Any]) -> M:
-    """An instance of a mapped class that carries ``values`` and belongs to no session: the
-    row just inserted by ``insert_rows``, for code that reads an ORM object (answers, mails).
+    """An instance of a mapped class that carries ``values`` and belongs to no session: a row
+    just inserted or deferred here, for code that reads an ORM object (answers, mails).
     Never add it to a session: that would insert the row a second time."""
     instance: M = class_mapper(model).class_manager.new_instance()
     instance.__dict__.update(values)

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import dramatiq
 import structlog
 from dramatiq import Message
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import bulk
-from core.db import Database, utcnow
+from core.db import Database, Prepared, utcnow
 from core.ids import uuid7
 from core.models import OutboxMessage
 
@@ -66,11 +67,24 @@ def merge_into(actor: dramatiq.Actor[Any, Any], batch: dramatiq.Actor[Any, Any],
     MERGED[actor.actor_name] = Merge(batch.actor_name, batch.queue_name, key, as_list)
 
 
-def broker_messages(rows: list[OutboxMessage], now_ms: int) -> list[Message[Any]]:
+class Pending(Protocol):
+    """What the relay reads of an outbox row."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def actor_name(self) -> str: ...
+    @property
+    def queue_name(self) -> str: ...
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+
+
+def broker_messages(rows: Sequence[Pending], now_ms: int) -> list[Message[Any]]:
     """The messages for these outbox rows, in their order, mergeable ones merged per tenant. Each
     message carries the id of its first row, so a redelivery is recognisable."""
-    groups: dict[tuple[str, str], list[OutboxMessage]] = {}
-    order: list[list[OutboxMessage]] = []
+    groups: dict[tuple[str, str], list[Pending]] = {}
+    order: list[list[Pending]] = []
     for row in rows:
         merge = MERGED.get(row.actor_name)
         if merge is None or set(row.kwargs) != {"tenant_id", merge.key}:
@@ -100,6 +114,23 @@ def _send_all(broker: dramatiq.Broker, messages: list[Message[Any]]) -> None:
         broker.enqueue(message)
 
 
+_PENDING = (select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)
+            .limit(bindparam("limit")).with_for_update(skip_locked=True).scalar_subquery())
+# ``sent_at IS NULL`` here too lets the partial index find the rows, instead of scanning the
+# whole table (it keeps a week of sent messages).
+_CLAIM = Prepared(update(OutboxMessage).where(OutboxMessage.sent_at.is_(None), OutboxMessage.id.in_(_PENDING))
+                  .values(sent_at=bindparam("now"), attempts=OutboxMessage.attempts + 1)
+                  .returning(OutboxMessage.id, OutboxMessage.actor_name, OutboxMessage.queue_name,
+                             OutboxMessage.kwargs))
+
+
+class _Claimed(NamedTuple):
+    id: uuid.UUID
+    actor_name: str
+    queue_name: str
+    kwargs: dict[str, Any]
+
+
 class _BrokerDown(Exception):
     pass
 
@@ -113,14 +144,8 @@ async def relay_pending(db: Database, broker: dramatiq.Broker, *, limit: int = R
         async with session, session.begin():
             # Marked sent and read in one statement; if the broker then refuses them, raising rolls
             # the mark back and the rows wait for the next pass.
-            pending = (select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)
-                       .limit(limit).with_for_update(skip_locked=True).scalar_subquery())
-            rows = sorted((await session.scalars(
-                # ``sent_at IS NULL`` here too lets the partial index find the rows, instead of
-                # scanning the whole table (it keeps a week of sent messages).
-                update(OutboxMessage).where(OutboxMessage.sent_at.is_(None), OutboxMessage.id.in_(pending))
-                .values(sent_at=utcnow(), attempts=OutboxMessage.attempts + 1)
-                .returning(OutboxMessage))).all(), key=lambda row: row.id)
+            rows = sorted((_Claimed._make(row) for row in await _CLAIM.fetch(session, limit=limit, now=utcnow())),
+                          key=lambda row: row.id)
             if not rows:
                 return 0
             ids = [row.id for row in rows]

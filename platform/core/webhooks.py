@@ -22,12 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from asyncpg import Record
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import clock
+from core import bulk, clock
 from core.broker import actor
-from core.db import PRE_COMMIT, get_database
+from core.db import PRE_COMMIT, Prepared, get_database
 from core.ids import uuid7
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.outbox import enqueue
@@ -53,21 +54,23 @@ async def _stage(session: AsyncSession) -> None:
     pending: list[tuple[uuid.UUID, str, dict[str, Any]]] = session.info.pop("webhook_events", [])
     if not pending:
         return
-    endpoints: dict[uuid.UUID, list[WebhookEndpoint]] = {}
+    endpoints: dict[uuid.UUID, list[Record]] = {}
     for tenant_id, event_type, data in pending:
         if tenant_id not in endpoints:
-            endpoints[tenant_id] = list(await session.scalars(select(WebhookEndpoint).where(
-                WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.active.is_(True))))
+            endpoints[tenant_id] = await _ACTIVE_ENDPOINTS.fetch(session, tenant=tenant_id)
         event_id = uuid7()
         payload = {"id": str(event_id), "type": event_type, "created_at": clock.now().isoformat(), "data": data}
         for endpoint in endpoints[tenant_id]:
-            if endpoint.events and event_type not in endpoint.events:
+            if endpoint["events"] and event_type not in endpoint["events"]:
                 continue
-            delivery = WebhookDelivery(tenant_id=tenant_id, id=uuid7(), endpoint_id=endpoint.id, event_id=event_id,
-                                       event_type=event_type, payload=payload, status="pending", attempts=0)
-            session.add(delivery)
-            enqueue(session, deliver, tenant_id=tenant_id, delivery_id=str(delivery.id))
-    await session.flush()
+            delivery = {"tenant_id": tenant_id, "id": uuid7(), "endpoint_id": endpoint["id"], "event_id": event_id,
+                        "event_type": event_type, "payload": payload, "status": "pending", "attempts": 0}
+            bulk.defer(session, WebhookDelivery, delivery)
+            enqueue(session, deliver, tenant_id=tenant_id, delivery_id=str(delivery["id"]))
+
+
+_ACTIVE_ENDPOINTS = Prepared(select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+    WebhookEndpoint.tenant_id == bindparam("tenant"), WebhookEndpoint.active.is_(True)))
 
 
 PRE_COMMIT.append(_stage)

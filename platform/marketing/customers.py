@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import bulk
-from core.db import one_of, utcnow
+from core.db import Prepared, utcnow
 from core.ids import uuid7
 from marketing.models import Customer
 
@@ -23,6 +23,9 @@ class CustomerRef(NamedTuple):
     phone: str
     tags: list[str]
 
+
+_BY_EMAIL = Prepared(select(Customer.id, Customer.email, Customer.name, Customer.phone, Customer.tags).where(
+    Customer.tenant_id == bindparam("tenant"), Customer.email == any_(bindparam("emails", type_=ARRAY(String)))))
 
 # Whoever wins a race to create a record, the statement returns it; a blank never overwrites.
 _UPSERT = ("ON CONFLICT (tenant_id, email) DO UPDATE SET "
@@ -41,9 +44,8 @@ async def find_or_create_many(session: AsyncSession, tenant_id: uuid.UUID,
         normalized = email.strip().lower()
         known_name, known_phone = wanted.get(normalized, ("", ""))
         wanted[normalized] = (known_name or name, known_phone or phone)
-    customers = {row.email: CustomerRef._make(row) for row in await session.execute(
-        select(Customer.id, Customer.email, Customer.name, Customer.phone, Customer.tags)
-        .where(Customer.tenant_id == tenant_id, one_of(Customer.email, wanted)))}
+    customers = {row["email"]: CustomerRef._make(row)
+                 for row in await _BY_EMAIL.fetch(session, tenant=tenant_id, emails=list(wanted))}
     # A returning customer whose record is complete costs one read, no write.
     missing = sorted(email for email, (name, phone) in wanted.items()
                      if email not in customers or (name and not customers[email].name)
@@ -56,5 +58,5 @@ async def find_or_create_many(session: AsyncSession, tenant_id: uuid.UUID,
             {"tenant_id": tenant_id, "id": uuid7(), "email": email, "name": wanted[email][0] or "",
              "phone": wanted[email][1] or "", "tags": [], "created_at": now, "updated_at": now}
             for email in missing], on_conflict=_UPSERT, returning="id, email, name, phone, tags"):
-        customers[row.email] = CustomerRef._make(row)
+        customers[row["email"]] = CustomerRef._make(row)
     return customers

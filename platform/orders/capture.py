@@ -13,12 +13,12 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import pycountry
-from sqlalchemy import select, tuple_
+from sqlalchemy import ARRAY, String, any_, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import bulk, clock
 from core.auth import Principal
-from core.db import one_of
+from core.db import Prepared
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid
@@ -38,18 +38,32 @@ def order_number(order_id: uuid.UUID) -> str:
     return "O-" + order_id.hex[-10:].upper()
 
 
+class ProductRef(NamedTuple):
+    """What an order line copies from its product."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    category: str | None
+    status: str
+
+
+_PRODUCTS = Prepared(select(Product.id, Product.sku, Product.name, Product.category, Product.status).where(
+    Product.tenant_id == bindparam("tenant"), Product.sku == any_(bindparam("skus", type_=ARRAY(String)))))
+
+
 class Lookups(NamedTuple):
     """What the orders of one capture name, read once for all of them."""
 
-    products: dict[str, Product]
+    products: dict[str, ProductRef]
     stores: dict[str, Location]
     stripe_ready: bool
 
 
 async def lookups(session: AsyncSession, principal: Principal, orders: list[OrderIn]) -> Lookups:
     skus = {line.sku for data in orders for line in data.lines}
-    products = {p.sku: p for p in await session.scalars(
-        select(Product).where(Product.tenant_id == principal.tenant_id, one_of(Product.sku, skus)))} if skus else {}
+    products = {row["sku"]: ProductRef._make(row)
+                for row in await _PRODUCTS.fetch(session, tenant=principal.tenant_id, skus=list(skus))} if skus else {}
     codes = {data.delivery.pickup_location for data in orders
              if data.delivery.mode in ("pickup", "ship_to_store") and data.delivery.pickup_location}
     stores = {loc.code: loc for loc in await session.scalars(
@@ -203,8 +217,8 @@ async def capture_many(session: AsyncSession, principal: Principal,
                 for i in accepted}
         ordered = sorted(accepted, key=lambda i: (orders[i].channel, orders[i].external_number or "",
                                                   rows[i]["id"]))
-        inserted = {row.id for row in await bulk.insert_rows(session, Order, [rows[i] for i in ordered],
-                                                              on_conflict=_NEW_ONLY, returning="id")}
+        inserted = {row["id"] for row in await bulk.insert_rows(session, Order, [rows[i] for i in ordered],
+                                                                 on_conflict=_NEW_ONLY, returning="id")}
         others = await existing(session, principal.tenant_id, {
             (orders[i].channel, orders[i].external_number or "") for i in accepted if rows[i]["id"] not in inserted})
         for i in accepted:

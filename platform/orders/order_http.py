@@ -171,18 +171,21 @@ class OrdersApiController(Controller):
 
     @post("/orders", summary="Capture an order (a resend of the channel's order number returns it)",
           guards=[take_orders], status_code=201)
-    async def create_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+    async def create_order(self, request: Request[Any, Any, Any], principal: Principal,
                            data: OrderIn) -> Response[Any]:
-        if request.headers.get(HEADER) is None:
+        if request.headers.get(HEADER) is None:  # grouped with concurrent captures: see _capture_batch
             answer = await _captures.submit(principal, data)
             return Response(encode_json(answer.body), status_code=answer.status_code, media_type="application/json")
-
-        async def create() -> WithStatus:
-            answer = (await _answers(db, principal, await capture.capture_many(db, principal, [data])))[0]
-            if isinstance(answer, ProblemError):
-                raise answer
-            return answer
-        return await idempotent_create(request, db, principal, create)
+        # With a key: its record and the order in a transaction of their own.
+        async with get_database().transaction(tenant_id=principal.tenant_id, user_id=principal.user_id) as db:
+            async def create() -> WithStatus:
+                answer = (await _answers(db, principal, await capture.capture_many(db, principal, [data])))[0]
+                if isinstance(answer, ProblemError):
+                    raise answer
+                return answer
+            response = await idempotent_create(request, db, principal, create)
+        relay_if_pending(db)
+        return response
 
     @get("/orders", summary="Orders, newest first (keyset pages: pass next_cursor as after)")
     async def list_orders(self, db: AsyncSession, principal: Principal, status: str = "", channel: str = "",

@@ -121,3 +121,22 @@ async def test_secrets_in_links_stay_out_of_the_request_log(client, capsys) -> N
     out = capsys.readouterr().out
     assert "very-secret-token" not in out and "another-secret-token" not in out
     assert "/invitations/[redacted]" in out
+
+
+async def test_connections_the_database_closed_are_replaced_unnoticed(client, owner_engine) -> None:
+    """A database restart (here: every app connection terminated) costs no failed request: the
+    pool drops the connections the server closed and opens new ones."""
+    from sqlalchemy import text
+
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    responses = await asyncio.gather(*[client.get("/api/v1/orders", headers=key) for _ in range(4)])
+    assert [r.status_code for r in responses] == [200] * 4  # several connections in the pool
+    async with owner_engine.connect() as conn:
+        ended = (await conn.execute(text(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usename = 'oms_app' AND pid <> pg_backend_pid()) t"))).scalar()
+    assert ended and ended >= 1
+    await asyncio.sleep(0.2)  # the server's goodbye reaches the pooled connections
+    responses = await asyncio.gather(*[client.get("/api/v1/orders", headers=key) for _ in range(4)])
+    assert [r.status_code for r in responses] == [200] * 4
