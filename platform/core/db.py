@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, ColumnElement, DateTime, ForeignKey, MetaData, any_, bindparam, event, text
+from sqlalchemy import DateTime, ForeignKey, MetaData, event, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -53,12 +53,6 @@ class TenantScoped:
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
-
-
-def one_of(column: Any, values: Any) -> ColumnElement[bool]:
-    """``column = ANY(:array)``: one statement whatever the number of values. ``IN (...)`` is a
-    new statement for each count, compiled again and prepared again by the server."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
 
 
 def _closed_by_the_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -6,10 +6,11 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, select, update
 
+from core import bulk
 from core.broker import actor, broker
-from core.db import get_database, one_of, utcnow
+from core.db import Prepared, get_database, utcnow
 from core.mail import transport
 from core.models import IdempotencyRecord, MailMessage, OutboxMessage
 from core.outbox import merge_into, relay_all
@@ -41,15 +42,10 @@ class MailNotDelivered(Exception):
 async def _deliver(tenant: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
     failed: list[str] = []
     async with get_database().transaction(tenant_id=tenant) as session:
-        messages = await session.scalars(
-            select(MailMessage)
-            .where(MailMessage.tenant_id == tenant, one_of(MailMessage.id, message_ids), MailMessage.status != "sent")
-            .order_by(MailMessage.id)
-            .with_for_update()
-        )
         chosen = transport()
         sent: list[uuid.UUID] = []
-        for message in messages:
+        for row in await _UNSENT.fetch(session, tenant=tenant, ids=message_ids):
+            message = bulk.detached(MailMessage, dict(row))
             try:
                 await chosen.deliver(message)
             except Exception as exc:  # the others still go; this one waits for the retry
@@ -57,11 +53,17 @@ async def _deliver(tenant: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
                 continue
             sent.append(message.id)
         if sent:
-            await session.execute(update(MailMessage)
-                                  .where(MailMessage.tenant_id == tenant, one_of(MailMessage.id, sent))
-                                  .values(status="sent", sent_at=utcnow(), transport=chosen.name))
+            await _SENT.execute(session, tenant=tenant, ids=sent, now=utcnow(), transport=chosen.name)
     if failed:
         raise MailNotDelivered(f"{len(failed)} of {len(message_ids)} not delivered; first: {failed[0]}")
+
+
+_UNSENT = Prepared(select(MailMessage.__table__).where(
+    MailMessage.tenant_id == bindparam("tenant"), MailMessage.id == any_(bindparam("ids", type_=ARRAY(Uuid))),
+    MailMessage.status != "sent").order_by(MailMessage.id).with_for_update())
+_SENT = Prepared(update(MailMessage).where(
+    MailMessage.tenant_id == bindparam("tenant"), MailMessage.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+    .values(status="sent", sent_at=bindparam("now"), transport=bindparam("transport")))
 
 
 @actor("maintenance.purge_tenant", queue="maintenance")

@@ -9,14 +9,15 @@ function routes those lines again without it.
 
 from __future__ import annotations
 
+import json
 import uuid
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core import bulk, clock
-from core.db import one_of
+from core.db import Prepared, driver
 from core.ids import uuid7
 from orders import lifecycle, service_tasks, sourcing
 from orders.inventory import Line, reserve
@@ -67,18 +68,20 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     # One routing pass at a time per company: a pass decides on a stock snapshot and reserves at
     # the end, so two at once would each find the other had taken the stock it chose, and both
     # would start again. Waiting for the other's commit is far cheaper.
-    await session.execute(_ONE_PASS_AT_A_TIME, {"tenant": str(tenant_id)})
-    orders = list(await session.scalars(select(Order).where(Order.tenant_id == tenant_id, one_of(Order.id, order_ids))
-                                        .order_by(Order.id).with_for_update()))
+    connection = await driver(session)
+    await connection.execute(_TAKE_TURNS, str(tenant_id))
+    # Read as plain rows, written back below in one statement: the pass changes only their
+    # status, hold reason and routing, and nothing else in the transaction loads them.
+    orders = [bulk.detached(Order, dict(row)) for row in await _LOCK_ORDERS.fetch(session, tenant=tenant_id,
+                                                                                   ids=list(order_ids))]
     statuses = {order.id: order.status for order in orders}
     # Routed already (a second delivery), on hold, or cancelled: left alone.
     orders = sorted((o for o in orders if o.status in ("received", "backordered")), key=lambda o: o.placed_at)
     if not orders:
         return statuses
     lines_of: dict[uuid.UUID, list[OrderLine]] = {order.id: [] for order in orders}
-    for line in await session.scalars(select(OrderLine).where(
-            OrderLine.tenant_id == tenant_id, one_of(OrderLine.order_id, lines_of)).order_by(OrderLine.line_no)):
-        lines_of[line.order_id].append(line)
+    for row in await _LINES.fetch(session, tenant=tenant_id, ids=list(lines_of)):
+        lines_of[row["order_id"]].append(bulk.detached(OrderLine, dict(row)))
     in_force = await rules.routing_in_force_at(session, tenant_id, [o.placed_at for o in orders] + [clock.now()])
     timezone = await timezone_of(session, tenant_id)
     locations = await sourcing.active_locations(session, tenant_id)
@@ -137,22 +140,37 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
             # A part may have shipped before a re-route.
             await settle(session, order, actor=actor, lines=order_lines, fulfilments=earlier + created)
         statuses[order.id] = order.status
+    now = clock.now()
+    await connection.execute(_ROUTED, tenant_id, [o.id for o in orders], [o.status for o in orders],
+                             [o.hold_reason for o in orders], [o.routing_version for o in orders],
+                             [json.dumps(o.routing) for o in orders], [now] * len(orders))
     # Reserving comes last, so the stock rows stay locked for as short a time as possible.
-    await session.flush()
     if allocated:
-        await session.execute(_ALLOCATE, {"tenant": tenant_id, "ids": [line.id for line in allocated],
-                                          "units": list(allocated.values())})
+        await connection.execute(_ALLOCATE, tenant_id, [line.id for line in allocated], list(allocated.values()))
         await reserve(session, tenant_id, reservations, actor=actor, references=references,
                       reference=references[0] if len(set(references)) == 1 else f"{len(set(references))} orders")
     return statuses
 
 
-_ONE_PASS_AT_A_TIME = text("SELECT pg_advisory_xact_lock(hashtext('orders.route'), hashtext(CAST(:tenant AS text)))")
-_ALLOCATE = text("""
+_TAKE_TURNS = "SELECT pg_advisory_xact_lock(hashtext('orders.route'), hashtext($1::text))"
+_LOCK_ORDERS = Prepared(select(Order.__table__).where(Order.tenant_id == bindparam("tenant"),
+                                                      Order.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+                        .order_by(Order.id).with_for_update())
+_LINES = Prepared(select(OrderLine.__table__).where(OrderLine.tenant_id == bindparam("tenant"),
+                                                    OrderLine.order_id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+                  .order_by(OrderLine.line_no))
+_ROUTED = """
+    UPDATE orders o SET status = v.status, hold_reason = v.hold_reason, routing_version = v.routing_version,
+                        routing = v.routing::jsonb, updated_at = v.updated_at
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[])
+        AS v(id, status, hold_reason, routing_version, routing, updated_at)
+    WHERE o.tenant_id = $1 AND o.id = v.id
+"""
+_ALLOCATE = """
     UPDATE order_lines l SET qty_allocated = l.qty_allocated + v.units
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:units AS int[])) AS v(id, units)
-    WHERE l.tenant_id = :tenant AND l.id = v.id
-""")
+    FROM unnest($2::uuid[], $3::int[]) AS v(id, units)
+    WHERE l.tenant_id = $1 AND l.id = v.id
+"""
 
 
 async def hold_unroutable(session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import utcnow
+from core.db import Prepared, utcnow
 from core.ids import uuid7
 from core.problems import ProblemError
 from orders.models import InventoryLevel, InventoryMovement
@@ -100,7 +100,7 @@ async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Li
 # One round trip for the whole reservation: the levels are locked in a fixed order (product,
 # then location) so that two orders can't deadlock each other, each is taken only if enough is
 # available, and when every one was, each reserved line writes its ledger entry.
-_RESERVE = text("""
+_RESERVE = Prepared(text("""
     WITH wanted AS (
         SELECT * FROM unnest(CAST(:products AS uuid[]), CAST(:locations AS uuid[]), CAST(:quantities AS int[]))
             AS w(product_id, location_id, qty)
@@ -130,7 +130,7 @@ _RESERVE = text("""
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM won) AS won
-""")
+"""))
 
 
 async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line], *, reference: str,
@@ -146,15 +146,13 @@ async def reserve(session: AsyncSession, tenant_id: uuid.UUID, lines: list[Line]
     for line in lines:
         merged[(line.product_id, line.location_id)] = merged.get((line.product_id, line.location_id), 0) + line.quantity
     keys = sorted(merged)
-    won = await session.scalar(_RESERVE, {
-        "tenant": tenant_id, "actor": actor, "levels": len(keys),
-        "products": [p for p, _ in keys], "locations": [loc for _, loc in keys],
-        "quantities": [merged[k] for k in keys],
-        "e_products": [line.product_id for line in lines], "e_locations": [line.location_id for line in lines],
-        "e_quantities": [line.quantity for line in lines], "e_movements": [uuid7() for _ in lines],
-        "e_references": references or [reference] * len(lines),
-    })
-    if (won or 0) < len(keys):
+    [row] = await _RESERVE.fetch(
+        session, tenant=tenant_id, actor=actor, levels=len(keys),
+        products=[p for p, _ in keys], locations=[loc for _, loc in keys], quantities=[merged[k] for k in keys],
+        e_products=[line.product_id for line in lines], e_locations=[line.location_id for line in lines],
+        e_quantities=[line.quantity for line in lines], e_movements=[uuid7() for _ in lines],
+        e_references=references or [reference] * len(lines))
+    if row["won"] < len(keys):
         raise InsufficientStock(409, "Not enough stock available",
                                 f"Fewer units are available than {reference} needs at one of its locations.")
 

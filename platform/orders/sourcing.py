@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import one_of
+from core.db import Prepared
 from orders.models import Fulfilment, InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
 from orders.stock import AVAILABLE
 from rules.facts import LineFacts, LocationFacts, OrderFacts, StockSnapshot
@@ -44,13 +44,16 @@ async def available_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Colle
     """Available units (safety stock taken off) per location and SKU, as they stand."""
     if not skus:
         return {}
-    rows = await session.execute(
-        select(Location.code, Product.sku, AVAILABLE)
-        .join(Product, and_(Product.tenant_id == InventoryLevel.tenant_id, Product.id == InventoryLevel.product_id))
-        .join(Location, and_(Location.tenant_id == InventoryLevel.tenant_id, Location.id == InventoryLevel.location_id))
-        .where(InventoryLevel.tenant_id == tenant_id, one_of(Product.sku, skus))
-    )
-    return {(code, sku): int(available) for code, sku, available in rows}
+    rows = await _AVAILABLE.fetch(session, tenant=tenant_id, skus=list(skus))
+    return {(row["code"], row["sku"]): int(row["available"]) for row in rows}
+
+
+_AVAILABLE = Prepared(
+    select(Location.code, Product.sku, AVAILABLE.label("available"))
+    .join(Product, and_(Product.tenant_id == InventoryLevel.tenant_id, Product.id == InventoryLevel.product_id))
+    .join(Location, and_(Location.tenant_id == InventoryLevel.tenant_id, Location.id == InventoryLevel.location_id))
+    .where(InventoryLevel.tenant_id == bindparam("tenant"), Product.sku == any_(bindparam("skus", type_=ARRAY(String))))
+)
 
 
 async def capacity_used(session: AsyncSession, tenant_id: uuid.UUID, codes: list[str], at: datetime,
