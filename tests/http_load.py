@@ -28,10 +28,15 @@ class Connection:
                              {"Host": f"{self.host}:{self.port}", **headers}.items())
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.headers: dict[str, str] = {}
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async def request(self, method: str, path: str, body: Any = None,
+                      headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """Send a request; returns the status and the decoded JSON body. The response's headers
+        are in ``self.headers`` (lower-case names) until the next request."""
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        head = (f"{method} {path} HTTP/1.1\r\n{self.fixed}Content-Type: application/json\r\n"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        head = (f"{method} {path} HTTP/1.1\r\n{self.fixed}{extra}Content-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n\r\n").encode()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -42,9 +47,11 @@ class Connection:
             raise HttpError("connection closed by the server")
         status = int(status_line.split(b" ", 2)[1])
         length, close = None, False
+        self.headers = {}
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             name = name.strip().lower()
+            self.headers[name.decode("latin-1")] = value.strip().decode("latin-1")
             if name == b"content-length":
                 length = int(value)
             elif name == b"connection" and value.strip().lower() == b"close":

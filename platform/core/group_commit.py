@@ -31,11 +31,21 @@ class _Group(Generic[T]):
     task: asyncio.Task[None] | None = None
 
 
+class NextBatch:
+    """An outcome saying "not in this batch": the item goes in the next one (it needs this
+    batch's work committed first, say)."""
+
+
+NEXT_BATCH = NextBatch()
+
+
 class GroupCommit(Generic[K, T, R]):
     """``submit(key, item)`` answers with ``work(key, items)``'s outcome for that item. ``work``
-    returns one outcome per item, in order: a result, or an exception to raise to that caller."""
+    returns one outcome per item, in order: a result, an exception to raise to that caller, or
+    ``NEXT_BATCH``."""
 
-    def __init__(self, work: Callable[[K, list[T]], Awaitable[list[R | Exception]]], *, max_batch: int) -> None:
+    def __init__(self, work: Callable[[K, list[T]], Awaitable[list[R | Exception | NextBatch]]], *,
+                 max_batch: int) -> None:
         self._work = work
         self._max_batch = max_batch
         self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[K, _Group[T]]] = \
@@ -57,13 +67,14 @@ class GroupCommit(Generic[K, T, R]):
         try:
             while group.waiting:
                 batch, group.waiting = group.waiting[:self._max_batch], group.waiting[self._max_batch:]
-                await self._run(key, batch)
+                group.waiting[:0] = await self._run(key, batch)
         finally:
             del groups[key]
             for _, future in group.waiting:  # only when the loop shuts down mid-batch
                 future.cancel()
 
-    async def _run(self, key: K, batch: list[tuple[T, asyncio.Future[Any]]]) -> None:
+    async def _run(self, key: K, batch: list[tuple[T, asyncio.Future[Any]]]) -> list[tuple[T, asyncio.Future[Any]]]:
+        """Run a batch; returns the entries that go in the next one."""
         try:
             outcomes = await self._work(key, [item for item, _ in batch])
         except asyncio.CancelledError:
@@ -73,14 +84,20 @@ class GroupCommit(Generic[K, T, R]):
         except Exception as exc:  # handed to the caller, or retried one by one
             if len(batch) > 1:
                 log.warning("group_commit.batch_failed", size=len(batch), error=repr(exc))
+                later = []
                 for entry in batch:
-                    await self._run(key, [entry])
-                return
+                    later += await self._run(key, [entry])
+                return later
             outcomes = [exc]
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the caller went away; the work is done all the same
+        later = []
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            future = entry[1]
+            if isinstance(outcome, NextBatch):
+                later.append(entry)
+            elif future.done():  # the caller went away; the work is done all the same
                 continue
-            if isinstance(outcome, Exception):
+            elif isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        return later

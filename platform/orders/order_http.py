@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -17,11 +18,12 @@ from litestar.response.sse import ServerSentEventMessage
 from litestar.serialization import encode_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import idempotency
 from core.auth import Principal, requires, signed_in
 from core.db import get_database
 from core.deps import DEPS, relay_if_pending
-from core.group_commit import GroupCommit
-from core.idempotency import HEADER, WithStatus, idempotent_create
+from core.group_commit import NEXT_BATCH, GroupCommit, NextBatch
+from core.idempotency import WithStatus
 from core.outbox import enqueue
 from core.pages import NOTICES, form_errors, page, redirect
 from core.problems import ProblemError, invalid
@@ -151,16 +153,51 @@ async def _answers(db: AsyncSession, principal: Principal,
     return answers
 
 
-async def _capture_batch(principal: Principal, orders: list[OrderIn]) -> list[WithStatus | Exception]:
-    """Concurrent API captures by one caller, in one transaction (see core.group_commit)."""
-    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), captures=len(orders))
+@dataclass(frozen=True)
+class _Capture:
+    data: OrderIn
+    keyed: idempotency.Keyed | None
+
+
+async def _capture_batch(principal: Principal,
+                         items: list[_Capture]) -> list[idempotency.Answer | Exception | NextBatch]:
+    """Concurrent API captures by one caller, in one transaction (see core.group_commit). The
+    Idempotency-Keys among them are claimed together; a request whose key was used before gets
+    that answer again, and a second request with a key already in the batch waits for the next."""
+    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id), captures=len(items))
+    outcomes: list[idempotency.Answer | Exception | NextBatch | None] = [None] * len(items)
+    keyed: dict[str, tuple[int, idempotency.Keyed]] = {}
+    for i, item in enumerate(items):
+        if item.keyed is not None:
+            if item.keyed.key in keyed:
+                outcomes[i] = NEXT_BATCH
+            else:
+                keyed[item.keyed.key] = (i, item.keyed)
     async with get_database().transaction(tenant_id=principal.tenant_id, user_id=principal.user_id) as db:
-        answers = await _answers(db, principal, await capture.capture_many(db, principal, orders))
+        claims = await idempotency.claim_many(db, principal.tenant_id, "POST", "/api/v1/orders",
+                                              [claim for _, claim in keyed.values()])
+        for key, (i, _) in keyed.items():
+            outcomes[i] = claims[key]
+        todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        captured = await capture.capture_many(db, principal, [items[i].data for i in todo])
+        answered: dict[str, idempotency.Answer] = {}
+        refused: list[str] = []
+        for i, answer in zip(todo, await _answers(db, principal, captured), strict=True):
+            claim = items[i].keyed
+            if isinstance(answer, ProblemError):
+                outcomes[i] = answer
+                if claim is not None:
+                    refused.append(claim.key)
+                continue
+            outcomes[i] = stored = idempotency.Answer(answer.status_code, encode_json(answer.body))
+            if claim is not None:
+                answered[claim.key] = stored
+        await idempotency.settle_many(db, principal.tenant_id, answered, refused)
     relay_if_pending(db)
-    return list(answers)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
-_captures: GroupCommit[Principal, OrderIn, WithStatus] = GroupCommit(_capture_batch, max_batch=64)
+_captures: GroupCommit[Principal, _Capture, idempotency.Answer] = GroupCommit(_capture_batch, max_batch=64)
 
 
 class OrdersApiController(Controller):
@@ -173,19 +210,11 @@ class OrdersApiController(Controller):
           guards=[take_orders], status_code=201)
     async def create_order(self, request: Request[Any, Any, Any], principal: Principal,
                            data: OrderIn) -> Response[Any]:
-        if request.headers.get(HEADER) is None:  # grouped with concurrent captures: see _capture_batch
-            answer = await _captures.submit(principal, data)
-            return Response(encode_json(answer.body), status_code=answer.status_code, media_type="application/json")
-        # With a key: its record and the order in a transaction of their own.
-        async with get_database().transaction(tenant_id=principal.tenant_id, user_id=principal.user_id) as db:
-            async def create() -> WithStatus:
-                answer = (await _answers(db, principal, await capture.capture_many(db, principal, [data])))[0]
-                if isinstance(answer, ProblemError):
-                    raise answer
-                return answer
-            response = await idempotent_create(request, db, principal, create)
-        relay_if_pending(db)
-        return response
+        # Grouped with the caller's concurrent captures, keyed or not: see _capture_batch.
+        keyed = idempotency.keyed(request, await request.body())
+        answer = await _captures.submit(principal, _Capture(data, keyed))
+        return Response(answer.body, status_code=answer.status_code, media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"} if answer.replayed else None)
 
     @get("/orders", summary="Orders, newest first (keyset pages: pass next_cursor as after)")
     async def list_orders(self, db: AsyncSession, principal: Principal, status: str = "", channel: str = "",

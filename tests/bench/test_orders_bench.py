@@ -1,5 +1,6 @@
 """Orders benchmark on the real stack: `oms web`, `oms worker` and `oms scheduler` as processes, the
-test run's PostgreSQL and Redis, and clients posting orders over HTTP.
+test run's PostgreSQL and Redis, and clients posting orders over HTTP, each under an
+Idempotency-Key as channels send them.
 
 Prints captured and routed orders per second, capture latency, the processes used, and, checked
 from the database at the end: orders lost (accepted but not stored or never routed), duplicated
@@ -92,13 +93,21 @@ async def _capture(base: str, api_key: str, skus: list[str]) -> tuple[dict[str, 
                 n = queue.get_nowait()
                 body = _order(n, skus)
                 started = time.perf_counter()
-                status, answer = await connection.request("POST", "/api/v1/orders", body)
+                # As a channel sends them: each order under an Idempotency-Key of its own.
+                key = {"Idempotency-Key": f"bench-{body['external_number']}"}
+                status, answer = await connection.request("POST", "/api/v1/orders", body, key)
                 latencies.append(time.perf_counter() - started)
                 assert status == 201, answer
                 accepted[body["external_number"]] = answer["id"]
-                if n % 50 == 0:  # a channel sending the same order again must not make a second one
+                # A channel sending the same order again must not make a second one: with the same
+                # key (its answer replayed), or without one (found by the channel's order number).
+                if n % 50 == 0:
+                    status, again = await connection.request("POST", "/api/v1/orders", body, key)
+                    assert status == 201 and connection.headers.get("idempotent-replayed") == "true", again
+                    assert again["id"] == answer["id"]
+                if n % 50 == 25:
                     status, again = await connection.request("POST", "/api/v1/orders", body)
-                    assert status == 200 and again["id"] == accepted[body["external_number"]], again
+                    assert status == 200 and again["id"] == answer["id"], again
         finally:
             await connection.close()
 

@@ -142,3 +142,59 @@ async def test_a_batch_that_fails_in_the_database_fails_only_the_order_at_fault(
     assert size > 1 and sizes[failed + 1:failed + 1 + size] == [1] * size, sizes  # then each went alone
     assert await count_rows(owner_engine, "orders", tenant.tenant_id) == 4
     assert await count_rows(owner_engine, "orders", tenant.tenant_id, "external_number LIKE 'BREAK%'") == 0
+
+
+async def test_keyed_captures_go_together_and_each_key_keeps_its_meaning(client, make_client, owner_engine,
+                                                                         monkeypatch) -> None:
+    """Idempotency-Keys in one batch: each new key captures once and stores its answer; a key
+    sent twice at once captures once and the other request replays it; a key reused with
+    another body is refused; a refused order stores nothing under its key, which can then
+    carry the corrected order; a key answered before is replayed."""
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={"sku": {"wh": 50}})
+    await publish_rules(client, key, by_priority())
+    earlier = order_body((c["sku"], 1, 2500), external_number=unique("OLD"))
+    first = await client.post(ORDERS, json=earlier, headers={**bearer(key), "Idempotency-Key": "k-old"})
+    assert first.status_code == 201
+    sizes = _spy_on_batches(monkeypatch)
+    twice = order_body((c["sku"], 1, 2500), external_number=unique("TWICE"))
+    bad = order_body(("NO-SUCH-SKU", 1, 2500), external_number=unique("BAD"))
+    sends: list[tuple[str | None, dict[str, Any]]] = [
+        *[(f"k-new-{n}", order_body((c["sku"], 1, 2500), external_number=unique("NEW"))) for n in range(4)],
+        ("k-twice", twice), ("k-twice", twice),
+        ("k-old", earlier),  # answered before: replayed
+        ("k-new-0", order_body((c["sku"], 2, 2500), external_number=unique("OTHER"))),  # another body
+        ("k-bad", bad),
+        (None, order_body((c["sku"], 1, 2500), external_number=unique("PLAIN"))),
+    ]
+    clients = [await make_client() for _ in sends]
+
+    def headers(idempotency_key: str | None) -> dict[str, str]:
+        return {**bearer(key), **({"Idempotency-Key": idempotency_key} if idempotency_key else {})}
+
+    responses = await asyncio.gather(*(other.post(ORDERS, json=body, headers=headers(k))
+                                       for other, (k, body) in zip(clients, sends, strict=True)))
+
+    assert max(sizes) > 1, sizes
+    new, twins, old, reused, refused, plain = responses[:4], responses[4:6], responses[6], responses[7], \
+        responses[8], responses[9]
+    statuses = [r.status_code for r in new]
+    assert statuses.count(201) >= 3  # k-new-0 and its other body race: one of them is first
+    assert sorted(r.status_code for r in twins) == [201, 201]
+    assert len({r.json()["id"] for r in twins}) == 1
+    assert sorted(r.headers.get("idempotent-replayed", "") for r in twins) == ["", "true"]
+    assert (old.status_code, old.json()["id"], old.headers["idempotent-replayed"]) == (201, first.json()["id"],
+                                                                                      "true")
+    new0, other0 = new[0], reused
+    assert sorted([new0.status_code, other0.status_code]) == [201, 422]
+    assert "Idempotency-Key reused" in (new0 if new0.status_code == 422 else other0).text
+    assert refused.status_code == 422 and "lines[0].sku" in problems_of(refused)
+    assert plain.status_code == 201
+    # Nothing was kept under the refused order's key: the corrected order goes through with it.
+    fixed = {**bad, "lines": [{"sku": c["sku"], "quantity": 1, "unit_price_minor": 2500}]}
+    retried = await client.post(ORDERS, json=fixed, headers=headers("k-bad"))
+    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+    assert await count_rows(owner_engine, "orders", tenant.tenant_id) == 1 + 4 + 1 + 1 + 1
+    assert await count_rows(owner_engine, "idempotency_records", tenant.tenant_id) == 1 + 4 + 1 + 1
+    assert await count_rows(owner_engine, "idempotency_records", tenant.tenant_id, "status_code = 0") == 0

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from core.group_commit import GroupCommit
+from core.group_commit import NEXT_BATCH, GroupCommit, NextBatch
 
 
 class Recorder:
@@ -104,3 +104,27 @@ async def test_a_caller_that_goes_away_does_not_disturb_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await leaving
     assert recorder.batches[1] == ("k", ["leaving", "staying"])  # its work was done all the same
+
+
+async def test_an_item_put_off_goes_in_the_next_batch() -> None:
+    """The second of two items that must not share a batch (two requests with one idempotency
+    key) waits for the first's batch, then goes with the next arrivals."""
+    batches: list[list[str]] = []
+
+    async def work(key: str, items: list[str]) -> list[str | Exception | NextBatch]:
+        batches.append(list(items))
+        await asyncio.sleep(0.01)
+        seen: set[str] = set()
+        outcomes: list[str | Exception | NextBatch] = []
+        for item in items:
+            outcomes.append(NEXT_BATCH if item in seen else f"done {item} after {len(batches) - 1}")
+            seen.add(item)
+        return outcomes
+
+    group = GroupCommit(work, max_batch=10)
+    first = asyncio.ensure_future(group.submit("k", "x"))
+    await asyncio.sleep(0)
+    results = await asyncio.gather(*(group.submit("k", item) for item in ("a", "a", "b")))
+    assert await first == "done x after 0"
+    assert results == ["done a after 1", "done a after 2", "done b after 1"]
+    assert batches == [["x"], ["a", "a", "b"], ["a"]]
