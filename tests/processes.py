@@ -76,3 +76,24 @@ def cli_tenant(company: str, email: str, password: str, *, owner: str, timezone:
     assert result.returncode == 0, result.stdout + result.stderr
     created: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
     return created
+
+
+def cpu_seconds(*, session: int | None = None, command: str | None = None) -> float:
+    """CPU time (user + system) of the live processes of a session (a started `oms` command and
+    the processes it forked) or of a command name (``postgres``, ``redis-server``), from /proc;
+    0 where /proc is not there."""
+    total = 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if (session is not None and int(fields[3]) == session) or (command is not None and name == command):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")

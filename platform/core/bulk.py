@@ -45,9 +45,10 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, class_m
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.types import TypeEngine
 
-from core.db import driver
+from core.db import connection_of, driver
 
-_quote = postgresql.dialect().identifier_preparer.quote  # type: ignore[no-untyped-call]
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_quote = _DIALECT.identifier_preparer.quote
 
 Rows = Sequence[MutableMapping[str, Any]]
 
@@ -56,7 +57,8 @@ def _pg_array(values: Sequence[Any] | None) -> str | None:
     """A one-dimensional array as PostgreSQL's text form: unnest can't carry arrays of arrays."""
     if values is None:
         return None
-    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    return "{" + ",".join("NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for v in values) + "}"
 
 
 def _json(value: Any) -> str | None:
@@ -67,7 +69,9 @@ def _carrier(column_type: TypeEngine[Any]) -> tuple[str, str, Callable[[Any], An
     """How a column's values travel: the array type bound, the cast back in the SELECT, and a
     conversion of each value (None: as it is)."""
     if isinstance(column_type, ARRAY):
-        return "text[]", "::text[]", _pg_array
+        # Strings as text[] (the column's length limit then applies as it does to any insert).
+        item = "text" if isinstance(column_type.item_type, String) else column_type.item_type.compile(_DIALECT)
+        return "text[]", f"::{item}[]", _pg_array
     if isinstance(column_type, (JSON, postgresql.JSONB)):
         return "text[]", "::jsonb", _json
     if isinstance(column_type, Uuid):
@@ -223,13 +227,15 @@ def _take(session: Session) -> Pending | None:
 async def write_deferred(session: AsyncSession) -> None:
     """Write the deferred rows now: before a commit (the kernel's transactions do), or before
     a savepoint, which they must not cross."""
-    pending = _take(session.sync_session)
-    if pending is None:
+    if _DEFERRED not in session.info:
         return
     if session.new:  # a timeline row names its order, which may still be pending in the ORM
         await session.flush()
+    pending = _take(session.sync_session)
+    if pending is None:
+        return
     sql, args = _statement(pending)
-    await (await driver(session)).execute(sql, *args)
+    await (await connection_of(session)).execute(sql, *args)
 
 
 def _write_now(session: Session) -> None:
@@ -268,6 +274,13 @@ def _before_savepoint(session: Session, transaction: SessionTransaction) -> None
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     session.info.pop(_DEFERRED, None)  # with the no-crossing rule, all of them belong to what rolled back
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction(session: Session, transaction: SessionTransaction) -> None:
+    # Written at the commit, or gone with a rollback or a close: never carried into the next one.
+    if transaction.parent is None:
+        session.info.pop(_DEFERRED, None)
 
 
 M = TypeVar("M")

@@ -116,7 +116,19 @@ async def driver(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session's transaction (begun now if need be, with its
     tenant scope), for the hot paths' statements: one costs a quarter of the CPU it costs
     through SQLAlchemy, in the same transaction and under the same row-level security.
-    Statements take ``$1`` placeholders; asyncpg prepares each once per connection."""
+    Statements take ``$1`` placeholders; asyncpg prepares each once per connection. As before
+    any statement through the session, what is pending is written first (the ORM's new and
+    changed objects, deferred rows), so the statement sees it."""
+    from core import bulk
+
+    if session.new or session.dirty:
+        await session.flush()
+    await bulk.write_deferred(session)
+    return await connection_of(session)
+
+
+async def connection_of(session: AsyncSession) -> asyncpg.Connection:
+    """``driver`` without writing what is pending first: for the writers of deferred rows."""
     transaction = session.sync_session.get_transaction()
     cached = session.info.get(_DRIVER)
     if transaction is not None and cached is not None and cached[0] is transaction:

@@ -115,6 +115,8 @@ class Keyed:
 
     key: str
     digest: str
+    method: str
+    path: str
 
 
 def keyed(request: Request[Any, Any, Any], body: bytes) -> Keyed | None:
@@ -126,7 +128,8 @@ def keyed(request: Request[Any, Any, Any], body: bytes) -> Keyed | None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ProblemError(400, "Invalid Idempotency-Key",
                            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
-    return Keyed(key, _request_hash(request.method, request.url.path, body))
+    path = request.url.path
+    return Keyed(key, _request_hash(request.method, path, body), request.method, path)
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ _STORE = """
 _FORGET = "DELETE FROM idempotency_records WHERE tenant_id = $1 AND key = ANY($2::text[])"
 
 
-async def claim_many(session: AsyncSession, tenant_id: uuid.UUID, method: str, path: str,
+async def claim_many(session: AsyncSession, tenant_id: uuid.UUID,
                      claims: list[Keyed]) -> dict[str, Answer | ProblemError | None]:
     """Claim distinct keys in one statement. Per key: None, it is ours to do; or the answer a
     request with it already got (a replay), or why it can't be replayed. A key another
@@ -159,7 +162,7 @@ async def claim_many(session: AsyncSession, tenant_id: uuid.UUID, method: str, p
     if not claims:
         return {}
     claimed = {row["key"] for row in await bulk.insert_rows(session, IdempotencyRecord, [
-        {"tenant_id": tenant_id, "id": uuid7(), "key": c.key, "method": method, "path": path,
+        {"tenant_id": tenant_id, "id": uuid7(), "key": c.key, "method": c.method, "path": c.path,
          "request_hash": c.digest, "status_code": 0, "response_body": b"", "media_type": ""}
         for c in sorted(claims, key=lambda c: c.key)],  # in key order: two batches never wait in a cycle
         on_conflict="ON CONFLICT (tenant_id, key) DO NOTHING", returning="key")}

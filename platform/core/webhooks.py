@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from asyncpg import Record
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core import bulk, clock
 from core.broker import actor
@@ -50,7 +51,9 @@ def emit(session: AsyncSession, tenant_id: uuid.UUID, event_type: str, data: dic
     session.info.setdefault("webhook_events", []).append((tenant_id, event_type, data))
 
 
-async def _stage(session: AsyncSession) -> None:
+async def stage(session: AsyncSession) -> None:
+    """Turn the events announced so far into deliveries (done anyway before the commit; a
+    transaction that must commit quickly after its last statement does it earlier)."""
     pending: list[tuple[uuid.UUID, str, dict[str, Any]]] = session.info.pop("webhook_events", [])
     if not pending:
         return
@@ -73,7 +76,14 @@ _ACTIVE_ENDPOINTS = Prepared(select(WebhookEndpoint.id, WebhookEndpoint.events).
     WebhookEndpoint.tenant_id == bindparam("tenant"), WebhookEndpoint.active.is_(True)))
 
 
-PRE_COMMIT.append(_stage)
+PRE_COMMIT.append(stage)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    """Events of a transaction that rolled back (or was committed) are never staged in the next."""
+    if transaction.parent is None:
+        session.info.pop("webhook_events", None)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

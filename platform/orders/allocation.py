@@ -16,7 +16,7 @@ from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core import bulk, clock
+from core import bulk, clock, webhooks
 from core.db import Prepared, driver
 from core.ids import uuid7
 from orders import lifecycle, service_tasks, sourcing
@@ -143,8 +143,12 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     now = clock.now()
     await connection.execute(_ROUTED, tenant_id, [o.id for o in orders], [o.status for o in orders],
                              [o.hold_reason for o in orders], [o.routing_version for o in orders],
-                             [json.dumps(o.routing) for o in orders], [now] * len(orders))
-    # Reserving comes last, so the stock rows stay locked for as short a time as possible.
+                             [None if o.routing is None else json.dumps(o.routing) for o in orders],
+                             [now] * len(orders))
+    # Reserving comes last, so the stock rows stay locked for as short a time as possible: what the
+    # commit would write (fulfilments, timeline, webhook deliveries) is written first.
+    await webhooks.stage(session)
+    await bulk.write_deferred(session)
     if allocated:
         await connection.execute(_ALLOCATE, tenant_id, [line.id for line in allocated], list(allocated.values()))
         await reserve(session, tenant_id, reservations, actor=actor, references=references,
@@ -152,7 +156,10 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     return statuses
 
 
-_TAKE_TURNS = "SELECT pg_advisory_xact_lock(hashtext('orders.route'), hashtext($1::text))"
+# A pass waits for the one before it, but not for ever: past the timeout the actor fails and is
+# retried with backoff, so a stuck pass can't hold every worker of the company's orders.
+_TAKE_TURNS = ("SELECT set_config('lock_timeout', '15s', true), "
+               "pg_advisory_xact_lock(hashtext('orders.route'), hashtext($1::text))")
 _LOCK_ORDERS = Prepared(select(Order.__table__).where(Order.tenant_id == bindparam("tenant"),
                                                       Order.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
                         .order_by(Order.id).with_for_update())

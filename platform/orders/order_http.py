@@ -174,8 +174,7 @@ async def _capture_batch(principal: Principal,
             else:
                 keyed[item.keyed.key] = (i, item.keyed)
     async with get_database().transaction(tenant_id=principal.tenant_id, user_id=principal.user_id) as db:
-        claims = await idempotency.claim_many(db, principal.tenant_id, "POST", "/api/v1/orders",
-                                              [claim for _, claim in keyed.values()])
+        claims = await idempotency.claim_many(db, principal.tenant_id, [claim for _, claim in keyed.values()])
         for key, (i, _) in keyed.items():
             outcomes[i] = claims[key]
         todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
@@ -193,8 +192,10 @@ async def _capture_batch(principal: Principal,
             if claim is not None:
                 answered[claim.key] = stored
         await idempotency.settle_many(db, principal.tenant_id, answered, refused)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(items), "every capture gets an answer"  # else nothing is committed
     relay_if_pending(db)
-    return [outcome for outcome in outcomes if outcome is not None]
+    return done
 
 
 _captures: GroupCommit[Principal, _Capture, idempotency.Answer] = GroupCommit(_capture_batch, max_batch=64)

@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from factories import create_tenant
 from http_load import Connection
-from processes import start_oms, stop_process, wait_healthy
+from processes import cpu_seconds, start_oms, stop_process, wait_healthy
 
 ORDERS = int(os.environ.get("BENCH_ORDERS", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "24"))
@@ -146,6 +146,13 @@ async def _checks(owner_engine: Any, tenant_id: uuid.UUID, accepted: dict[str, s
             "oversold": int(reserved_mismatch or 0)}
 
 
+def _cpu(processes: list[tuple[Any, Any]]) -> dict[str, float]:
+    web, worker, scheduler = (process.pid for process, _ in processes)
+    return {"web": cpu_seconds(session=web), "worker": cpu_seconds(session=worker),
+            "scheduler": cpu_seconds(session=scheduler), "postgres": cpu_seconds(command="postgres"),
+            "redis": cpu_seconds(command="redis-server"), "client": sum(os.times()[:2])}
+
+
 async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
     from core.embedded import free_port
 
@@ -162,6 +169,7 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tenant.api_key}"},
                                      timeout=60) as client:
             skus = await _network(client)
+        cpu_before = _cpu(processes)
         # Captures go through a lean client: httpx would spend as much CPU per request as the server.
         accepted, latencies, capture_s = await _capture(base, tenant.api_key, skus)
         deadline = time.monotonic() + ROUTE_TIMEOUT_S
@@ -174,6 +182,7 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
                 if not waiting:
                     break
                 await asyncio.sleep(0.5)
+            cpu_used = {name: spent - cpu_before[name] for name, spent in _cpu(processes).items()}
             span = (await conn.execute(text(
                 "SELECT extract(epoch FROM max(e.created_at) - min(o.created_at)) FROM orders o "
                 "JOIN order_events e ON e.tenant_id = o.tenant_id AND e.order_id = o.id "
@@ -199,3 +208,7 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
     print(f"bench orders_lost: {checks['lost']} orders")
     print(f"bench orders_duplicated: {checks['duplicated']} orders")
     print(f"bench orders_oversold: {checks['oversold']} levels")
+    # Where the CPU went, from capture to the last routing decision (postgres and redis-server: all
+    # processes of that name on this machine).
+    for name, spent in cpu_used.items():
+        print(f"bench orders_cpu_{name}_ms: {spent / len(accepted) * 1000:.2f} ms/order")

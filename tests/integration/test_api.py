@@ -135,7 +135,7 @@ async def test_connections_the_database_closed_are_replaced_unnoticed(client, ow
     async with owner_engine.connect() as conn:
         ended = (await conn.execute(text(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE usename = 'oms_app' AND pid <> pg_backend_pid()) t"))).scalar()
+            "WHERE usename = 'oms_app' AND datname = current_database() AND pid <> pg_backend_pid()) t"))).scalar()
     assert ended and ended >= 1
     await asyncio.sleep(0.2)  # the server's goodbye reaches the pooled connections
     responses = await asyncio.gather(*[client.get("/api/v1/orders", headers=key) for _ in range(4)])

@@ -112,7 +112,7 @@ async def test_deferred_rows_are_seen_by_the_next_statement_and_kept_at_commit()
     assert await _mail_count(tenant.tenant_id) == 4
 
 
-async def test_deferred_rows_go_with_a_rollback() -> None:
+async def test_deferred_rows_go_with_a_rollback_or_a_close() -> None:
     from core.bulk import defer
     from core.db import get_database
     from core.models import MailMessage
@@ -126,8 +126,31 @@ async def test_deferred_rows_go_with_a_rollback() -> None:
         defer(session, MailMessage, _mail(tenant.tenant_id, 2))
         await session.execute(select(1))  # written...
         await session.rollback()  # ...and rolled back
-    async with get_database().transaction(tenant_id=tenant.tenant_id):
-        pass
+    # Never written, then the session closed: used again, it doesn't carry them into its next transaction.
+    session = get_database().session(tenant_id=tenant.tenant_id)
+    await session.begin()
+    defer(session, MailMessage, _mail(tenant.tenant_id, 3))
+    await session.close()
+    await session.begin()
+    await session.commit()
+    await session.close()
+    assert await _mail_count(tenant.tenant_id) == 0
+
+
+async def test_a_statement_on_the_driver_connection_sees_what_is_pending() -> None:
+    """As with any statement through the session: deferred rows and new ORM objects are
+    written first."""
+    from core.bulk import defer
+    from core.db import driver, get_database
+    from core.models import MailMessage
+
+    tenant = await create_tenant()
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        defer(session, MailMessage, _mail(tenant.tenant_id, 1))
+        session.add(MailMessage(**_mail(tenant.tenant_id, 2)))
+        connection = await driver(session)
+        assert await connection.fetchval("SELECT count(*) FROM mail_messages") == 2
+        await session.rollback()
     assert await _mail_count(tenant.tenant_id) == 0
 
 

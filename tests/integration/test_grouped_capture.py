@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
+import pytest
 from test_orders import (
     ORDERS,
     ROUTE_MESSAGES,
@@ -110,10 +112,12 @@ async def test_companies_capturing_at_the_same_moment_keep_their_own_orders(clie
             assert (await client.get(f"{ORDERS}/{order_id}", headers=bearer(other.api_key))).status_code == 404
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["plain", "keyed"])
 async def test_a_batch_that_fails_in_the_database_fails_only_the_order_at_fault(client, make_client, owner_engine,
-                                                                                 monkeypatch) -> None:
+                                                                                 monkeypatch, keyed) -> None:
     """An order the checks let through but the database refuses (here, a channel number made
-    to collide with a constraint) must not take the other orders of its batch down with it."""
+    to collide with a constraint) must not take the other orders of its batch down with it;
+    with Idempotency-Keys, the others' answers are stored and the failed one's key stays free."""
     from orders import capture
 
     tenant = await create_tenant()
@@ -134,14 +138,47 @@ async def test_a_batch_that_fails_in_the_database_fails_only_the_order_at_fault(
     bodies.insert(2, order_body((c["sku"], 1, 2500), external_number=unique("BREAK")))
     clients = [await make_client() for _ in bodies]
 
-    responses = await asyncio.gather(*(other.post(ORDERS, json=body, headers=bearer(key))
-                                       for other, body in zip(clients, bodies, strict=True)))
+    keys = [unique("key") for _ in bodies]
+
+    def headers(n: int) -> dict[str, str]:
+        return {**bearer(key), **({"Idempotency-Key": keys[n]} if keyed else {})}
+
+    responses = await asyncio.gather(*(other.post(ORDERS, json=body, headers=headers(n))
+                                       for n, (other, body) in enumerate(zip(clients, bodies, strict=True))))
 
     assert [r.status_code for r in responses] == [201, 201, 500, 201, 201], [r.text for r in responses]
     failed, size = sizes.index(max(sizes)), max(sizes)
     assert size > 1 and sizes[failed + 1:failed + 1 + size] == [1] * size, sizes  # then each went alone
     assert await count_rows(owner_engine, "orders", tenant.tenant_id) == 4
     assert await count_rows(owner_engine, "orders", tenant.tenant_id, "external_number LIKE 'BREAK%'") == 0
+    if keyed:
+        assert await count_rows(owner_engine, "idempotency_records", tenant.tenant_id, "status_code = 201") == 4
+        assert await count_rows(owner_engine, "idempotency_records", tenant.tenant_id) == 4
+        again = await client.post(ORDERS, json=bodies[0], headers=headers(0))
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true")
+        assert again.json()["id"] == responses[0].json()["id"]
+
+
+async def test_a_key_already_in_the_batch_waits_for_the_next_one(client) -> None:
+    """Two captures with one key in the same batch: the first is done, the second goes in the
+    next batch, where it replays the first's answer."""
+    from core.auth import Principal
+    from core.group_commit import NEXT_BATCH
+    from core.idempotency import Keyed
+    from orders.order_http import _Capture, _capture_batch
+    from orders.schemas import OrderIn
+
+    tenant = await create_tenant()
+    c = await network(client, tenant.api_key)
+    await publish_rules(client, tenant.api_key, by_priority())
+    principal = Principal(tenant.tenant_id, "owner", "test", "Test", "Europe/Paris", "EUR")
+    data = msgspec.convert(order_body((c["sku"], 1, 2500), external_number=unique("ONE")), OrderIn)
+    claim = Keyed("k-1", "digest", "POST", "/api/v1/orders")
+    first, second = await _capture_batch(principal, [_Capture(data, claim), _Capture(data, claim)])
+    assert second is NEXT_BATCH
+    assert first.status_code == 201 and not first.replayed
+    [replayed] = await _capture_batch(principal, [_Capture(data, claim)])
+    assert (replayed.status_code, replayed.body, replayed.replayed) == (201, first.body, True)
 
 
 async def test_keyed_captures_go_together_and_each_key_keeps_its_meaning(client, make_client, owner_engine,
