@@ -30,7 +30,7 @@ from core.models import OutboxMessage
 log = structlog.get_logger(__name__)
 
 RELAY_BATCH = 200
-MERGE_LIMIT = 20
+MERGE_LIMIT = 50
 
 
 @dataclass(frozen=True)
