@@ -65,6 +65,12 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+_ARRAYS: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (Uuid, "uuid[]"), (String, "text[]"), (BigInteger, "bigint[]"), (SmallInteger, "smallint[]"),
+    (Integer, "integer[]"), (Float, "float8[]"), (Boolean, "boolean[]"), (Date, "date[]"), (LargeBinary, "bytea[]"),
+)
+
+
 def _carrier(column_type: TypeEngine[Any]) -> tuple[str, str, Callable[[Any], Any] | None]:
     """How a column's values travel: the array type bound, the cast back in the SELECT, and a
     conversion of each value (None: as it is)."""
@@ -74,26 +80,11 @@ def _carrier(column_type: TypeEngine[Any]) -> tuple[str, str, Callable[[Any], An
         return "text[]", f"::{item}[]", _pg_array
     if isinstance(column_type, (JSON, postgresql.JSONB)):
         return "text[]", "::jsonb", _json
-    if isinstance(column_type, Uuid):
-        return "uuid[]", "", None
-    if isinstance(column_type, String):  # Text, Unicode and Enum too
-        return "text[]", "", None
-    if isinstance(column_type, BigInteger):
-        return "bigint[]", "", None
-    if isinstance(column_type, SmallInteger):
-        return "smallint[]", "", None
-    if isinstance(column_type, Integer):
-        return "integer[]", "", None
-    if isinstance(column_type, Float):
-        return "float8[]", "", None
-    if isinstance(column_type, Boolean):
-        return "boolean[]", "", None
     if isinstance(column_type, DateTime):
         return ("timestamptz[]" if column_type.timezone else "timestamp[]"), "", None
-    if isinstance(column_type, Date):
-        return "date[]", "", None
-    if isinstance(column_type, LargeBinary):
-        return "bytea[]", "", None
+    for kind, array in _ARRAYS:  # the first that fits: BigInteger before Integer, Text is a String
+        if isinstance(column_type, kind):
+            return array, "", None
     raise NotImplementedError(f"no bulk carrier for {column_type!r}")
 
 
