@@ -112,6 +112,9 @@ async def set_scope(
         )
 
 
+_DRIVER = "driver_connection"
+
+
 async def driver(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session's transaction (begun now if need be, with its
     tenant scope), for the hot paths' statements: one costs a quarter of the CPU it costs
@@ -137,9 +140,6 @@ async def connection_of(session: AsyncSession) -> asyncpg.Connection:
     raw = (await connection.get_raw_connection()).driver_connection
     session.info[_DRIVER] = (session.sync_session.get_transaction(), raw)
     return raw
-
-
-_DRIVER = "driver_connection"
 
 
 class Prepared:

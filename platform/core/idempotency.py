@@ -5,6 +5,9 @@ retry with the same key and body gets that response again (``Idempotent-Replayed
 and the same key with another body is refused. Two concurrent requests with one key
 serialise on the unique index: the second waits for the first to commit, then replays.
 A refused request (4xx, 5xx) rolls back, stores nothing and may be retried.
+
+``claim_many`` and ``settle_many`` do this for many keys in two statements (the grouped order
+captures); ``idempotent_create`` is the same for one request.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.serialization import encode_json
-from sqlalchemy import ARRAY, String, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import bulk
@@ -49,65 +51,6 @@ class WithStatus:
     body: Any
     status_code: int
 
-
-async def idempotent_create(
-    request: Request[Any, Any, Any],
-    session: AsyncSession,
-    principal: Principal,
-    create: Callable[[], Awaitable[Any]],
-    *,
-    status_code: int = 201,
-) -> Response[Any]:
-    key = request.headers.get(HEADER)
-    if key is None:
-        result = await create()
-        if isinstance(result, WithStatus):
-            status_code, result = result.status_code, result.body
-        return Response(encode_json(result), status_code=status_code, media_type="application/json")
-    key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ProblemError(400, "Invalid Idempotency-Key",
-                           f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
-    digest = _request_hash(request.method, request.url.path, await request.body())
-    inserted = await session.scalar(
-        insert(IdempotencyRecord)
-        .values(
-            tenant_id=principal.tenant_id, key=key, method=request.method, path=request.url.path,
-            request_hash=digest, status_code=0, response_body=b"", media_type="",
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
-        .returning(IdempotencyRecord.id)
-    )
-    if inserted is None:
-        record = await session.scalar(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.tenant_id == principal.tenant_id, IdempotencyRecord.key == key
-            )
-        )
-        if record is None or record.status_code == 0:
-            raise ProblemError(409, "Request in progress",
-                               "A request with this Idempotency-Key is still being processed; retry shortly.")
-        if record.request_hash != digest:
-            raise ProblemError(
-                422, "Idempotency-Key reused",
-                "This Idempotency-Key was already used for a different request (another path or body). "
-                "Use a new key for a new request.",
-            )
-        return Response(record.response_body, status_code=record.status_code, media_type=record.media_type,
-                        headers={"Idempotent-Replayed": "true"})
-    result = await create()
-    if isinstance(result, WithStatus):
-        status_code, result = result.status_code, result.body
-    body = encode_json(result)
-    await session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.tenant_id == principal.tenant_id, IdempotencyRecord.id == inserted)
-        .values(status_code=status_code, response_body=body, media_type="application/json")
-    )
-    return Response(body, status_code=status_code, media_type="application/json")
-
-
-# --- many keys at once (the grouped API captures) -------------------------------------------------
 
 @dataclass(frozen=True)
 class Keyed:
@@ -199,3 +142,30 @@ async def settle_many(session: AsyncSession, tenant_id: uuid.UUID, answered: dic
                                  [a.body for a in answered.values()])
     if refused:
         await connection.execute(_FORGET, tenant_id, refused)
+
+
+async def idempotent_create(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    principal: Principal,
+    create: Callable[[], Awaitable[Any]],
+    *,
+    status_code: int = 201,
+) -> Response[Any]:
+    """Run ``create`` once per Idempotency-Key (with none, every time): its key claimed, then
+    its answer stored, in the caller's transaction."""
+    claim = keyed(request, await request.body())
+    if claim is not None:
+        earlier = (await claim_many(session, principal.tenant_id, [claim]))[claim.key]
+        if isinstance(earlier, ProblemError):
+            raise earlier
+        if earlier is not None:
+            return Response(earlier.body, status_code=earlier.status_code, media_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    result = await create()
+    if isinstance(result, WithStatus):
+        status_code, result = result.status_code, result.body
+    body = encode_json(result)
+    if claim is not None:
+        await settle_many(session, principal.tenant_id, {claim.key: Answer(status_code, body)}, [])
+    return Response(body, status_code=status_code, media_type="application/json")

@@ -215,6 +215,7 @@ async def capture_many(session: AsyncSession, principal: Principal,
             (orders[i].customer.email, orders[i].customer.name, orders[i].customer.phone) for i in accepted])
         rows = {i: _order_row(principal, orders[i], found, customers[orders[i].customer.email.strip().lower()])
                 for i in accepted}
+        # In key order, so that two batches never wait on each other in a cycle.
         ordered = sorted(accepted, key=lambda i: (orders[i].channel, orders[i].external_number or "",
                                                   rows[i]["id"]))
         inserted = {row["id"] for row in await bulk.insert_rows(session, Order, [rows[i] for i in ordered],
@@ -237,7 +238,6 @@ async def capture_many(session: AsyncSession, principal: Principal,
 
 # The channel's order number is unique: an order sent twice, in one batch or at the same moment
 # by another request, is inserted once; the other gets the stored one once it is committed.
-# Rows go in key order so that two batches never wait on each other in a cycle.
 _NEW_ONLY = "ON CONFLICT (tenant_id, channel, external_number) WHERE external_number IS NOT NULL DO NOTHING"
 
 

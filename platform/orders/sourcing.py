@@ -120,8 +120,10 @@ class Stock:
             for sku, quantity in shipment.lines.items():
                 self.available[shipment.location][sku] = self.available[shipment.location].get(sku, 0) - quantity
         limited = {s.location for s in decision.shipments if self.by_code[s.location].daily_capacity}
+        if not limited:
+            return
         for (on, excluded), snapshot in list(self.snapshots.items()):
-            if on == day and limited:
+            if on == day:
                 self.snapshots[(on, excluded)] = snapshot.replacing({
                     code: location_facts(self.by_code[code], self.available[code], used[code])
                     for code in limited if code in snapshot.by_code})
