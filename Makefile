@@ -24,6 +24,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check platform tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 migrate: $(STAMP)
 	$(BIN)/oms migrate

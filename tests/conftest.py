@@ -92,7 +92,7 @@ def redis_server() -> object:
 
 @pytest.fixture(scope="session")
 async def app() -> AsyncIterator[object]:
-    from core.app import create_app
+    from oms.app import create_app
 
     yield create_app()
 

@@ -82,7 +82,7 @@ async def levels(tenant_id: uuid.UUID) -> Levels:
     from sqlalchemy import select
 
     from core.db import get_database
-    from orders.models import InventoryLevel, Location, Product
+    from inventory.models import InventoryLevel, Location, Product
 
     async with get_database().transaction(tenant_id=tenant_id) as session:
         rows = await session.execute(
@@ -105,7 +105,7 @@ async def movement_count(tenant_id: uuid.UUID) -> int:
     from sqlalchemy import func, select
 
     from core.db import get_database
-    from orders.models import InventoryMovement
+    from inventory.models import InventoryMovement
 
     async with get_database().transaction(tenant_id=tenant_id) as session:
         return int(await session.scalar(select(func.count()).select_from(InventoryMovement)
@@ -118,7 +118,7 @@ async def ledger_mismatches(tenant_id: uuid.UUID) -> list[str]:
     from sqlalchemy import and_, func, select
 
     from core.db import get_database
-    from orders.models import InventoryLevel, InventoryMovement
+    from inventory.models import InventoryLevel, InventoryMovement
 
     async with get_database().transaction(tenant_id=tenant_id) as session:
         sums = (
@@ -165,8 +165,8 @@ async def line_for(tenant_id: uuid.UUID, sku: str, code: str, quantity: int) -> 
     from sqlalchemy import select
 
     from core.db import get_database
-    from orders.inventory import Line
-    from orders.models import Location, Product
+    from inventory.ledger import Line
+    from inventory.models import Location, Product
 
     async with get_database().transaction(tenant_id=tenant_id) as session:
         product_id = await session.scalar(select(Product.id).where(Product.tenant_id == tenant_id,
@@ -180,8 +180,8 @@ async def line_for(tenant_id: uuid.UUID, sku: str, code: str, quantity: int) -> 
 async def reserve(tenant_id: uuid.UUID, *lines: Any, reference: str = "order-1") -> bool:
     """True when the reservation won, False when refused for lack of stock."""
     from core.db import get_database
-    from orders.inventory import InsufficientStock
-    from orders.inventory import reserve as reserve_lines
+    from inventory.ledger import InsufficientStock
+    from inventory.ledger import reserve as reserve_lines
 
     try:
         async with get_database().transaction(tenant_id=tenant_id) as session:

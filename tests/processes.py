@@ -22,7 +22,7 @@ def start_oms(args: list[str], env: dict[str, str], log_path: Path) -> tuple[sub
     log_file = log_path.open("wb")
     # Own session (process group): the worker forks; teardown signals the whole group it leads.
     process = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env,
+        [sys.executable, "-m", "oms.cli", *args], cwd=ROOT, env=env,
         stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )
     return process, log_file
@@ -68,7 +68,7 @@ def cli_tenant(company: str, email: str, password: str, *, owner: str, timezone:
     import json
 
     result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "tenants", "create", "--name", company, "--email", email,
+        [sys.executable, "-m", "oms.cli", "tenants", "create", "--name", company, "--email", email,
          "--password", password, "--owner-name", owner, "--country", "FR", "--currency", "EUR",
          "--timezone", timezone],
         env=os.environ, cwd=ROOT, capture_output=True, text=True, timeout=120,

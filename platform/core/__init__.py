@@ -1,2 +1,3 @@
 """Kernel shared by every domain: settings, database and tenant scope, broker and outbox,
-app factory, auth, mail, embedded services and the command line."""
+auth, sessions, problems, money, clock, mail and embedded services. It imports no domain;
+the assembly (``oms``) puts the domains together."""

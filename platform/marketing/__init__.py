@@ -1,1 +1,2 @@
-"""Customer 360, segments, campaigns and coupon codes (to come)."""
+"""Promotions and coupons, segments and campaigns (to come). The customer record itself lives in
+``customers``."""

@@ -1,1 +1,2 @@
-"""Catalog, locations, inventory, customers, orders, fulfilments and returns (to come)."""
+"""Orders: capture on every channel, routing of orders, lifecycle, fulfilment, cancellation,
+payments, pickup expiry, closing, and the replay of past orders under other routing rules."""

@@ -17,11 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core import bulk, clock, webhooks
+from core.auth import Principal
 from core.db import Prepared, driver
 from core.ids import uuid7
-from orders import lifecycle, service_tasks, sourcing
-from orders.inventory import Line, reserve
-from orders.models import Fulfilment, FulfilmentLine, Location, Order, OrderLine
+from core.outbox import enqueue
+from core.problems import ProblemError
+from inventory import locations as inventory_locations
+from inventory import snapshot as inventory_snapshot
+from inventory.ledger import Line, reserve
+from inventory.schemas import LocationOut
+from orders import lifecycle, queries, service_tasks, sourcing
+from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 from rules import routing
 from rules import service as rules
 from rules.facts import LineFacts, Moment, OrderFacts
@@ -84,9 +90,9 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
         lines_of[row["order_id"]].append(bulk.detached(OrderLine, dict(row)))
     in_force = await rules.routing_in_force_at(session, tenant_id, [o.placed_at for o in orders] + [clock.now()])
     timezone = await timezone_of(session, tenant_id)
-    locations = await sourcing.active_locations(session, tenant_id)
+    locations = await inventory_locations.active(session, tenant_id)
     by_code = {loc.code: loc for loc in locations}
-    stock = sourcing.Stock(locations, await sourcing.available_now(
+    stock = sourcing.Stock(locations, await inventory_snapshot.available_now(
         session, tenant_id, {line.sku for lines in lines_of.values() for line in lines if open_quantity(line) > 0}))
     reservations: list[Line] = []
     references: list[str] = []
@@ -195,7 +201,7 @@ async def hold(session: AsyncSession, order: Order, reason: str, *, actor: str) 
 
 
 def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],
-              decision: routing.Decision, *, actor: str, locations: dict[str, Location],
+              decision: routing.Decision, *, actor: str, locations: dict[str, LocationOut],
               numbered: int) -> tuple[list[Fulfilment], list[Line], dict[OrderLine, int]]:
     """One fulfilment per shipment of the decision, the stock it has to reserve and the units
     it allocates per line."""
@@ -278,3 +284,18 @@ def derived_status(order: Order, lines: list[OrderLine], fulfilments: list[Fulfi
     if states & {"shipped", "delivered"}:
         return "partially_shipped"
     return "routed"
+
+
+async def release(db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Order:
+    """Send an order on hold (or backordered) through routing again."""
+    from orders.tasks import route_order
+
+    order = await queries.get_order(db, principal, order_id)
+    await db.refresh(order, with_for_update=True)
+    if order.status not in ("on_hold", "backordered"):
+        raise ProblemError(409, "Not on hold", f"Order {order.number} is {order.status.replace('_', ' ')}.")
+    lifecycle.move_order(db, order, "received", actor=principal.label, reason="released for routing")
+    await service_tasks.close_if_open(db, order, "order_on_hold", f"released for routing by {principal.label}",
+                                      actor=principal.label)
+    enqueue(db, route_order, tenant_id=order.tenant_id, order_id=str(order.id))
+    return order

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from core.problems import ProblemError, invalid, not_found
+from inventory.ledger import Line, release
 from orders import allocation, lifecycle, notifications, payments, service_tasks
-from orders.inventory import Line, release
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 
 

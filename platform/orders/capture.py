@@ -13,18 +13,19 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import pycountry
-from sqlalchemy import ARRAY, String, any_, bindparam, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import bulk, clock
 from core.auth import Principal
-from core.db import Prepared
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid
-from marketing.customers import CustomerRef, find_or_create_many
+from customers.service import CustomerRef, find_or_create_many
+from inventory import catalog, locations
+from inventory.schemas import LocationOut
 from orders import lifecycle, notifications, payments
-from orders.models import Location, Order, OrderLine, Product
+from orders.models import Order, OrderLine
 from orders.schemas import OrderIn
 from rules.fields import CHANNELS
 
@@ -38,36 +39,20 @@ def order_number(order_id: uuid.UUID) -> str:
     return "O-" + order_id.hex[-10:].upper()
 
 
-class ProductRef(NamedTuple):
-    """What an order line copies from its product."""
-
-    id: uuid.UUID
-    sku: str
-    name: str
-    category: str | None
-    status: str
-
-
-_PRODUCTS = Prepared(select(Product.id, Product.sku, Product.name, Product.category, Product.status).where(
-    Product.tenant_id == bindparam("tenant"), Product.sku == any_(bindparam("skus", type_=ARRAY(String)))))
-
-
 class Lookups(NamedTuple):
     """What the orders of one capture name, read once for all of them."""
 
-    products: dict[str, ProductRef]
-    stores: dict[str, Location]
+    products: dict[str, catalog.ProductRef]
+    stores: dict[str, LocationOut]
     stripe_ready: bool
 
 
 async def lookups(session: AsyncSession, principal: Principal, orders: list[OrderIn]) -> Lookups:
     skus = {line.sku for data in orders for line in data.lines}
-    products = {row["sku"]: ProductRef._make(row)
-                for row in await _PRODUCTS.fetch(session, tenant=principal.tenant_id, skus=list(skus))} if skus else {}
+    products = await catalog.product_refs(session, principal.tenant_id, skus)
     codes = {data.delivery.pickup_location for data in orders
              if data.delivery.mode in ("pickup", "ship_to_store") and data.delivery.pickup_location}
-    stores = {loc.code: loc for loc in await session.scalars(
-        select(Location).where(Location.tenant_id == principal.tenant_id, Location.code.in_(codes)))} if codes else {}
+    stores = await locations.by_codes(session, principal.tenant_id, codes)
     stripe_ready = any(data.payment is not None and data.payment.provider == "stripe" for data in orders) \
         and bool(await payments.stripe_key(session, principal.tenant_id))
     return Lookups(products, stores, stripe_ready)
@@ -124,7 +109,7 @@ def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, s
     return errors
 
 
-def _check_delivery(data: OrderIn, stores: dict[str, Location], errors: dict[str, str]) -> None:
+def _check_delivery(data: OrderIn, stores: dict[str, LocationOut], errors: dict[str, str]) -> None:
     mode = data.delivery.mode
     if mode not in DELIVERY_MODES:
         errors["delivery.mode"] = f"Unknown delivery mode {mode!r}: use ship, pickup or ship_to_store."

@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
+from inventory import locations
+from inventory.ledger import Line, adjust, release
 from orders import allocation, lifecycle, notifications, payments
 from orders.fulfilment import lines_of
-from orders.inventory import Line, adjust, release
-from orders.models import Fulfilment, Location, Order, OrderLine
+from orders.models import Fulfilment, Order, OrderLine
 
 ACTOR = "pickup expiry"
 
@@ -44,8 +45,8 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
         await release(session, tenant_id, [Line(line.product_id, fulfilment.location_id, line.quantity)
                                            for line in lines], reference=reference, actor=ACTOR, reason="expired")
     else:  # a transfer: the units left the warehouse and now sit at the pickup store
-        store = await session.scalar(select(Location).where(Location.tenant_id == tenant_id,
-                                                            Location.code == fulfilment.ship_to_store))
+        code = fulfilment.ship_to_store or ""
+        store = (await locations.by_codes(session, tenant_id, [code])).get(code)
         if store is not None:
             for line in lines:
                 await adjust(session, tenant_id, Line(line.product_id, store.id, line.quantity), reason="restock",

@@ -13,8 +13,8 @@ from core import clock
 from core.auth import Principal
 from core.outbox import enqueue
 from core.problems import ProblemError, not_found
+from inventory.ledger import Line, consume, release
 from orders import allocation, lifecycle, notifications, payments, service_tasks
-from orders.inventory import Line, consume, release
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 from tenants.service import pickup_window_of
 

@@ -19,13 +19,17 @@ import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.auth import Principal
 from core.broker import actor
 from core.db import get_database
+from core.ids import uuid7
 from core.outbox import enqueue
+from core.problems import invalid
 from core.settings import get_settings
 from core.templating import money
 from orders import lifecycle, service_tasks
 from orders.models import Order, OrderEvent, OrderLine, PaymentAccount
+from tenants.service import Actor, audit
 
 ACTOR = "payments"
 
@@ -188,3 +192,29 @@ async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, r
                              refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")
             await service_tasks.close_if_open(session, order, "refund_failed", "refund sent on a later attempt",
                                               actor=ACTOR)
+
+
+def masked(key: str) -> str:
+    return f"{key[:8]}…{key[-4:]}"
+
+
+async def save_stripe(session: AsyncSession, principal: Principal, key: str) -> PaymentAccount:
+    key = key.strip()
+    if not key.startswith(("sk_", "rk_")) or len(key) < 12:
+        raise invalid({"secret_key": "Paste a Stripe secret or restricted key (it starts with sk_ or rk_)."})
+    account = await session.scalar(select(PaymentAccount).where(PaymentAccount.tenant_id == principal.tenant_id,
+                                                                PaymentAccount.provider == "stripe"))
+    if account is None:
+        account = PaymentAccount(tenant_id=principal.tenant_id, id=uuid7(), provider="stripe", secret_key=key)
+        session.add(account)
+    account.secret_key = key
+    account.updated_by = principal.label
+    await audit(session, principal.tenant_id, Actor.of(principal), "payments.stripe_key_set", target=masked(key))
+    await session.flush()
+    return account
+
+
+async def stripe_account(session: AsyncSession, principal: Principal) -> PaymentAccount | None:
+    found: PaymentAccount | None = await session.scalar(select(PaymentAccount).where(
+        PaymentAccount.tenant_id == principal.tenant_id, PaymentAccount.provider == "stripe"))
+    return found

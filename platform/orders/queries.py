@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from core.problems import invalid, not_found
+from orders import lifecycle
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
 
 
@@ -141,3 +142,25 @@ async def change_mark(session: AsyncSession, principal: Principal, order_id: uui
         stmt = stmt.where(OrderEvent.created_at > func.now() - timedelta(minutes=10))
     count, newest = (await session.execute(stmt)).one()
     return int(count), newest
+
+
+def filters_of(status: str, channel: str, location: str, delivery_mode: str, day_from: str, day_to: str,
+             q: str, payment_status: str = "") -> OrderFilters:
+    errors: dict[str, str] = {}
+    days: list[date | None] = []
+    for name, value in (("from", day_from), ("to", day_to)):
+        try:
+            days.append(date.fromisoformat(value) if value else None)
+        except ValueError:
+            errors[name] = f"{value!r} is not a date (YYYY-MM-DD)."
+            days.append(None)
+    if status and status not in lifecycle.ORDER_STATES:
+        errors["status"] = f"Unknown status {status!r}."
+    if errors:
+        raise invalid(errors)
+    return OrderFilters(status=status, channel=channel, location=location, delivery_mode=delivery_mode,
+                                day_from=days[0], day_to=days[1], q=q, payment_status=payment_status)
+
+
+async def has_orders(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Order.tenant_id == tenant_id))))

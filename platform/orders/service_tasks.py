@@ -159,3 +159,11 @@ async def open_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     return int(await session.scalar(select(func.count()).select_from(ServiceTask).where(
         ServiceTask.tenant_id == tenant_id, ServiceTask.status == "open")) or 0)
 
+
+def cursor_of(after: str | None) -> uuid.UUID | None:
+    if not after:
+        return None
+    try:
+        return uuid.UUID(after)
+    except ValueError:
+        raise ProblemError(422, "Invalid cursor", "Pass the next_cursor of the previous page as after.") from None

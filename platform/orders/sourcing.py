@@ -1,59 +1,24 @@
-"""What routing reads from this domain: locations and their stock (now, drawn down decision
-after decision in a routing pass, or as the ledger says it was at some past time), products,
-and recent orders as routing facts."""
+"""What routing reads for orders: the stock of a routing pass (inventory's figures, drawn down
+decision after decision, with each location's daily capacity left from the fulfilments it took),
+and recent orders as routing facts for a replay."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, String, and_, any_, bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import Prepared
-from orders.models import Fulfilment, InventoryLevel, InventoryMovement, Location, Order, OrderLine, Product
-from orders.stock import AVAILABLE
-from rules.facts import LineFacts, LocationFacts, OrderFacts, StockSnapshot
+from inventory import locations
+from inventory.schemas import LocationOut
+from inventory.snapshot import StockKey, available_now, location_facts
+from orders.models import Fulfilment, Order, OrderLine
+from rules.facts import LineFacts, OrderFacts, StockSnapshot
 from rules.routing import Decision
-
-StockKey = tuple[str, str]  # (location code, SKU)
-
-
-async def active_locations(session: AsyncSession, tenant_id: uuid.UUID) -> list[Location]:
-    rows = await session.scalars(select(Location).where(Location.tenant_id == tenant_id, Location.status == "active")
-                                 .order_by(Location.code))
-    return list(rows)
-
-
-def location_facts(location: Location, available: dict[str, int], capacity_used: int = 0) -> LocationFacts:
-    capacity = None if location.daily_capacity is None else max(0, location.daily_capacity - capacity_used)
-    return LocationFacts(
-        code=location.code, kind=location.kind, available=available, name=location.name, country=location.country,
-        latitude=location.latitude, longitude=location.longitude, priority=location.priority,
-        tags=frozenset(location.tags or ()), ships=location.ships_to_customers or location.ship_from_store,
-        collects=location.click_and_collect, receives_transfers=location.receives_transfers,
-        capacity_left=capacity, shipping_cost_minor=location.shipping_cost_minor,
-    )
-
-
-async def available_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str]) -> dict[StockKey, int]:
-    """Available units (safety stock taken off) per location and SKU, as they stand."""
-    if not skus:
-        return {}
-    rows = await _AVAILABLE.fetch(session, tenant=tenant_id, skus=list(skus))
-    return {(row["code"], row["sku"]): int(row["available"]) for row in rows}
-
-
-_AVAILABLE = Prepared(
-    select(Location.code, Product.sku, AVAILABLE.label("available"))
-    .join(Product, and_(Product.tenant_id == InventoryLevel.tenant_id, Product.id == InventoryLevel.product_id))
-    .join(Location, and_(Location.tenant_id == InventoryLevel.tenant_id, Location.id == InventoryLevel.location_id))
-    .where(InventoryLevel.tenant_id == bindparam("tenant"), Product.sku == any_(bindparam("skus", type_=ARRAY(String))))
-)
 
 
 async def capacity_used(session: AsyncSession, tenant_id: uuid.UUID, codes: list[str], at: datetime,
@@ -76,7 +41,7 @@ async def snapshot_now(session: AsyncSession, tenant_id: uuid.UUID, skus: Collec
                        timezone: str, excluded: frozenset[str] = frozenset()) -> StockSnapshot:
     """Every active location (less ``excluded``) with its stock of these SKUs as it stands, and
     the daily capacity it has left on ``at``'s local day."""
-    stock = Stock(await active_locations(session, tenant_id), await available_now(session, tenant_id, skus))
+    stock = Stock(await locations.active(session, tenant_id), await available_now(session, tenant_id, skus))
     return await stock.snapshot(session, tenant_id, at, timezone, excluded)
 
 
@@ -88,10 +53,10 @@ class Stock:
     order of the pass: its locations share the stock figures this draws down, and a decision
     changes only the facts of a location with a daily limit (one order fewer left to take)."""
 
-    def __init__(self, locations: list[Location], available: dict[StockKey, int]) -> None:
-        self.locations = locations
-        self.by_code = {loc.code: loc for loc in locations}
-        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
+    def __init__(self, active: list[LocationOut], available: dict[StockKey, int]) -> None:
+        self.locations = active
+        self.by_code = {loc.code: loc for loc in active}
+        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in active}
         for (code, sku), units in available.items():
             if code in self.available:
                 self.available[code][sku] = max(0, units)
@@ -127,48 +92,6 @@ class Stock:
                 self.snapshots[(on, excluded)] = snapshot.replacing({
                     code: location_facts(self.by_code[code], self.available[code], used[code])
                     for code in limited if code in snapshot.by_code})
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    at: datetime
-    key: StockKey
-    available_delta: int
-
-
-async def changes_since(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str],
-                        since: datetime) -> list[Change]:
-    """The ledger's changes to available stock after ``since``, oldest first: with the
-    current figures they give the stock as it was at any time since."""
-    if not skus:
-        return []
-    rows = await session.execute(
-        select(InventoryMovement.created_at, Location.code, Product.sku,
-               InventoryMovement.on_hand_delta - InventoryMovement.reserved_delta
-               - InventoryMovement.safety_stock_delta)
-        .join(Product, and_(Product.tenant_id == InventoryMovement.tenant_id,
-                            Product.id == InventoryMovement.product_id))
-        .join(Location, and_(Location.tenant_id == InventoryMovement.tenant_id,
-                             Location.id == InventoryMovement.location_id))
-        .where(InventoryMovement.tenant_id == tenant_id, InventoryMovement.created_at > since,
-               Product.sku.in_(list(skus)))
-        .order_by(InventoryMovement.created_at, InventoryMovement.id)
-    )
-    return [Change(at, (code, sku), int(delta)) for at, code, sku, delta in rows]
-
-
-async def products(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str]) -> dict[str, Product]:
-    if not skus:
-        return {}
-    rows = await session.scalars(select(Product).where(Product.tenant_id == tenant_id, Product.sku.in_(list(skus))))
-    return {p.sku: p for p in rows}
-
-
-async def categories(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
-    rows = await session.scalars(select(Product.category).where(Product.tenant_id == tenant_id,
-                                                                Product.category.is_not(None))
-                                 .distinct().order_by(Product.category))
-    return [c for c in rows if c]
 
 
 async def recent_orders(session: AsyncSession, tenant_id: uuid.UUID, since: datetime,

@@ -1,4 +1,4 @@
-"""Inventory and order actors, and the periodic jobs that fan out to them."""
+"""Order actors, and the periodic jobs that fan out to them."""
 
 from __future__ import annotations
 
@@ -6,33 +6,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.broker import actor
 from core.db import get_database
 from core.outbox import enqueue, merge_into
 from core.scheduler import periodic
-
-
-@actor("inventory.apply_feed", queue="inventory", time_limit_ms=600_000)
-async def apply_feed(tenant_id: str, feed_id: str) -> None:
-    """Apply one feed, once: a redelivery finds it applied (or rejected) and stops."""
-    from orders import feeds
-
-    tenant, feed = uuid.UUID(tenant_id), uuid.UUID(feed_id)
-    async with get_database().transaction(tenant_id=tenant) as session:
-        if not await feeds.mark_applying(session, tenant, feed):
-            return
-    try:
-        async with get_database().transaction(tenant_id=tenant) as session:
-            applied = await feeds.apply(session, tenant, feed)
-            if applied is not None and applied.status == "applied" and applied.rows_changed:
-                enqueue(session, route_backorders, tenant_id=tenant)  # stock arrived: backorders may go
-    except (DataError, IntegrityError) as exc:
-        # The data, not the moment, is wrong: retrying can't help, so say so on the feed.
-        async with get_database().transaction(tenant_id=tenant) as session:
-            await feeds.mark_failed(session, tenant, feed, str(exc.orig).split("\n")[0][:500])
+from inventory.feeds import on_stock_arrived
 
 
 @actor("orders.route", queue="orders", time_limit_ms=60_000)
@@ -48,8 +28,8 @@ async def route_batch(tenant_id: str, order_ids: list[str]) -> None:
     """Orders captured together, routed in one transaction (the relay merges their messages).
     When one of them lost its stock to another order meanwhile, nothing of the batch is kept and
     each is routed on its own, as ``orders.route`` would."""
+    from inventory.ledger import InsufficientStock
     from orders import allocation
-    from orders.inventory import InsufficientStock
 
     tenant, ids = uuid.UUID(tenant_id), [uuid.UUID(order_id) for order_id in order_ids]
     try:
@@ -70,8 +50,8 @@ ROUTING_ATTEMPTS = 3
 async def _route(tenant: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
     """Route in a transaction of its own; when another order took the stock between the
     snapshot and the reservation, decide again on fresh figures, a few times, then hold."""
+    from inventory.ledger import InsufficientStock
     from orders import allocation
-    from orders.inventory import InsufficientStock
 
     for _ in range(ROUTING_ATTEMPTS):
         try:
@@ -82,6 +62,12 @@ async def _route(tenant: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
             continue
     async with get_database().transaction(tenant_id=tenant) as session:
         await allocation.hold_unroutable(session, tenant, order_id, actor=actor)
+
+
+@on_stock_arrived
+def _route_backorders_again(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """A feed brought stock: the company's backorders may go now."""
+    enqueue(session, route_backorders, tenant_id=tenant_id)
 
 
 @actor("orders.route_backorders", queue="orders", time_limit_ms=300_000)

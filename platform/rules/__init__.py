@@ -1,1 +1,3 @@
-"""Condition language, routing and promotion rule sets, versions, evaluator and builder (to come)."""
+"""Rules: the condition language, its field registry, the pure routing evaluator, rule sets
+with versions scheduled by date, and the visual builder. Imports no domain but tenants: what
+gathers data for an evaluation lives with the data (see ``rules.lab``)."""

@@ -176,3 +176,11 @@ async def routing_in_force_at(session: AsyncSession, tenant_id: uuid.UUID, momen
             compiled[version.id] = cached
         found.append((version, compiled[version.id]))
     return found
+
+
+async def overview(session: AsyncSession, principal: Principal) -> tuple[RuleSet, list[RuleVersion],
+                                                                           RuleVersion | None]:
+    """The routing rule set, its versions (newest first) and the version in force now."""
+    rule_set = await routing_set(session, principal)
+    all_versions = await versions(session, rule_set)
+    return rule_set, all_versions, version_at(all_versions, clock.now())

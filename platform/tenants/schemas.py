@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -52,3 +53,9 @@ class AuditEventOut(msgspec.Struct):
     ip: str | None
     created_at: datetime
     details: dict[str, object]
+
+
+class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
+    description: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    events: list[str] = []  # empty: every event

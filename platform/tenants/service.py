@@ -599,3 +599,12 @@ async def get_tenant(session: AsyncSession, principal: Principal) -> Tenant:
     if tenant is None:
         raise not_found("Tenant")
     return tenant
+
+
+async def setup_counts(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, int]:
+    """How many members, pending invitations and API keys the company has, for the checklist."""
+    counts = {}
+    for name, model in (("members", Membership), ("invitations", Invitation), ("api_keys", ApiKey)):
+        counts[name] = int(await session.scalar(select(func.count()).select_from(model)
+                                                .where(model.tenant_id == tenant_id)) or 0)
+    return counts

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def _setup(tenant_id: uuid.UUID, *, skus: int, locations: int, on_hand: int) -> tuple[list, list]:
     from core.db import get_database, utcnow
     from core.ids import uuid7
-    from orders.models import InventoryLevel, Location, Product
+    from inventory.models import InventoryLevel, Location, Product
 
     now = utcnow()
     products = [{"tenant_id": tenant_id, "id": uuid7(), "sku": f"SKU-{i:06d}", "name": f"Product {i}",
@@ -51,7 +51,7 @@ async def _setup(tenant_id: uuid.UUID, *, skus: int, locations: int, on_hand: in
 WORKER = textwrap.dedent("""
     import asyncio, json, random, sys, time, uuid
     from core.db import get_database
-    from orders.inventory import InsufficientStock, Line, reserve
+    from inventory.ledger import InsufficientStock, Line, reserve
 
     async def main(tenant, products, location, attempts, seed):
         rng = random.Random(seed)
@@ -78,7 +78,7 @@ async def test_bench_reservations_under_contention() -> None:
     import json
 
     from core.db import get_database
-    from orders.models import InventoryLevel
+    from inventory.models import InventoryLevel
 
     tenant = await create_tenant()
     products, places = await _setup(tenant.tenant_id, skus=100, locations=1, on_hand=20)
@@ -113,7 +113,7 @@ async def test_bench_snapshot_100k_rows() -> None:
     """A 100,000-row snapshot (10,000 SKUs x 10 locations) applied by the feed actor's code."""
     from core.auth import Principal
     from core.db import get_database
-    from orders import feeds
+    from inventory import feeds
 
     tenant = await create_tenant()
     products, places = await _setup(tenant.tenant_id, skus=10_000, locations=10, on_hand=0)

@@ -24,7 +24,7 @@ SKUS = 500
 async def _network(tenant_id: uuid.UUID, rng: random.Random) -> dict[str, str]:
     from core.db import get_database, utcnow
     from core.ids import uuid7
-    from orders.models import InventoryLevel, InventoryMovement, Location, Product
+    from inventory.models import InventoryLevel, InventoryMovement, Location, Product
 
     now = utcnow()
     products = [{"tenant_id": tenant_id, "id": uuid7(), "sku": f"SKU-{i:04d}", "name": f"Product {i}",
@@ -101,7 +101,8 @@ def _document() -> dict:
 async def test_replay_10k_orders() -> None:
     from core.auth import Principal
     from core.db import get_database
-    from rules import service, simulation
+    from orders import simulation
+    from rules import service
 
     tenant = await create_tenant()
     rng = random.Random(20261125)

@@ -20,7 +20,7 @@ def _location(tenant_id: uuid.UUID, code: str, **overrides: Any) -> dict[str, An
 async def test_rows_of_any_count_go_in_with_their_defaults_arrays_and_json() -> None:
     from core.bulk import insert_rows
     from core.db import get_database
-    from orders.models import Location
+    from inventory.models import Location
 
     tenant = await create_tenant()
     rows = [_location(tenant.tenant_id, f"S-{n}", tags=["north", 'a "quoted", {odd} tag\\'],
@@ -43,7 +43,7 @@ async def test_rows_of_any_count_go_in_with_their_defaults_arrays_and_json() -> 
 async def test_conflicts_and_returning() -> None:
     from core.bulk import insert_rows
     from core.db import get_database
-    from orders.models import Location
+    from inventory.models import Location
 
     tenant = await create_tenant()
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
@@ -58,7 +58,7 @@ async def test_a_value_too_long_is_refused_not_cut() -> None:
     """The database refuses it (bulk statements raise asyncpg's errors), and nothing is stored."""
     from core.bulk import insert_rows
     from core.db import get_database
-    from orders.models import Location
+    from inventory.models import Location
 
     tenant = await create_tenant()
     with pytest.raises(PostgresError, match="too long"):
@@ -74,7 +74,7 @@ async def test_a_value_too_long_is_refused_not_cut() -> None:
 async def test_rows_of_another_company_are_refused_by_row_level_security() -> None:
     from core.bulk import insert_rows
     from core.db import get_database
-    from orders.models import Location
+    from inventory.models import Location
 
     tenant, other = await create_tenant(), await create_tenant()
     with pytest.raises(PostgresError, match="row-level security"):

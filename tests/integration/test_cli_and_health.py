@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def oms(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "oms.cli", *args], capture_output=True, text=True,
                           env=dict(os.environ), cwd=ROOT, timeout=120, check=False)
 
 

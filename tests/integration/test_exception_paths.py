@@ -165,8 +165,9 @@ async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dic
     out of date. (Two routing passes of one company never race: the second waits for the
     first.) Returns the order and what its routing saw each time."""
     from core.db import get_database
+    from inventory import ledger
     from inventory_factories import line_for
-    from orders import inventory, sourcing
+    from orders import sourcing
 
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
@@ -185,7 +186,7 @@ async def _race(client: AsyncClient, monkeypatch: pytest.MonkeyPatch, stock: dic
         seen.append({loc.code: loc.available.get("RACE-1", 0) for loc in snapshot.locations})
         if missing:
             async with get_database().transaction(tenant_id=tenant.tenant_id) as counting:
-                await inventory.adjust(counting, tenant.tenant_id, missing.pop(0), reason="count",
+                await ledger.adjust(counting, tenant.tenant_id, missing.pop(0), reason="count",
                                        actor="stock count")
         return snapshot
 

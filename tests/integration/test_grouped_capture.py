@@ -165,7 +165,7 @@ async def test_a_key_already_in_the_batch_waits_for_the_next_one(client) -> None
     from core.auth import Principal
     from core.group_commit import NEXT_BATCH
     from core.idempotency import Keyed
-    from orders.order_http import _Capture, _capture_batch
+    from orders.api import _Capture, _capture_batch
     from orders.schemas import OrderIn
 
     tenant = await create_tenant()

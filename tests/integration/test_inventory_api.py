@@ -199,7 +199,7 @@ async def test_catalog_import_lists_every_bad_row_and_changes_nothing(client) ->
 
 def test_catalog_csv_duplicate_is_reported_on_its_file_row() -> None:
     """CSV catalogs (console upload) report errors by file line (header = line 1)."""
-    from orders.catalog import parse_catalog
+    from inventory.catalog import parse_catalog
 
     content = (b"sku,name,price_minor\n"
                b"A-1,First,100\n"       # line 2

@@ -250,7 +250,7 @@ async def test_unusable_files_are_refused_at_once_and_store_nothing(client) -> N
 
 
 async def test_oversized_feed_is_refused_with_413(client) -> None:
-    from orders.feeds import MAX_FEED_BYTES
+    from inventory.feeds import MAX_FEED_BYTES
 
     tenant = await stocked_tenant(client)
     line = b"A,WH1,1\n"
@@ -265,7 +265,7 @@ async def test_snapshot_below_reserved_is_applied_and_flagged(client) -> None:
     from sqlalchemy import select
 
     from core.db import get_database
-    from orders.models import StockException
+    from inventory.models import StockException
 
     tenant = await stocked_tenant(client)
     key = tenant.api_key
@@ -348,7 +348,7 @@ async def test_a_stock_exception_shows_on_the_inventory_page_until_resolved(clie
 
     from core.db import get_database
     from factories import bearer, create_tenant, login, post_form, run_outbox_inline
-    from orders import inventory
+    from inventory import ledger
 
     tenant = await create_tenant()
     key = bearer(tenant.api_key)
@@ -359,7 +359,7 @@ async def test_a_stock_exception_shows_on_the_inventory_page_until_resolved(clie
     await client.post("/api/v1/inventory/adjustments", headers=key,
                       json={"sku": "SKU-X", "location": "WH1", "quantity": 5})
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        await inventory.reserve(session, tenant.tenant_id, [inventory.Line(
+        await ledger.reserve(session, tenant.tenant_id, [ledger.Line(
             uuid_module.UUID(product["id"]), uuid_module.UUID(location["id"]), 3)], reference="o-1", actor="t")
     await client.post("/api/v1/inventory/feeds", headers=key, json={
         "feed_id": "count-1", "kind": "snapshot", "rows": [{"sku": "SKU-X", "location": "WH1", "quantity": 1}]})

@@ -41,7 +41,7 @@ async def make_grid(tenant_id: uuid.UUID, n_skus: int = 2, n_locations: int = 2,
                     ) -> tuple[list[tuple[str, uuid.UUID]], list[tuple[str, uuid.UUID]]]:
     """Fresh products and locations: ([(sku, id)], [(code, id)])."""
     from core.db import get_database
-    from orders.models import Location, Product
+    from inventory.models import Location, Product
 
     skus = [(unique("SKU"), uuid.uuid4()) for _ in range(n_skus)]
     codes = [(unique("LOC"), uuid.uuid4()) for _ in range(n_locations)]
@@ -61,7 +61,7 @@ async def send_and_apply_feed(tenant: Any, kind: str, rows: list[tuple[str, str,
 
     from core.broker import COROUTINES
     from core.db import get_database
-    from orders.feeds import accept_feed, get_feed
+    from inventory.feeds import accept_feed, get_feed
 
     payload = msgspec.json.encode({"rows": [{"sku": s, "location": loc, "quantity": q} for s, loc, q in rows]})
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
@@ -162,8 +162,8 @@ class Model:
 async def test_random_operations_keep_on_hand_and_reserved_equal_to_their_movements(initial, operations) -> None:
     from core.db import get_database
     from core.problems import ProblemError
-    from orders import inventory
-    from orders.inventory import Line
+    from inventory import ledger
+    from inventory.ledger import Line
 
     tenant = await shared_tenant()
     tenant_id = tenant.tenant_id
@@ -190,22 +190,22 @@ async def test_random_operations_keep_on_hand_and_reserved_equal_to_their_moveme
                 if kind == "adjust":
                     _, key, quantity = operation
                     expected = model.adjust(key, quantity)
-                    await inventory.adjust(session, tenant_id, line(key, quantity), reason="adjustment",
+                    await ledger.adjust(session, tenant_id, line(key, quantity), reason="adjustment",
                                            actor="test")
                 elif kind == "reserve":
                     expected = model.reserve(operation[1])
-                    await inventory.reserve(session, tenant_id, [line(k, q) for k, q in operation[1]],
+                    await ledger.reserve(session, tenant_id, [line(k, q) for k, q in operation[1]],
                                             reference=f"order-{step}", actor="test")
                 elif kind == "release":
                     _, key, quantity = operation
                     expected = model.release(key, quantity)
-                    await inventory.release(session, tenant_id, [line(key, quantity)], reference=f"order-{step}",
+                    await ledger.release(session, tenant_id, [line(key, quantity)], reference=f"order-{step}",
                                             actor="test")
                 elif kind == "safety":
                     _, key, quantity = operation
                     model.get(key)[2] = quantity
                     expected = True
-                    await inventory.set_safety_stock(session, tenant_id, line(key, quantity), actor="test")
+                    await ledger.set_safety_stock(session, tenant_id, line(key, quantity), actor="test")
                 else:
                     expected = None
             applied = True
@@ -235,21 +235,21 @@ async def test_release_of_a_non_positive_quantity_is_refused_and_changes_nothing
     """A release of -3 must not act as an unchecked reservation of 3."""
     from core.db import get_database
     from core.problems import ProblemError
-    from orders import inventory
-    from orders.inventory import Line
+    from inventory import ledger
+    from inventory.ledger import Line
 
     tenant = await shared_tenant()
     skus, codes = await make_grid(tenant.tenant_id, 1, 1)
     product_id, location_id = skus[0][1], codes[0][1]
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        await inventory.adjust(session, tenant.tenant_id, Line(product_id, location_id, 2), reason="receipt",
+        await ledger.adjust(session, tenant.tenant_id, Line(product_id, location_id, 2), reason="receipt",
                                actor="test")
     before, moves = await levels(tenant.tenant_id), await movement_count(tenant.tenant_id)
     for quantity in (-3, 0):
         refused = False
         try:
             async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-                await inventory.release(session, tenant.tenant_id, [Line(product_id, location_id, quantity)],
+                await ledger.release(session, tenant.tenant_id, [Line(product_id, location_id, quantity)],
                                         reference="order-x", actor="test")
         except ProblemError:
             refused = True
@@ -260,22 +260,22 @@ async def test_release_of_a_non_positive_quantity_is_refused_and_changes_nothing
 
 async def test_a_failed_multi_line_reservation_reserves_nothing() -> None:
     from core.db import get_database
-    from orders import inventory
-    from orders.inventory import Line
+    from inventory import ledger
+    from inventory.ledger import Line
 
     tenant = await shared_tenant()
     skus, codes = await make_grid(tenant.tenant_id, 2, 1)
     (_, p1), (_, p2) = skus
     location_id = codes[0][1]
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        await inventory.adjust(session, tenant.tenant_id, Line(p1, location_id, 5), reason="receipt", actor="t")
-        await inventory.adjust(session, tenant.tenant_id, Line(p2, location_id, 1), reason="receipt", actor="t")
+        await ledger.adjust(session, tenant.tenant_id, Line(p1, location_id, 5), reason="receipt", actor="t")
+        await ledger.adjust(session, tenant.tenant_id, Line(p2, location_id, 1), reason="receipt", actor="t")
     moves = await movement_count(tenant.tenant_id)
     assert not await reserve(tenant.tenant_id, Line(p1, location_id, 3), Line(p2, location_id, 2))
     assert await reserve(tenant.tenant_id, Line(p1, location_id, 3), Line(p2, location_id, 1))
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        assert await inventory.available(session, tenant.tenant_id, Line(p1, location_id, 0)) == 2
-        assert await inventory.available(session, tenant.tenant_id, Line(p2, location_id, 0)) == 0
+        assert await ledger.available(session, tenant.tenant_id, Line(p1, location_id, 0)) == 2
+        assert await ledger.available(session, tenant.tenant_id, Line(p2, location_id, 0)) == 0
     assert await movement_count(tenant.tenant_id) == moves + 2
     assert await ledger_mismatches(tenant.tenant_id) == []
 
@@ -285,32 +285,32 @@ async def test_a_failed_multi_line_reservation_reserves_nothing() -> None:
 
 async def stocked_line(units: int, safety: int = 0) -> tuple[Any, Any]:
     from core.db import get_database
-    from orders import inventory
-    from orders.inventory import Line
+    from inventory import ledger
+    from inventory.ledger import Line
 
     tenant = await create_tenant()
     skus, codes = await make_grid(tenant.tenant_id, 1, 1)
     line = Line(skus[0][1], codes[0][1], 1)
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        await inventory.adjust(session, tenant.tenant_id, Line(line.product_id, line.location_id, units),
+        await ledger.adjust(session, tenant.tenant_id, Line(line.product_id, line.location_id, units),
                                reason="receipt", actor="test")
         if safety:
-            await inventory.set_safety_stock(session, tenant.tenant_id,
+            await ledger.set_safety_stock(session, tenant.tenant_id,
                                              Line(line.product_id, line.location_id, safety), actor="test")
     return tenant, line
 
 
 async def level_figures(tenant_id: uuid.UUID, line: Any) -> tuple[int, int, int]:
     from core.db import get_database
-    from orders import inventory
-    from orders.models import InventoryLevel
+    from inventory import ledger
+    from inventory.models import InventoryLevel
 
     async with get_database().transaction(tenant_id=tenant_id) as session:
         on_hand, reserved = (await session.execute(
             select(InventoryLevel.on_hand, InventoryLevel.reserved)
             .where(InventoryLevel.tenant_id == tenant_id, InventoryLevel.product_id == line.product_id,
                    InventoryLevel.location_id == line.location_id))).one()
-        available = await inventory.available(session, tenant_id, line)
+        available = await ledger.available(session, tenant_id, line)
     return on_hand, reserved, available
 
 
@@ -343,9 +343,9 @@ WORKER_SCRIPT = textwrap.dedent("""
 
     async def main():
         from sqlalchemy import text
-        from core import all_models  # noqa: F401
+        from oms import models  # noqa: F401
         from core.db import get_database
-        from orders.inventory import InsufficientStock, Line, reserve
+        from inventory.ledger import InsufficientStock, Line, reserve
 
         tenant = uuid.UUID(sys.argv[1])
         line = Line(uuid.UUID(sys.argv[2]), uuid.UUID(sys.argv[3]), 1)
@@ -404,7 +404,7 @@ async def test_four_processes_of_ten_buyers_share_seven_units_exactly() -> None:
     assert await ledger_mismatches(tenant.tenant_id) == []
 
     from core.db import get_database
-    from orders.models import InventoryMovement
+    from inventory.models import InventoryMovement
 
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
         reservations = await session.scalar(select(func.count()).select_from(InventoryMovement).where(
@@ -417,9 +417,9 @@ async def test_a_feed_racing_a_first_receipt_loses_no_stock() -> None:
     pair is creating the level: both quantities must count, and the ledger must still add up."""
     from core.broker import COROUTINES
     from core.db import get_database
-    from orders import inventory
-    from orders.feeds import accept_feed
-    from orders.inventory import Line
+    from inventory import ledger
+    from inventory.feeds import accept_feed
+    from inventory.ledger import Line
 
     tenant = await create_tenant()
     skus, codes = await make_grid(tenant.tenant_id, 1, 1)
@@ -433,7 +433,7 @@ async def test_a_feed_racing_a_first_receipt_loses_no_stock() -> None:
                                                                            "quantity": 2}]}))
 
     async with get_database().transaction(tenant_id=tenant.tenant_id) as receipt:
-        await inventory.adjust(receipt, tenant.tenant_id, Line(product_id, location_id, 5), reason="receipt",
+        await ledger.adjust(receipt, tenant.tenant_id, Line(product_id, location_id, 5), reason="receipt",
                                actor="test")
         # The receipt has created the level but not committed; the feed job starts now.
         job = asyncio.create_task(COROUTINES["inventory.apply_feed"](tenant_id=str(tenant.tenant_id),

@@ -85,7 +85,7 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
 async def add_inventory(client, a) -> None:
     """A location, a product, stock, a reservation, a feed and a stock exception for tenant A."""
     from core.db import get_database
-    from orders import inventory
+    from inventory import ledger
 
     key = bearer(a.api_key)
     location = await client.post("/api/v1/locations", headers=key, json={
@@ -99,7 +99,7 @@ async def add_inventory(client, a) -> None:
                                  json={"sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "quantity": 5})
     assert adjusted.status_code == 201, adjusted.text
     async with get_database().transaction(tenant_id=a.tenant_id) as session:
-        await inventory.reserve(session, a.tenant_id, [inventory.Line(uuid.UUID(product.json()["id"]),
+        await ledger.reserve(session, a.tenant_id, [ledger.Line(uuid.UUID(product.json()["id"]),
                                                                       uuid.UUID(location.json()["id"]), 3)],
                                 reference="order A-1", actor="test")
     feed = await client.post("/api/v1/inventory/feeds", headers=key, json={

@@ -114,11 +114,12 @@ async def test_a_batch_that_lost_its_stock_routes_each_order_on_its_own(client: 
     orders is routed again on fresh figures."""
     from core.broker import COROUTINES
     from core.db import get_database
-    from orders import inventory, sourcing
+    from inventory import ledger
+    from inventory import snapshot as inventory_snapshot
 
     tenant, orders = await _shop_and_orders(client, 2)
     one_less = await line_for(tenant.tenant_id, "BAT-1", "WH-A", -1)
-    real = sourcing.available_now
+    real = inventory_snapshot.available_now
     raced: list[bool] = []
 
     async def racing(*args: Any, **kwargs: Any) -> Any:
@@ -126,10 +127,10 @@ async def test_a_batch_that_lost_its_stock_routes_each_order_on_its_own(client: 
         if not raced:  # the batch has read the stock: the count, committed meanwhile, finds one unit missing
             raced.append(True)
             async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-                await inventory.adjust(session, tenant.tenant_id, one_less, reason="count", actor="stock count")
+                await ledger.adjust(session, tenant.tenant_id, one_less, reason="count", actor="stock count")
         return stock
 
-    monkeypatch.setattr(sourcing, "available_now", racing)
+    monkeypatch.setattr(inventory_snapshot, "available_now", racing)
     await COROUTINES["orders.route_batch"](tenant_id=str(tenant.tenant_id), order_ids=[o["id"] for o in orders])
     assert raced == [True]
     routed = await _placed(client, tenant, orders)

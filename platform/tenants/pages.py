@@ -1,18 +1,19 @@
-"""Public pages, sign-in, the console home, team and API key settings, and the API."""
+"""Public pages (landing, pricing, sign-up, sign-in, password reset, invitations), switching
+company, and Settings → Team, API keys, Audit log and Webhooks."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import webhooks
 from core.auth import Principal, admins_only, role_choices, signed_in
 from core.deps import DEPS, provide_db
-from core.idempotency import idempotent_create
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
 from core.problems import ProblemError
 from core.sessions import (
@@ -27,10 +28,10 @@ from core.sessions import (
 from core.throttle import clear_failures, take_attempt, within_rate
 from tenants import service
 from tenants import validation as v
+from tenants import webhooks as webhook_endpoints
 from tenants.auth import forget_api_keys
-from tenants.checklist import checklist
 from tenants.models import Role
-from tenants.schemas import AuditEventOut, InvitationCreate, InvitationOut, MemberOut, TenantOut, WhoAmI
+from tenants.schemas import EndpointIn
 
 NOTICES.update(
     {
@@ -45,6 +46,11 @@ NOTICES.update(
         "switched": "Switched company.",
     }
 )
+
+NOTICES.update({"endpoint_added": "Endpoint added: events are sent to it from now on.",
+                "endpoint_disabled": "Endpoint disabled: nothing more is sent to it."})
+
+
 
 DB = {"db": Provide(provide_db)}
 
@@ -214,11 +220,6 @@ class ConsoleController(Controller):
     guards = [signed_in]
     dependencies = DEPS
 
-    @get("/")
-    async def home(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
-        steps = await checklist(db, principal)
-        return page(request, "console/home.html", steps=steps, done=sum(s.done for s in steps))
-
     @get("/companies")
     async def companies(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
         assert principal.user_id is not None
@@ -339,63 +340,45 @@ class SettingsController(Controller):
         return page(request, "settings/audit_log.html", events=await service.audit_events(db, principal))
 
 
-class TenantApiController(Controller):
-    """The tenant, its team and its audit log, for API keys."""
-
-    path = "/api/v1"
-    tags = ["Account"]
-    guards = [signed_in]
+class WebhooksPagesController(Controller):
+    path = "/app/settings/webhooks"
+    include_in_schema = False
+    guards = [admins_only]
     dependencies = DEPS
 
-    @get("/me", summary="The tenant and role this key acts for")
-    async def me(self, db: AsyncSession, principal: Principal) -> WhoAmI:
-        tenant = await service.get_tenant(db, principal)
-        return WhoAmI(
-            tenant=TenantOut(id=tenant.id, name=tenant.name, country=tenant.country, currency=tenant.currency,
-                             timezone=tenant.timezone),
-            role=principal.role,
-            authenticated_as=principal.label,
-        )
+    async def _page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                    **context: Any) -> Template:
+        endpoints = await webhook_endpoints.endpoints(db, principal)
+        return page(request, "settings/webhooks.html", endpoints=endpoints, events=webhooks.EVENTS,
+                    deliveries=await webhook_endpoints.deliveries(db, principal),
+                    urls={e.id: e.url for e in endpoints}, **context)
 
-    @get("/members", summary="Members of the tenant", guards=[admins_only])
-    async def members(self, db: AsyncSession, principal: Principal) -> list[MemberOut]:
-        return [
-            MemberOut(id=m.id, user_id=u.id, email=u.email, name=u.name, role=m.role, joined_at=m.created_at)
-            for m, u in await service.list_members(db, principal)
-        ]
+    @get("/")
+    async def webhooks_page(self, request: Request[Any, Any, Any], db: AsyncSession,
+                            principal: Principal) -> Template:
+        return await self._page(request, db, principal)
 
-    @get("/invitations", summary="Pending invitations", guards=[admins_only])
-    async def invitations(self, db: AsyncSession, principal: Principal) -> list[InvitationOut]:
-        return [_invitation_out(i) for i in await service.list_invitations(db, principal)]
+    @post("/")
+    async def add(self, request: Request[Any, Any, Any], db: AsyncSession,
+                  principal: Principal) -> Template | Redirect:
+        form = await request.form()
+        data = EndpointIn(url=str(form.get("url") or ""), description=str(form.get("description") or ""),
+                          events=[e for e in form.getall("events", []) if isinstance(e, str)])
+        try:
+            await webhook_endpoints.add_endpoint(db, principal, data)
+        except ProblemError as problem:
+            if problem.status != 422:
+                raise
+            await db.rollback()
+            return await self._page(request, db, principal, errors=form_errors(problem),
+                                    values={"url": data.url, "description": data.description})
+        return redirect("/app/settings/webhooks", done="endpoint_added")
 
-    @post("/invitations", summary="Invite a teammate by email", guards=[admins_only], status_code=201)
-    async def create_invitation(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                                data: InvitationCreate) -> Response[InvitationOut]:
-        async def create() -> InvitationOut:
-            invitation, _ = await service.invite(db, principal, email=data.email, role=data.role,
-                                                 ip=client_ip(request))
-            return _invitation_out(invitation)
-
-        return await idempotent_create(request, db, principal, create)
-
-    @delete("/invitations/{invitation_id:uuid}", summary="Withdraw an invitation", guards=[admins_only],
-            status_code=204)
-    async def delete_invitation(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                                invitation_id: uuid.UUID) -> None:
-        await service.revoke_invitation(db, principal, invitation_id, ip=client_ip(request))
-
-    @get("/audit-events", summary="Security-relevant actions, newest first", guards=[admins_only])
-    async def audit_events(self, db: AsyncSession, principal: Principal) -> list[AuditEventOut]:
-        return [
-            AuditEventOut(id=e.id, action=e.action, actor=e.actor_label, target=e.target,
-                          ip=str(e.ip) if e.ip else None, created_at=e.created_at, details=e.details)
-            for e in await service.audit_events(db, principal)
-        ]
+    @post("/{endpoint_id:uuid}/disable")
+    async def disable(self, db: AsyncSession, principal: Principal, endpoint_id: uuid.UUID) -> Redirect:
+        endpoint = await webhook_endpoints.endpoint(db, principal, endpoint_id)
+        endpoint.active = False
+        return redirect("/app/settings/webhooks", done="endpoint_disabled")
 
 
-def _invitation_out(invitation: Any) -> InvitationOut:
-    return InvitationOut(id=invitation.id, email=invitation.email, role=invitation.role,
-                         created_at=invitation.created_at, expires_at=invitation.expires_at)
-
-
-route_handlers = [PublicController, ConsoleController, SettingsController, TenantApiController]
+route_handlers = [PublicController, ConsoleController, SettingsController, WebhooksPagesController]

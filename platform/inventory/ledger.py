@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import Prepared, utcnow
 from core.ids import uuid7
 from core.problems import ProblemError
-from orders.models import InventoryLevel, InventoryMovement
-from orders.schemas import MAX_QUANTITY
+from inventory.models import InventoryLevel, InventoryMovement
+from inventory.schemas import MAX_QUANTITY
 
 levels = cast(Table, InventoryLevel.__table__)
 movements = cast(Table, InventoryMovement.__table__)

@@ -2,11 +2,13 @@
 
 from core import models as core_models
 from core.db import Base
-from marketing import models as marketing_models
+from customers import models as customer_models
+from inventory import models as inventory_models
 from orders import models as order_models
 from rules import models as rule_models
 from tenants import models as tenant_models
 
 metadata = Base.metadata
 
-__all__ = ["core_models", "marketing_models", "metadata", "order_models", "rule_models", "tenant_models"]
+__all__ = ["core_models", "customer_models", "inventory_models", "metadata", "order_models", "rule_models",
+           "tenant_models"]

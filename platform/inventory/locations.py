@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 import zoneinfo
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from core.problems import ProblemError, invalid, not_found
-from orders.models import Location
-from orders.schemas import LocationIn, LocationOut
+from inventory.models import Location
+from inventory.schemas import LocationIn, LocationOut
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -43,7 +44,7 @@ def check_location(data: LocationIn) -> dict[str, str]:
     return errors
 
 
-def is_open(location: Location, at: datetime) -> bool | None:
+def is_open(location: Location | LocationOut, at: datetime) -> bool | None:
     """Whether the location is open at ``at`` in its own time zone; None without hours."""
     if not location.opening_hours:
         return None
@@ -52,7 +53,7 @@ def is_open(location: Location, at: datetime) -> bool | None:
     return any(start <= now < end for start, end in location.opening_hours.get(DAYS[local.weekday()], []))
 
 
-def opens_today(location: Location, at: datetime) -> bool:
+def opens_today(location: Location | LocationOut, at: datetime) -> bool:
     """Open at some point later today (local time), or open hours unknown."""
     if not location.opening_hours:
         return True
@@ -64,6 +65,26 @@ def opens_today(location: Location, at: datetime) -> bool:
 def to_out(location: Location) -> LocationOut:
     fields = {f: getattr(location, f) for f in LocationIn.__struct_fields__}
     return LocationOut(id=location.id, created_at=location.created_at, **fields)
+
+
+# A location as other domains read it: every field of LocationOut, no ORM object.
+_COLUMNS = [getattr(Location, name) for name in LocationOut.__struct_fields__]
+
+
+async def active(session: AsyncSession, tenant_id: uuid.UUID) -> list[LocationOut]:
+    """The company's active locations, by code."""
+    rows = await session.execute(select(*_COLUMNS).where(Location.tenant_id == tenant_id,
+                                                         Location.status == "active").order_by(Location.code))
+    return [LocationOut(**row._mapping) for row in rows]
+
+
+async def by_codes(session: AsyncSession, tenant_id: uuid.UUID, codes: Collection[str]) -> dict[str, LocationOut]:
+    """The locations (active or paused) with these codes, by code; unknown codes are left out."""
+    if not codes:
+        return {}
+    rows = await session.execute(select(*_COLUMNS).where(Location.tenant_id == tenant_id,
+                                                         Location.code.in_(list(codes))))
+    return {row.code: LocationOut(**row._mapping) for row in rows}
 
 
 async def list_locations(session: AsyncSession, principal: Principal, *, status: str | None = None) -> list[Location]:

@@ -13,9 +13,9 @@ from sqlalchemy import ARRAY, Select, String, and_, any_, bindparam, func, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
-from orders.locations import is_open, opens_today
-from orders.models import InventoryLevel, InventoryMovement, Location, Product, StockException
-from orders.schemas import LocationAvailability, SkuAvailability
+from inventory.locations import is_open, opens_today
+from inventory.models import InventoryLevel, InventoryMovement, Location, Product, StockException
+from inventory.schemas import LocationAvailability, SkuAvailability
 
 AVAILABLE = InventoryLevel.on_hand - InventoryLevel.reserved - InventoryLevel.safety_stock
 

@@ -1,5 +1,6 @@
-"""Simulation: the draft (or any version) beside the version in force, on a sample order or
-on a replay of the tenant's recent orders. It reads and never writes: nothing is reserved.
+"""Simulation of routing rules: the draft (or any version) beside the version in force, on a
+sample order or on a replay of the company's recent orders. It reads and never writes: nothing
+is reserved. ``LAB`` is what the rules console is given to do it (see ``rules.lab``).
 
 A replay judges each order against the stock it met, rebuilt from the inventory ledger
 (current figures minus every later change), at the moment it was placed, and counts daily
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,14 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
 from core.auth import Principal
+from inventory import catalog, locations
+from inventory.schemas import LocationOut
+from inventory.snapshot import Change, StockKey, available_now, changes_since, location_facts
 from orders import sourcing
-from orders.models import Location
 from rules import routing, service
-from rules.facts import Moment, OrderFacts, StockSnapshot
+from rules.facts import LineFacts, Moment, OrderFacts, StockSnapshot
+from rules.lab import BuilderChoices, LocationChoice, RoutingLab
 from rules.routing import CompiledRouting, Decision
-
-MAX_REPLAY_ORDERS = 10_000
-MAX_REPLAY_DAYS = 90
+from rules.schemas import SampleOrder
 
 
 @dataclass
@@ -120,18 +123,16 @@ class _Replayer:
     Each side (candidate, version in force) has its own snapshot: the stock dicts are shared and
     moved in place, and only the locations whose daily capacity a decision used get new facts."""
 
-    def __init__(self, locations: list[Location], stock: dict[sourcing.StockKey, int],
-                 changes: list[sourcing.Change]) -> None:
-        self.raw: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
-        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in locations}
+    def __init__(self, active: list[LocationOut], stock: dict[StockKey, int], changes: list[Change]) -> None:
+        self.raw: dict[str, dict[str, int]] = {loc.code: {} for loc in active}
+        self.available: dict[str, dict[str, int]] = {loc.code: {} for loc in active}
         for (code, sku), units in stock.items():
             if code in self.raw:
                 self.raw[code][sku] = units
                 self.available[code][sku] = max(0, units)
         self.changes = changes
         self.next_change = 0
-        self.fresh = StockSnapshot(tuple(sourcing.location_facts(loc, self.available[loc.code])
-                                         for loc in locations))
+        self.fresh = StockSnapshot(tuple(location_facts(loc, self.available[loc.code]) for loc in active))
 
     def advance_to(self, at: datetime) -> None:
         while self.next_change < len(self.changes) and self.changes[self.next_change].at <= at:
@@ -201,16 +202,59 @@ async def replay(session: AsyncSession, principal: Principal, *, days: int = 7, 
     candidate, current = await candidates(session, principal, now, number)
     orders = await sourcing.recent_orders(session, principal.tenant_id, now - timedelta(days=days), limit)
     skus = {line.sku for order in orders for line in order.lines}
-    locations = await sourcing.active_locations(session, principal.tenant_id)
-    stock = await sourcing.available_now(session, principal.tenant_id, skus)
+    active = await locations.active(session, principal.tenant_id)
+    stock = await available_now(session, principal.tenant_id, skus)
     start = orders[0].placed_at if orders and orders[0].placed_at else now
-    changes = await sourcing.changes_since(session, principal.tenant_id, skus, start)
+    changes = await changes_since(session, principal.tenant_id, skus, start)
     for change in changes:  # back to the stock as it stood when the first order came in
         stock[change.key] = stock.get(change.key, 0) - change.available_delta
-    replayer = _Replayer(locations, stock, changes)
+    replayer = _Replayer(active, stock, changes)
     started = time.perf_counter()
     result = await anyio.to_thread.run_sync(_replay, orders, replayer, (candidate, current), principal.timezone,
                                             with_traces)
     result.update(days=days, limit=limit, stock_basis="ledger",
                   seconds=round(time.perf_counter() - started, 3))
     return result
+
+
+async def sample_facts(session: AsyncSession, principal: Principal, sample: SampleOrder) -> OrderFacts:
+    """A sample order with categories and prices filled in from the catalog."""
+    known = await catalog.products_by_sku(session, principal.tenant_id, {line.sku for line in sample.lines})
+    lines = []
+    for line in sample.lines:
+        product = known.get(line.sku)
+        lines.append(LineFacts(
+            sku=line.sku, quantity=line.quantity,
+            category=line.category if line.category is not None else (product.category if product else None),
+            unit_price_minor=line.unit_price_minor if line.unit_price_minor is not None
+            else (product.price_minor if product else 0)))
+    total = sample.total_minor if sample.total_minor is not None else sum(
+        line.unit_price_minor * line.quantity for line in lines)
+    return OrderFacts(
+        lines=tuple(lines), reference="sample", channel=sample.channel, currency=sample.currency or principal.currency,
+        total_minor=total, delivery_mode=sample.delivery_mode, country=(sample.country or "").upper() or None,
+        postcode=sample.postcode, latitude=sample.latitude, longitude=sample.longitude,
+        pickup_location=sample.pickup_location, customer_tags=frozenset(sample.customer_tags),
+        customer_orders_count=sample.customer_orders_count, placed_at=sample.at,
+    )
+
+
+class OrdersRoutingLab(RoutingLab):
+    """The rules console's ``RoutingLab``: the data it reads is inventory's and orders'."""
+
+    async def choices(self, session: AsyncSession, tenant_id: uuid.UUID) -> BuilderChoices:
+        return BuilderChoices(
+            [LocationChoice(loc.code, loc.name, loc.click_and_collect)
+             for loc in await locations.active(session, tenant_id)],
+            await catalog.categories(session, tenant_id))
+
+    async def simulate(self, session: AsyncSession, principal: Principal, sample: SampleOrder, *,
+                       version: int | None = None) -> dict[str, Any]:
+        return await simulate(session, principal, await sample_facts(session, principal, sample), number=version)
+
+    async def replay(self, session: AsyncSession, principal: Principal, *, days: int, limit: int,
+                     version: int | None = None, traces: int = 20) -> dict[str, Any]:
+        return await replay(session, principal, days=days, limit=limit, number=version, with_traces=traces)
+
+
+LAB = OrdersRoutingLab()

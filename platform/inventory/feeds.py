@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,14 +27,24 @@ from core.db import utcnow
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, not_found
-from orders.catalog import RowError, decode_upload, json_items
-from orders.models import InventoryFeed, InventoryLevel, Location, Product, StockException
-from orders.schemas import MAX_QUANTITY
+from inventory.catalog import RowError, decode_upload, json_items
+from inventory.models import InventoryFeed, InventoryLevel, Location, Product, StockException
+from inventory.schemas import MAX_QUANTITY
 
 MAX_FEED_BYTES = 50 * 1024 * 1024
 FEED_COLUMNS = ["sku", "location", "quantity"]
 MAX_LISTED_ERRORS = 1000
 KINDS = ("snapshot", "delta")
+
+StockArrived = Callable[[AsyncSession, uuid.UUID], None]
+# Called in the transaction that applies a feed which changed stock, with the company's id:
+# domains above inventory subscribe (orders routes its backorders again) unknown to it.
+STOCK_ARRIVED: list[StockArrived] = []
+
+
+def on_stock_arrived(hook: StockArrived) -> StockArrived:
+    STOCK_ARRIVED.append(hook)
+    return hook
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ async def accept_feed(session: AsyncSession, principal: Principal, *, external_i
                                f"Feed {external_id!r} was already received with other content. "
                                "Give each new feed a new id.")
         return feed, False
-    from orders.tasks import apply_feed
+    from inventory.tasks import apply_feed
 
     enqueue(session, apply_feed, tenant_id=principal.tenant_id, feed_id=str(feed.id))
     return feed, True

@@ -6,8 +6,9 @@ import csv
 import io
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import pycountry
@@ -16,11 +17,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
-from core.db import utcnow
+from core.db import Prepared, utcnow
 from core.ids import uuid7
 from core.problems import ProblemError, not_found
-from orders.models import Product
-from orders.schemas import ProductIn, ProductOut
+from inventory.models import Product
+from inventory.schemas import ProductIn, ProductOut
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 CATALOG_COLUMNS = ("sku", "name", "price_minor")
@@ -192,10 +193,38 @@ async def search_products(session: AsyncSession, principal: Principal, *, q: str
     return list(await session.scalars(stmt.order_by(Product.sku).limit(limit)))
 
 
-async def categories(session: AsyncSession, principal: Principal) -> list[str]:
+async def categories(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
     return [c for c in await session.scalars(
-        select(Product.category).where(Product.tenant_id == principal.tenant_id, Product.category.is_not(None))
+        select(Product.category).where(Product.tenant_id == tenant_id, Product.category.is_not(None))
         .distinct().order_by(Product.category)) if c]
+
+
+class ProductRef(NamedTuple):
+    """What an order line copies from its product."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    category: str | None
+    status: str
+
+
+_REFS = Prepared(select(Product.id, Product.sku, Product.name, Product.category, Product.status).where(
+    Product.tenant_id == bindparam("tenant"), Product.sku == any_(bindparam("skus", type_=ARRAY(String)))))
+
+
+async def product_refs(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str]) -> dict[str, ProductRef]:
+    """The products with these SKUs, by SKU, in one prepared statement (order capture's hot path)."""
+    if not skus:
+        return {}
+    return {row["sku"]: ProductRef._make(row) for row in await _REFS.fetch(session, tenant=tenant_id, skus=list(skus))}
+
+
+async def products_by_sku(session: AsyncSession, tenant_id: uuid.UUID, skus: Collection[str]) -> dict[str, ProductOut]:
+    if not skus:
+        return {}
+    rows = await session.scalars(select(Product).where(Product.tenant_id == tenant_id, Product.sku.in_(list(skus))))
+    return {product.sku: product_out(product) for product in rows}
 
 
 async def get_product(session: AsyncSession, principal: Principal, product_id: uuid.UUID) -> Product:

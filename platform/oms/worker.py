@@ -8,10 +8,10 @@ import asyncio
 
 import uvloop
 
-from core import all_models, all_tasks  # noqa: F401
 from core.broker import broker
 from core.logging import configure_logging
 from core.settings import get_settings
+from oms import actors, models  # noqa: F401  (mappers and actors registered)
 
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 configure_logging(json_logs=get_settings().log_json, level=get_settings().log_level)

@@ -1,4 +1,5 @@
-"""The Litestar application factory: each domain contributes its routes."""
+"""The Litestar application factory: each domain contributes its routes, and the assembly wires
+what a lower domain needs from a higher one (the rules console's ``routing_lab``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from core import all_models, all_tasks  # noqa: F401  (mappers and actors must be registered)
 from core.auth import AuthMiddleware
 from core.db import close_database
 from core.logging import RequestLogMiddleware, configure_logging
@@ -19,16 +20,21 @@ from core.problems import exception_handlers
 from core.redis import close_redis
 from core.settings import WEB_DIR, get_settings
 from core.templating import template_config
+from oms import actors, models  # noqa: F401  (mappers and actors must be registered)
 
 
 def create_app() -> Litestar:
-    from core import http as core_http
-    from orders import http as order_http
-    from orders import order_http as orders_http
-    from orders import payments_http, service_tasks_http, settings_http
-    from rules import http as rule_http
-    from tenants import http as tenant_http
-    from tenants import webhooks_http
+    from core import http as kernel_http
+    from dashboard import http as dashboard_http
+    from inventory import api as inventory_api
+    from inventory import pages as inventory_pages
+    from orders import api as orders_api
+    from orders import pages as orders_pages
+    from orders.simulation import LAB
+    from rules import api as rules_api
+    from rules import pages as rules_pages
+    from tenants import api as tenants_api
+    from tenants import pages as tenants_pages
     from tenants.auth import principal_from_api_key, principal_from_session
 
     settings = get_settings()
@@ -40,20 +46,19 @@ def create_app() -> Litestar:
         await close_redis()
 
     route_handlers: list[Any] = [
-        *core_http.route_handlers,
-        *tenant_http.route_handlers,
-        *webhooks_http.route_handlers,
-        *order_http.route_handlers,
-        *orders_http.route_handlers,
-        *payments_http.route_handlers,
-        *service_tasks_http.route_handlers,
-        *settings_http.route_handlers,
-        *rule_http.route_handlers,
+        *kernel_http.route_handlers,
+        *tenants_api.route_handlers, *tenants_pages.route_handlers,
+        *dashboard_http.route_handlers,
+        *inventory_api.route_handlers, *inventory_pages.route_handlers,
+        *orders_api.route_handlers, *orders_pages.route_handlers,
+        *rules_api.route_handlers, *rules_pages.route_handlers,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),
     ]
     return Litestar(
         route_handlers=route_handlers,
+        # Rules can't import orders: the routing simulation they show is done there.
+        dependencies={"routing_lab": Provide(lambda: LAB, sync_to_thread=False)},
         middleware=[RequestLogMiddleware(), AuthMiddleware(principal_from_session, principal_from_api_key)],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import bulk
 from core.db import Prepared, utcnow
 from core.ids import uuid7
-from marketing.models import Customer
+from customers.models import Customer
 
 
 class CustomerRef(NamedTuple):

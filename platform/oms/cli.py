@@ -84,7 +84,7 @@ def web(host: str, port: int, workers: int) -> None:
 
     configure_logging(json_logs=get_settings().log_json, level=get_settings().log_level)
     uvicorn.run(
-        "core.app:create_app", factory=True, host=host, port=port, proxy_headers=True,
+        "oms.app:create_app", factory=True, host=host, port=port, proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"), log_config=None,
         access_log=False, timeout_graceful_shutdown=10, workers=workers,
     )
@@ -95,18 +95,18 @@ def web(host: str, port: int, workers: int) -> None:
 @click.option("--threads", default=4, show_default=True, help="Threads per process (async actors share a loop).")
 def worker(processes: int, threads: int) -> None:
     """The Dramatiq worker."""
-    os.execvp(sys.executable, [sys.executable, "-m", "dramatiq", "core.worker",  # noqa: S606
+    os.execvp(sys.executable, [sys.executable, "-m", "dramatiq", "oms.worker",  # noqa: S606
                                "--processes", str(processes), "--threads", str(threads)])
 
 
 @main.command()
 def scheduler() -> None:
     """Periodic jobs; only one scheduler is active at a time."""
-    from core import all_models, all_tasks  # noqa: F401
     from core.db import get_database
     from core.logging import configure_logging
     from core.scheduler import run_scheduler
     from core.settings import get_settings
+    from oms import actors, models  # noqa: F401  (mappers and periodic jobs registered)
 
     configure_logging(json_logs=get_settings().log_json, level=get_settings().log_level)
 
@@ -160,7 +160,7 @@ def run(port: int, threads: int) -> None:
         run_migrations(get_settings())
         click.echo("database migrated")
         env = dict(os.environ)
-        me = [sys.executable, "-m", "core.cli"]
+        me = [sys.executable, "-m", "oms.cli"]
         for args in (["web", "--port", str(port)], ["worker", "--threads", str(threads)], ["scheduler"]):
             # Own process groups: Ctrl-C reaches this supervisor only, which then stops the
             # children in order and the services last.
@@ -240,8 +240,8 @@ def tenants_create(name: str, email: str, password: str, owner_name: str | None,
         finally:
             await database.dispose()
 
-    from core import all_models  # noqa: F401
     from core.migrate import migrate as run_migrations
+    from oms import models  # noqa: F401
 
     with services(need_redis=False):
         run_migrations(get_settings())

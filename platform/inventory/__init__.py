@@ -1,0 +1,2 @@
+"""Inventory: locations, catalog, stock levels and their ledger, feeds, availability, and the
+stock snapshot routing reads."""
