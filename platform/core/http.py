@@ -1,4 +1,5 @@
-"""Kernel routes: health checks, the outgoing-mail log and stuck work."""
+"""Kernel routes: health checks, the outgoing-mail log and stuck work (failed jobs, and work
+waiting for a worker with what the re-drive sweep did about it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import clock, redrive
 from core.auth import Principal, admins_only
 from core.db import get_database, utcnow
 from core.deps import provide_db, provide_principal
@@ -22,7 +24,8 @@ from core.pages import NOTICES, page, redirect
 from core.problems import not_found
 from core.redis import get_redis
 
-NOTICES.update({"job_retried": "Sent again: it is back in the queue.", "job_discarded": "Discarded."})
+NOTICES.update({"job_retried": "Sent again: it is back in the queue.", "job_discarded": "Discarded.",
+                "work_sent_again": "Sent again.", "work_done": "Nothing to send: that work is done."})
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -83,7 +86,16 @@ class KernelSettingsController(Controller):
             select(FailedJob).where(FailedJob.tenant_id == principal.tenant_id)
             .order_by(FailedJob.failed_at.desc()).limit(200)
         )
-        return page(request, "settings/stuck_work.html", jobs=list(jobs))
+        return page(request, "settings/stuck_work.html", jobs=list(jobs), now=clock.now(),
+                    pending=await redrive.figures(db, principal.tenant_id), max_redrives=redrive.MAX_REDRIVES)
+
+    @post("/stuck-work/pending/{kind:str}/{item_id:uuid}/send")
+    async def send_pending_again(self, db: AsyncSession, principal: Principal, kind: str,
+                                 item_id: uuid.UUID) -> Redirect:
+        if kind not in redrive.PENDING_WORK:
+            raise not_found("Kind of work")
+        sent = await redrive.send_again(db, principal.tenant_id, kind, item_id)
+        return redirect("/app/settings/stuck-work", done="work_sent_again" if sent else "work_done")
 
     async def _open_job(self, db: AsyncSession, principal: Principal, job_id: uuid.UUID) -> FailedJob:
         job = await db.scalar(

@@ -1,4 +1,4 @@
-"""Kernel tables: outbox, stuck work, outgoing mail, idempotency records and webhooks.
+"""Kernel tables: outbox, stuck work, re-drives, outgoing mail, idempotency records and webhooks.
 
 All are tenant-owned: ``(tenant_id, id)`` keys and forced row-level security (the
 migration that creates them enables it).
@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import ARRAY, Index, LargeBinary, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,11 +52,33 @@ class FailedJob(TenantScoped, Base):
     resolved_by: Mapped[uuid.UUID | None]
 
 
+class Redrive(TenantScoped, Base):
+    """Pending work the scheduler sent again because it waited too long (see ``core.redrive``):
+    one row per item, counting its re-drives, so that an item is re-driven with growing pauses
+    and, past the limit, left for a person."""
+
+    __tablename__ = "redrives"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "item_id"),
+        Index("ix_redrives_recent", "tenant_id", "last_at"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(60))
+    item_id: Mapped[uuid.UUID]
+    count: Mapped[int] = mapped_column(default=1)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+    gave_up_at: Mapped[datetime | None]
+
+
 class MailMessage(TenantScoped, Base):
     """Outgoing mail: the log the console shows, and the work item the mail actor sends."""
 
     __tablename__ = "mail_messages"
-    __table_args__ = (Index("ix_mail_messages_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_mail_messages_created", "tenant_id", "created_at"),
+        Index("ix_mail_messages_queued", "tenant_id", "created_at", postgresql_where=text("status = 'queued'")),
+    )
 
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))
@@ -102,7 +124,11 @@ class WebhookDelivery(TenantScoped, Base):
     """One event for one endpoint, with its attempts."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_endpoint", "tenant_id", "endpoint_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint", "tenant_id", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_pending", "tenant_id", "next_attempt_at",
+              postgresql_where=text("status = 'pending'")),
+    )
 
     endpoint_id: Mapped[uuid.UUID]
     event_id: Mapped[uuid.UUID]
@@ -114,4 +140,7 @@ class WebhookDelivery(TenantScoped, Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_attempt_at: Mapped[datetime | None]
+    # When the next attempt is due at the latest (the retry's backoff): a pending delivery past
+    # it was lost by the broker and is re-driven.
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     delivered_at: Mapped[datetime | None]

@@ -70,6 +70,12 @@ class Settings:
         return to_async_url(self.database_url)
 
     @property
+    def redrive_db_role(self) -> str:
+        """The role the re-drive sweep takes to see which companies have work waiting (see
+        ``core.redrive``): no login, SELECT on the pending rows only."""
+        return f"{self.app_db_role}_redrive"
+
+    @property
     def app_url(self) -> URL:
         """The restricted login role's URL: same server and database, another user."""
         if self.app_database_url:

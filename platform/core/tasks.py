@@ -1,4 +1,5 @@
-"""The kernel's actors: mail delivery and housekeeping."""
+"""The kernel's actors: mail delivery (a mail the broker lost is found queued and sent again)
+and housekeeping, and the re-drive sweep."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import bulk
+from core import bulk, redrive
 from core.broker import actor, broker
 from core.db import Prepared, get_database, utcnow
 from core.mail import transport
-from core.models import IdempotencyRecord, MailMessage, OutboxMessage
-from core.outbox import merge_into, relay_all
+from core.models import IdempotencyRecord, MailMessage, OutboxMessage, Redrive
+from core.outbox import enqueue, merge_into, relay_all
+from core.redrive import pending_work
 from core.scheduler import periodic
 
 log = structlog.get_logger(__name__)
@@ -32,6 +35,13 @@ async def send_mails(tenant_id: str, message_ids: list[str]) -> None:
 
 
 merge_into(send_mail, send_mails, key="message_id", as_list="message_ids")
+
+
+@pending_work("mail.send", "Mails waiting to be sent", table=MailMessage.__table__,
+              pending=MailMessage.status == "queued", since=MailMessage.created_at, threshold=timedelta(minutes=3))
+async def _send_again(session: AsyncSession, tenant_id: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
+    for message_id in message_ids:
+        enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(message_id))
 
 
 class MailNotDelivered(Exception):
@@ -68,7 +78,8 @@ _SENT = Prepared(update(MailMessage).where(
 
 @actor("maintenance.purge_tenant", queue="maintenance")
 async def purge_expired(tenant_id: str) -> None:
-    """Forget idempotency records after 24 hours and relayed outbox rows after 7 days."""
+    """Forget idempotency records after 24 hours, relayed outbox rows and re-drives (but those
+    given up on) after 7 days."""
     tenant = uuid.UUID(tenant_id)
     now = utcnow()
     async with get_database().transaction(tenant_id=tenant) as session:
@@ -84,6 +95,16 @@ async def purge_expired(tenant_id: str) -> None:
                 OutboxMessage.sent_at < now - timedelta(days=7),
             )
         )
+        await session.execute(
+            delete(Redrive).where(Redrive.tenant_id == tenant, Redrive.gave_up_at.is_(None),
+                                  Redrive.last_at < now - timedelta(days=7))
+        )
+
+
+@periodic("redrive.sweep", every=redrive.SWEEP_EVERY)
+async def redrive_pending_work() -> None:
+    """Work that waited too long for a worker, found in the database and sent again."""
+    await redrive.sweep(get_database())
 
 
 @periodic("outbox.relay", every=timedelta(seconds=1))

@@ -32,3 +32,15 @@ def rls_statements(table: str, *, also_readable_when: str | None = None,
     if also_readable_when is not None:
         statements.append(f"CREATE POLICY readable_in_scope ON {table} FOR SELECT USING ({also_readable_when})")
     return statements
+
+
+def pending_readable_statements(table: str, pending: str, role: str) -> list[str]:
+    """Let the re-drive sweep's ``role`` read the ``pending`` rows of ``table`` in every company,
+    to learn which companies have work waiting too long (it then acts in each company's own
+    scope). The role may read nothing else and write nothing. The policy is the role's alone, so
+    the app role's queries are planned with the tenant policy only."""
+    return [
+        f'GRANT SELECT ON {table} TO "{role}"',
+        f"DROP POLICY IF EXISTS pending_for_redrive ON {table}",
+        f'CREATE POLICY pending_for_redrive ON {table} FOR SELECT TO "{role}" USING ({pending})',
+    ]

@@ -18,6 +18,7 @@ import secrets
 import socket
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ from core.db import PRE_COMMIT, Prepared, get_database
 from core.ids import uuid7
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.outbox import enqueue
+from core.redrive import pending_work
 from core.settings import get_settings
 
 EVENTS = ("order.created", "order.routed", "order.on_hold", "order.backordered", "order.cancelled",
@@ -40,6 +42,8 @@ EVENTS = ("order.created", "order.routed", "order.on_hold", "order.backordered",
           "fulfilment.ready_for_pickup", "fulfilment.collected", "fulfilment.rejected", "fulfilment.expired")
 MAX_ATTEMPTS = 8
 TIMEOUT_S = 10.0
+RETRY_AFTER = timedelta(seconds=5)
+MAX_RETRY_AFTER = timedelta(hours=1)
 
 
 class Undeliverable(Exception):
@@ -67,7 +71,8 @@ async def stage(session: AsyncSession) -> None:
             if endpoint["events"] and event_type not in endpoint["events"]:
                 continue
             delivery = {"tenant_id": tenant_id, "id": uuid7(), "endpoint_id": endpoint["id"], "event_id": event_id,
-                        "event_type": event_type, "payload": payload, "status": "pending", "attempts": 0}
+                        "event_type": event_type, "payload": payload, "status": "pending", "attempts": 0,
+                        "next_attempt_at": clock.now()}
             bulk.defer(session, WebhookDelivery, delivery)
             enqueue(session, deliver, tenant_id=tenant_id, delivery_id=str(delivery["id"]))
 
@@ -114,8 +119,9 @@ def check_url(url: str) -> str | None:
     return None
 
 
-@actor("webhooks.deliver", queue="webhooks", max_retries=MAX_ATTEMPTS - 1, min_backoff_ms=5_000,
-       max_backoff_ms=3_600_000)
+@actor("webhooks.deliver", queue="webhooks", max_retries=MAX_ATTEMPTS - 1,
+       min_backoff_ms=int(RETRY_AFTER.total_seconds() * 1000),
+       max_backoff_ms=int(MAX_RETRY_AFTER.total_seconds() * 1000))
 async def deliver(tenant_id: str, delivery_id: str) -> None:
     """POST one delivery. Delivered ones are not sent again; each attempt is recorded."""
     tenant = uuid.UUID(tenant_id)
@@ -161,4 +167,14 @@ async def deliver(tenant_id: str, delivery_id: str) -> None:
             return
         if delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = "failed"
+        else:  # Dramatiq retries after at most this (its backoff, jitter below it)
+            delivery.next_attempt_at = clock.now() + min(RETRY_AFTER * 2 ** (delivery.attempts - 1), MAX_RETRY_AFTER)
     raise Undeliverable(f"{event_type} to endpoint: {error}")
+
+
+@pending_work("webhooks.deliver", "Webhook deliveries due", table=WebhookDelivery.__table__,
+              pending=WebhookDelivery.status == "pending", since=WebhookDelivery.next_attempt_at,
+              threshold=timedelta(minutes=2))
+async def _deliver_again(session: AsyncSession, tenant_id: uuid.UUID, delivery_ids: list[uuid.UUID]) -> None:
+    for delivery_id in delivery_ids:
+        enqueue(session, deliver, tenant_id=tenant_id, delivery_id=str(delivery_id))

@@ -15,6 +15,7 @@ import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ARRAY, String, Table, Uuid, any_, bindparam, insert, select, text, update
@@ -359,3 +360,12 @@ def _finish(feed: InventoryFeed, errors: list[RowError], *, rows_total: int) -> 
         feed.rows_changed = 0
     feed.finished_at = utcnow()
     return feed
+
+
+async def last_stock_arrival(session: AsyncSession, tenant_id: uuid.UUID) -> datetime | None:
+    """When the company's latest feed that changed stock was applied."""
+    found: datetime | None = await session.scalar(
+        select(InventoryFeed.finished_at).where(InventoryFeed.tenant_id == tenant_id, InventoryFeed.status == "applied",
+                                                InventoryFeed.rows_changed > 0)
+        .order_by(InventoryFeed.created_at.desc()).limit(1))
+    return found

@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -128,8 +129,12 @@ class InventoryFeed(TenantScoped, Base):
     """A stock feed as received: applied by a worker in one transaction, once."""
 
     __tablename__ = "inventory_feeds"
-    __table_args__ = (UniqueConstraint("tenant_id", "external_id"), Index("ix_inventory_feeds_recent", "tenant_id",
-                                                                          "created_at"))
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_id"),
+        Index("ix_inventory_feeds_recent", "tenant_id", "created_at"),
+        Index("ix_inventory_feeds_pending", "tenant_id", "created_at",
+              postgresql_where=text("status IN ('accepted', 'applying')")),
+    )
 
     external_id: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(10))  # snapshot | delta

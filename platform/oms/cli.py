@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -126,17 +125,19 @@ def scheduler() -> None:
 @click.option("--threads", default=4, show_default=True)
 def run(port: int, threads: int) -> None:
     """Everything on this machine: embedded services (unless DATABASE_URL/REDIS_URL are set),
-    migrations, web server, worker and scheduler. Ctrl-C stops it all."""
+    migrations, web server, worker and scheduler, each started again if it dies. Ctrl-C stops
+    it all."""
     from core.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
     from core.migrate import migrate as run_migrations
     from core.settings import get_settings
+    from oms.supervisor import Supervisor
 
     if free_port(port) != port:
         raise click.ClickException(f"port {port} is in use; stop what runs there or set PORT=<another port>")
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     embedded_pg: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None
-    children: list[subprocess.Popen[bytes]] = []
+    supervisor: Supervisor | None = None
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -159,32 +160,27 @@ def run(port: int, threads: int) -> None:
             SERVICES_FILE.write_text(json.dumps({"redis_url": os.environ["REDIS_URL"]}))
         run_migrations(get_settings())
         click.echo("database migrated")
-        env = dict(os.environ)
         me = [sys.executable, "-m", "oms.cli"]
-        for args in (["web", "--port", str(port)], ["worker", "--threads", str(threads)], ["scheduler"]):
-            # Own process groups: Ctrl-C reaches this supervisor only, which then stops the
-            # children in order and the services last.
-            children.append(subprocess.Popen([*me, *args], env=env, start_new_session=True))  # noqa: S603
-        _wait_http(port, children)
-        click.echo(f"\nOMS is running: http://127.0.0.1:{port}\n(Ctrl-C to stop)\n")
+        supervisor = Supervisor({"web": [*me, "web", "--port", str(port)],
+                                 "worker": [*me, "worker", "--threads", str(threads)],
+                                 "scheduler": [*me, "scheduler"]},
+                                dict(os.environ), say=lambda line: click.echo(f"oms run: {line}", err=True))
+        supervisor.start_all()
+        announced = False
+        started = time.monotonic()
         while not stopping:
-            for child in children:
-                if child.poll() is not None:
-                    click.echo(f"process {child.args!r} exited with {child.returncode}; stopping", err=True)
-                    stopping = True
+            supervisor.check()
+            if not announced and _answers(port):
+                announced = True
+                click.echo(f"\nOMS is running: http://127.0.0.1:{port}\n(Ctrl-C to stop)\n")
+            elif not announced and time.monotonic() - started > 60:
+                announced = True
+                click.echo(f"the web server does not answer on port {port} yet: see the log above", err=True)
             time.sleep(0.3)
     finally:
         click.echo("stopping…")
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for child in children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        if supervisor is not None:
+            supervisor.stop_all()
         if embedded_redis is not None:
             embedded_redis.stop()
             SERVICES_FILE.unlink(missing_ok=True)
@@ -193,18 +189,14 @@ def run(port: int, threads: int) -> None:
         click.echo("stopped")
 
 
-def _wait_http(port: int, children: list[subprocess.Popen[bytes]]) -> None:
+def _answers(port: int) -> bool:
     import urllib.request
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children):
-            return
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @main.group()

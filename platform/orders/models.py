@@ -47,6 +47,10 @@ class Order(TenantScoped, Base):
         Index("ix_orders_external_number", "tenant_id", "external_number"),  # search without the channel
         Index("ix_orders_payment_attention", "tenant_id", "payment_status", "placed_at",
               postgresql_where=text("payment_status IN ('capture_failed', 'capture_pending')")),
+        # Work that waits on a worker (see orders.tasks' pending work): small, and found across
+        # companies by the re-drive sweep.
+        Index("ix_orders_pending_work", "tenant_id", "updated_at",
+              postgresql_where=text("status IN ('received', 'backordered') OR payment_status = 'capture_pending'")),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
     )
 
@@ -188,6 +192,29 @@ class PaymentAccount(TenantScoped, Base):
     secret_key: Mapped[str] = mapped_column(String(300))  # never logged; shown masked
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Refund(TenantScoped, Base):
+    """Money given back on an order, as recorded; for a Stripe payment, ``pending`` until Stripe
+    has taken it (``sent``)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
+        Index("ix_refunds_order", "tenant_id", "order_id"),
+        Index("ix_refunds_pending", "tenant_id", "created_at", postgresql_where=text("status = 'pending'")),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    order_id: Mapped[uuid.UUID]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    provider: Mapped[str] = mapped_column(String(20))  # external | stripe
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(20))  # pending | sent (recorded, for external payments)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
 
 
 class ServiceTask(TenantScoped, Base):

@@ -13,22 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import clock
 from core.auth import Principal
 from core.broker import actor
 from core.db import get_database
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import invalid
+from core.redrive import pending_work
 from core.settings import get_settings
 from core.templating import money
 from orders import lifecycle, service_tasks
-from orders.models import Order, OrderEvent, OrderLine, PaymentAccount
+from orders.models import Order, OrderLine, PaymentAccount, Refund
 from tenants.service import Actor, audit
 
 ACTOR = "payments"
@@ -80,12 +83,23 @@ async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str
         return 0
     order.refunded_minor += amount
     order.payment_status = "refunded" if order.refunded_minor >= order.captured_minor else "partially_refunded"
-    event = lifecycle.record(session, order, "payment.refunded", actor=actor, amount_minor=amount,
-                             reason=f"{money(amount, order.currency)} refunded: {reason}")
-    if order.payment_provider == "stripe":
-        enqueue(session, refund_with_stripe, tenant_id=order.tenant_id, order_id=str(order.id),
-                amount_minor=amount, refund_id=str(event.id))
+    through_stripe = order.payment_provider == "stripe"
+    now = clock.now()
+    row = Refund(tenant_id=order.tenant_id, id=uuid7(), order_id=order.id, amount_minor=amount,
+                 currency=order.currency, provider=order.payment_provider or "external", reason=reason[:500],
+                 status="pending" if through_stripe else "sent", created_by=actor, created_at=now,
+                 sent_at=None if through_stripe else now)
+    session.add(row)
+    lifecycle.record(session, order, "payment.refunded", actor=actor, amount_minor=amount, refund_id=str(row.id),
+                     reason=f"{money(amount, order.currency)} refunded: {reason}")
+    if through_stripe:
+        _send_refund(session, row)
     return amount
+
+
+def _send_refund(session: AsyncSession, row: Refund) -> None:
+    enqueue(session, refund_with_stripe, tenant_id=row.tenant_id, order_id=str(row.order_id),
+            amount_minor=row.amount_minor, refund_id=str(row.id))
 
 
 # --- Stripe ------------------------------------------------------------------------------------------
@@ -159,14 +173,17 @@ async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
 @actor("payments.refund_stripe", queue="payments", max_retries=6, min_backoff_ms=10_000,
        max_backoff_ms=3_600_000)
 async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, refund_id: str) -> None:
-    """Send one recorded refund to Stripe; its idempotency key makes a redelivery harmless."""
+    """Send one recorded refund to Stripe, once: a sent refund is left alone, and a second
+    delivery before that is recorded finds Stripe's own record (the idempotency key is the
+    refund's)."""
     tenant = uuid.UUID(tenant_id)
     async with get_database().transaction(tenant_id=tenant) as session:
-        order = await session.scalar(select(Order).where(Order.tenant_id == tenant, Order.id == uuid.UUID(order_id)))
-        if order is None or await session.scalar(select(OrderEvent.id).where(
-                OrderEvent.tenant_id == tenant, OrderEvent.order_id == order.id,
-                OrderEvent.kind == "payment.refund_sent", OrderEvent.data["refund_id"].astext == refund_id)):
-            return  # sent already: this is a redelivery
+        row = await _refund(session, tenant, refund_id)
+        if row is None or row.status != "pending":
+            return
+        order = await session.scalar(select(Order).where(Order.tenant_id == tenant, Order.id == row.order_id))
+        if order is None:
+            return
         key, reference = await stripe_key(session, tenant), order.payment_reference
     try:
         if not key:
@@ -187,11 +204,35 @@ async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, r
         raise PaymentFailed(str(exc)) from exc
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
-        if order is not None:
-            lifecycle.record(session, order, "payment.refund_sent", actor=ACTOR, amount_minor=amount_minor,
-                             refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")
-            await service_tasks.close_if_open(session, order, "refund_failed", "refund sent on a later attempt",
-                                              actor=ACTOR)
+        row = await _refund(session, tenant, refund_id, lock=True)
+        if order is None or row is None or row.status != "pending":
+            return
+        row.status, row.sent_at = "sent", clock.now()
+        lifecycle.record(session, order, "payment.refund_sent", actor=ACTOR, amount_minor=amount_minor,
+                         refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")
+        await service_tasks.close_if_open(session, order, "refund_failed", "refund sent on a later attempt",
+                                          actor=ACTOR)
+
+
+async def _refund(session: AsyncSession, tenant: uuid.UUID, refund_id: str, *, lock: bool = False) -> Refund | None:
+    statement = select(Refund).where(Refund.tenant_id == tenant, Refund.id == uuid.UUID(refund_id))
+    found: Refund | None = await session.scalar(statement.with_for_update() if lock else statement)
+    return found
+
+
+@pending_work("payments.capture", "Stripe captures waiting", table=Order.__table__,
+              pending=Order.payment_status == "capture_pending", since=Order.updated_at,
+              threshold=timedelta(minutes=5))
+async def _capture_again(session: AsyncSession, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]) -> None:
+    for order_id in order_ids:
+        enqueue(session, capture_with_stripe, tenant_id=tenant_id, order_id=str(order_id))
+
+
+@pending_work("payments.refund", "Stripe refunds waiting", table=Refund.__table__,
+              pending=Refund.status == "pending", since=Refund.created_at, threshold=timedelta(minutes=5))
+async def _refund_again(session: AsyncSession, tenant_id: uuid.UUID, refund_ids: list[uuid.UUID]) -> None:
+    for row in await session.scalars(select(Refund).where(Refund.tenant_id == tenant_id, Refund.id.in_(refund_ids))):
+        _send_refund(session, row)
 
 
 def masked(key: str) -> str:

@@ -1,18 +1,23 @@
-"""Order actors, and the periodic jobs that fan out to them."""
+"""Order actors, the periodic jobs that fan out to them, and the order work the re-drive
+sweep finds waiting (see ``core.redrive``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import clock
 from core.broker import actor
 from core.db import get_database
 from core.outbox import enqueue, merge_into
+from core.redrive import PENDING_WORK, pending_work
 from core.scheduler import periodic
+from inventory import feeds
 from inventory.feeds import on_stock_arrived
+from orders.models import Order
 
 
 @actor("orders.route", queue="orders", time_limit_ms=60_000)
@@ -68,6 +73,34 @@ async def _route(tenant: uuid.UUID, order_id: uuid.UUID, *, actor: str) -> None:
 def _route_backorders_again(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """A feed brought stock: the company's backorders may go now."""
     enqueue(session, route_backorders, tenant_id=tenant_id)
+
+
+@pending_work("orders.routing", "Orders waiting to be routed", table=Order.__table__,
+              pending=Order.status == "received", since=Order.updated_at, threshold=timedelta(minutes=2))
+async def _route_again(session: AsyncSession, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]) -> None:
+    for order_id in order_ids:
+        enqueue(session, route_order, tenant_id=tenant_id, order_id=str(order_id))
+
+
+async def _stock_arrived_since(session: AsyncSession, tenant_id: uuid.UUID,
+                               overdue: list[tuple[uuid.UUID, datetime]]) -> list[uuid.UUID]:
+    """Backorders wait for stock, not for a worker: they are late only when a feed brought stock
+    a while ago and routing has not looked at them since."""
+    arrived = await feeds.last_stock_arrival(session, tenant_id)
+    if arrived is None or arrived > clock.now() - _BACKORDERS.threshold:
+        return []
+    return [order_id for order_id, since in overdue if since < arrived]
+
+
+@pending_work("orders.backorders", "Backorders to route now that stock arrived", table=Order.__table__,
+              pending=Order.status == "backordered", since=Order.updated_at, threshold=timedelta(minutes=2),
+              ready=_stock_arrived_since)
+async def _route_backorders_on_stock(session: AsyncSession, tenant_id: uuid.UUID,
+                                     order_ids: list[uuid.UUID]) -> None:
+    await _route_again(session, tenant_id, order_ids)
+
+
+_BACKORDERS = PENDING_WORK["orders.backorders"]
 
 
 @actor("orders.route_backorders", queue="orders", time_limit_ms=300_000)

@@ -156,7 +156,9 @@ def _cpu(processes: list[tuple[Any, Any]]) -> dict[str, float]:
 
 
 async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
+    from core import redrive
     from core.embedded import free_port
+    from oms import actors  # noqa: F401  (the kinds of pending work)
 
     tenant = await create_tenant()
     port = free_port()
@@ -194,6 +196,15 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
             outcomes = dict((await conn.execute(text(
                 "SELECT status, count(*) FROM orders WHERE tenant_id = :t GROUP BY status"),
                 {"t": tenant.tenant_id})).all())
+            # The longest an order waited for its routing: the margin below the re-drive threshold.
+            longest_wait = (await conn.execute(text(
+                "SELECT extract(epoch FROM max(e.created_at - o.created_at)) FROM orders o "
+                "JOIN order_events e ON e.tenant_id = o.tenant_id AND e.order_id = o.id "
+                "WHERE o.tenant_id = :t AND e.kind = 'order.routed'"), {"t": tenant.tenant_id})).scalar()
+            # Let the scheduler sweep once more after the last order, then count what it re-drove.
+            await asyncio.sleep(redrive.SWEEP_EVERY.total_seconds() + 1)
+            redriven = (await conn.execute(text("SELECT count(*) FROM redrives WHERE tenant_id = :t"),
+                                           {"t": tenant.tenant_id})).scalar()
         checks = await _checks(owner_engine, tenant.tenant_id, accepted)
     finally:
         for process, log_file in processes:
@@ -211,6 +222,9 @@ async def test_orders_end_to_end(owner_engine: Any, tmp_path: Path) -> None:
     print(f"bench orders_lost: {checks['lost']} orders")
     print(f"bench orders_duplicated: {checks['duplicated']} orders")
     print(f"bench orders_oversold: {checks['oversold']} levels")
+    print(f"bench orders_redriven: {redriven} items (re-driven after "
+          f"{redrive.PENDING_WORK['orders.routing'].threshold.total_seconds():.0f} s)")
+    print(f"bench orders_longest_routing_wait_s: {float(longest_wait or 0):.2f} s")
     # Where the CPU went, from capture to the last routing decision (postgres and redis-server: all
     # processes of that name on this machine).
     for name, spent in cpu_used.items():

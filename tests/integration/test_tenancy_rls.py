@@ -40,13 +40,14 @@ async def test_tenant_tables_key_and_constraints_include_tenant_id(owner_engine)
 async def test_app_role_cannot_bypass_rls(owner_engine, settings) -> None:
     async with owner_engine.connect() as conn:
         role = (await conn.execute(text(
-            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = :r"
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolinherit FROM pg_roles WHERE rolname = :r"
         ), {"r": settings.app_db_role})).one()
         owned = await conn.scalar(text("""
             SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) = :r
         """), {"r": settings.app_db_role})
-    assert tuple(role) == (False, False, False, False)
+    # NOINHERIT too: the re-drive sweep's role, which it may switch to, lends it no privilege or policy.
+    assert tuple(role) == (False, False, False, False, False)
     assert owned == 0
 
 
