@@ -27,7 +27,7 @@ class TenantSetup:
 
 
 async def create_tenant(*, name: str | None = None, email: str | None = None, password: str = PASSWORD,
-                        timezone: str = "Europe/Paris") -> TenantSetup:
+                        timezone: str = "Europe/Paris", currency: str = "EUR", country: str = "FR") -> TenantSetup:
     """A tenant with its owner and one API key, through the same service `oms tenants create` uses."""
     from core.db import get_database
     from tenants.service import create_tenant_with_owner
@@ -37,7 +37,7 @@ async def create_tenant(*, name: str | None = None, email: str | None = None, pa
     async with get_database().transaction() as session:
         tenant, user, key = await create_tenant_with_owner(
             session, name=name, email=email, password=password, owner_name="Olive Owner",
-            country="FR", currency="EUR", timezone=timezone,
+            country=country, currency=currency, timezone=timezone,
         )
     return TenantSetup(tenant.id, user.id, name, email, password, key)
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, ForeignKey, MetaData, event, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, MetaData, event, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -39,6 +39,10 @@ NAMING = {
 
 def utcnow() -> datetime:
     return clock.now()
+
+
+# Every money column: 64-bit, far above what validation lets in (``core.limits.MONEY_MAX``).
+MONEY_COLUMN = BigInteger
 
 
 class Base(DeclarativeBase):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
+
+from core.limits import MONEY_MAX
 
 ZERO_DECIMAL = frozenset({"JPY", "KRW", "CLP", "ISK", "VND", "XOF", "XAF", "UGX", "PYG"})
 THREE_DECIMAL = frozenset({"BHD", "KWD", "JOD", "OMR", "TND"})
@@ -18,13 +21,36 @@ def major(minor: int, currency: str) -> str:
     return str(Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places))) if places else str(minor)
 
 
+# Digits, one decimal separator, a few decimals: read as text, never through Decimal, whose free
+# exponent ("1e999990") would cost seconds of work.
+_AMOUNT = re.compile(r"([+-]?)([0-9]{1,16})(?:[.,]([0-9]{1,6}))?")
+
+
 def to_minor(text: str, currency: str) -> int | None:
-    """A typed amount ("49.90" or "49,90") in minor units; None when it is not an exact amount."""
-    try:
-        value = Decimal(text.strip().replace(",", "."))
-    except InvalidOperation:
+    """A typed amount ("49.90" or "49,90") in minor units; None when it is not an exact amount
+    in the currency's decimals (trailing zeros allowed), or beyond what the platform stores."""
+    match = _AMOUNT.fullmatch(text.strip())
+    if match is None:
         return None
-    if not value.is_finite():
-        return None
-    minor = value.scaleb(exponent(currency))
-    return int(minor) if minor == minor.to_integral_value() else None
+    sign, whole, decimals = match.groups()
+    places = exponent(currency)
+    decimals = decimals or ""
+    if decimals[places:].strip("0"):
+        return None  # a fraction of the smallest unit
+    minor = int(whole) * 10**places + int(decimals[:places].ljust(places, "0") or "0")
+    minor = -minor if sign == "-" else minor
+    return minor if abs(minor) <= MONEY_MAX else None
+
+
+def apportion(amount: int, weights: list[int]) -> list[int]:
+    """``amount`` shared in proportion to ``weights``, in whole minor units that add up to it
+    exactly: each share rounded down, and the units left over given to the largest remainders
+    (the first of equal ones). Zero weights get nothing; with no weight at all, nothing is shared."""
+    total = sum(weights)
+    if amount == 0 or total <= 0:
+        return [0] * len(weights)
+    shares = [amount * weight // total for weight in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    for i in remainders[:amount - sum(shares)]:
+        shares[i] += 1
+    return shares

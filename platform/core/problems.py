@@ -133,9 +133,36 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return handle_problem(request, problem)
 
 
+def _refused_value(exc: BaseException) -> BaseException | None:
+    """A value from the request that the database refused (a number out of a column's range, a
+    character text can't hold) or that the driver could not encode, wherever it sits in the
+    exception's chain. Other data errors (a value too long for its column) are our own mistakes."""
+    import asyncpg
+
+    refusals = (asyncpg.NumericValueOutOfRangeError, asyncpg.CharacterNotInRepertoireError,
+                asyncpg.UntranslatableCharacterError, UnicodeEncodeError)
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        # The driver's own refusal to encode an argument is the DataError class itself.
+        if isinstance(seen, refusals) or type(seen) is asyncpg.DataError:
+            return seen
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     from core.logging import loggable_path
 
+    refused = _refused_value(exc)
+    if refused is not None:
+        # A value no validation caught and the database refused: the request's transaction is
+        # rolled back, so the answer is the caller's error, not ours (logged, to add the check).
+        log.warning("request.value_refused", path=loggable_path(request.url.path), error=str(refused)[:300])
+        return handle_problem(request, ProblemError(
+            422, "Invalid request", "A value in the request can't be stored: a number too large, or text with "
+            "characters that aren't allowed. Nothing was changed."))
     log.exception("request.unhandled", path=loggable_path(request.url.path))
     return handle_problem(
         request,

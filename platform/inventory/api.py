@@ -13,6 +13,7 @@ from core.auth import Principal, signed_in
 from core.db import utcnow
 from core.deps import DEPS
 from core.idempotency import idempotent_create
+from core.params import PageSize
 from core.problems import ProblemError, invalid
 from inventory import availability, catalog, feeds, ledger, locations
 from inventory.guards import UPLOAD_LIMIT, manage_stock
@@ -78,7 +79,7 @@ class InventoryApiController(Controller):
 
     @get("/products", summary="Search the catalog")
     async def list_products(self, db: AsyncSession, principal: Principal, q: str = "", category: str = "",
-                            after: str | None = None, limit: int = 50) -> list[ProductOut]:
+                            after: str | None = None, limit: PageSize = 50) -> list[ProductOut]:
         limit = max(1, min(limit, 500))
         found = await catalog.search_products(db, principal, q=q, category=category, limit=limit, after=after)
         return [catalog.product_out(p) for p in found]
@@ -147,7 +148,7 @@ class InventoryApiController(Controller):
 
     @get("/inventory/movements", summary="The stock ledger, newest first")
     async def movements(self, db: AsyncSession, principal: Principal, sku: str | None = None,
-                        location: str | None = None, limit: int = 200) -> list[MovementOut]:
+                        location: str | None = None, limit: PageSize = 200) -> list[MovementOut]:
         product_id = (await catalog.product_by_sku(db, principal, sku)).id if sku else None
         location_id = (await locations.location_by_code(db, principal, location)).id if location else None
         rows = await availability.movements(db, principal, product_id=product_id, location_id=location_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import re
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
+from core.boundary import check_json
 from core.db import Prepared, utcnow
 from core.ids import uuid7
 from core.problems import ProblemError, not_found
@@ -60,19 +61,55 @@ def decode_upload(content: bytes, *, limit: int = MAX_IMPORT_BYTES) -> str:
         raise ProblemError(413, "File too large",
                            f"The file is {len(content) / 1_048_576:.1f} MB; the limit is {limit // 1_048_576} MB.")
     try:
-        return content.decode("utf-8-sig")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ProblemError(422, "Bad encoding",
                            f"The file is not UTF-8 text (byte {exc.start} is not valid UTF-8). "
                            "Export it as UTF-8 CSV or JSON.") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ProblemError(422, "Not text", f"Line {line} contains a NUL character: the file is not a CSV or JSON "
+                                            "text file (is it a spreadsheet? export it as CSV).")
+    # Line endings of any system: a CR alone (old Mac exports) is a line break too.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def csv_rows(rows: Any) -> Any:
+    """The rows of a csv reader (or what a callable reads from it), with the module's errors (a
+    field longer than it allows, a stray quote) as a refusal naming the line."""
+    if callable(rows):
+        try:
+            return rows()
+        except csv.Error as exc:
+            raise ProblemError(422, "Invalid CSV", f"Line 1: {exc}.") from None
+    return _checked_rows(rows)
+
+
+def _checked_rows(reader: Any) -> Any:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ProblemError(422, "Invalid CSV", f"Line {reader.line_num}: {exc}.") from None
+        yield row
+
+
+def _offset(error: msgspec.DecodeError) -> int:
+    found = re.search(r"\(byte (\d+)\)", str(error))
+    return int(found.group(1)) if found else 0
 
 
 def json_items(text: str, key: str, *, what: str, example: str) -> list[Any]:
     """The list in a JSON upload: the document itself, or the list under ``key``."""
+    content = text.encode()
+    check_json(content, what="file")  # nesting and text, as for a request's body
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProblemError(422, "Invalid JSON", f"Line {exc.lineno}, column {exc.colno}: {exc.msg}.") from None
+        data = msgspec.json.decode(content)
+    except msgspec.DecodeError as exc:  # strict JSON: no NaN, no unpaired surrogate
+        line = text.count("\n", 0, _offset(exc)) + 1
+        raise ProblemError(422, "Invalid JSON", f"Line {line}: {exc}.") from None
     items = data.get(key) if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise ProblemError(422, f"Invalid {what}", f"Send {example}.")
@@ -92,7 +129,7 @@ def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
                 parsed.errors.append(RowError(number, _path_column(str(exc)), str(exc)))
     else:
         reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in (reader.fieldnames or [])]
+        header = [h.strip() for h in (csv_rows(lambda: reader.fieldnames) or [])]
         missing = [c for c in CATALOG_COLUMNS if c not in header]
         unknown = [c for c in header if c not in CATALOG_COLUMNS + OPTIONAL_COLUMNS and not c.startswith("attr:")]
         if missing or unknown:
@@ -104,7 +141,7 @@ def parse_catalog(content: bytes, content_format: str) -> ParsedCatalog:
             raise ProblemError(422, "Wrong header", "The CSV header is wrong: " + "; ".join(detail) +
                                f". Expected {', '.join(CATALOG_COLUMNS)} and optionally "
                                f"{', '.join(OPTIONAL_COLUMNS)} and attr:<name> columns.")
-        for number, raw in enumerate(reader, start=2):
+        for number, raw in enumerate(csv_rows(reader), start=2):
             row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
             item: dict[str, Any] = {"sku": row["sku"], "name": row["name"]}
             try:

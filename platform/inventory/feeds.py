@@ -28,7 +28,7 @@ from core.db import utcnow
 from core.ids import uuid7
 from core.outbox import enqueue
 from core.problems import ProblemError, not_found
-from inventory.catalog import RowError, decode_upload, json_items
+from inventory.catalog import RowError, csv_rows, decode_upload, json_items
 from inventory.models import InventoryFeed, InventoryLevel, Location, Product, StockException
 from inventory.schemas import MAX_QUANTITY
 
@@ -71,11 +71,12 @@ def parse_rows(payload: bytes, content_format: str, kind: str) -> tuple[list[Fee
             raw_rows.append((number, item["sku"], item["location"], item["quantity"]))
     elif content_format == "csv":
         reader = csv.reader(io.StringIO(text))
-        header = [h.strip().lower() for h in next(reader, [])]
+        lines = csv_rows(reader)
+        header = [h.strip().lower() for h in next(lines, [])]
         if header != FEED_COLUMNS:
             raise ProblemError(422, "Wrong header",
                                f"The first line must be exactly: {','.join(FEED_COLUMNS)} (found: {','.join(header)}).")
-        for number, cells in enumerate(reader, start=2):
+        for number, cells in enumerate(lines, start=2):
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) != 3:

@@ -15,6 +15,7 @@ from sqlalchemy import case, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import validation
 from core.auth import Principal
 from core.problems import ProblemError, invalid, not_found
 from inventory.models import Location
@@ -28,10 +29,8 @@ def check_location(data: LocationIn) -> dict[str, str]:
     errors: dict[str, str] = {}
     if pycountry.countries.get(alpha_2=data.country.upper()) is None:
         errors["country"] = f"Unknown country {data.country!r}: use a two-letter ISO code."
-    try:
-        zoneinfo.ZoneInfo(data.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        errors["timezone"] = f"Unknown time zone {data.timezone!r}: use an IANA name such as Europe/Paris."
+    if problem := validation.check_timezone(data.timezone):  # "Europe" is a folder, not a zone
+        errors["timezone"] = problem
     if (data.latitude is None) != (data.longitude is None):
         errors["latitude"] = "Give both latitude and longitude, or neither."
     for day, ranges in data.opening_hours.items():

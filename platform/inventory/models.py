@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, TenantScoped, utcnow
+from core.db import MONEY_COLUMN, Base, TenantScoped, utcnow
 
 
 def _product_and_location() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]:
@@ -59,7 +59,7 @@ class Location(TenantScoped, Base):
     receives_transfers: Mapped[bool] = mapped_column(default=False)
     accepts_returns: Mapped[bool] = mapped_column(default=False)
     daily_capacity: Mapped[int | None]
-    shipping_cost_minor: Mapped[int | None]  # what one shipment from here costs, for routing sorts
+    shipping_cost_minor: Mapped[int | None] = mapped_column(MONEY_COLUMN)  # one shipment from here, for routing
     priority: Mapped[int] = mapped_column(default=100)
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
@@ -79,7 +79,7 @@ class Product(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(300))
     category: Mapped[str | None] = mapped_column(String(100))
     brand: Mapped[str | None] = mapped_column(String(100))
-    price_minor: Mapped[int]
+    price_minor: Mapped[int] = mapped_column(MONEY_COLUMN)
     currency: Mapped[str] = mapped_column(String(3))
     weight_grams: Mapped[int | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import MERCHANDISERS, Principal, signed_in
 from core.db import get_database
 from core.deps import DEPS
+from core.forms import parse_float, parse_int
 from core.pages import NOTICES, form_data, form_errors, page, redirect
 from core.problems import ProblemError, invalid
 from core.sessions import hand_over_once, take_once
@@ -55,10 +56,13 @@ def _location_from_form(data: dict[str, str], timezone: str, country: str) -> Lo
         if value in ("", "None"):
             raw.pop(number_field, None)
             continue
-        try:
-            raw[number_field] = float(value) if number_field in ("latitude", "longitude") else int(value)
-        except ValueError:
-            errors[number_field] = f"{value!r} is not a number."
+        bound = {"latitude": 90.0, "longitude": 180.0}.get(number_field)
+        number = parse_float(value, lo=-bound, hi=bound) if bound else parse_int(value)
+        if number is None:
+            errors[number_field] = f"{value[:20]!r} is not a number" + (
+                f" (a {number_field} is between -{bound:g} and {bound:g})." if bound else " (a whole one).")
+        else:
+            raw[number_field] = number
     hours: dict[str, list[list[str]]] = {}
     for day in locations.DAYS:
         opens, closes = data.get(f"open_{day}", "").strip(), data.get(f"close_{day}", "").strip()

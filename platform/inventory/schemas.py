@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from core.limits import QUANTITY_MAX, Money
+
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
 # Stock figures are 32-bit in the database; a billion units anywhere is a typo, not stock.
-MAX_QUANTITY = 1_000_000_000
+MAX_QUANTITY = QUANTITY_MAX
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
 Quantity = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 
@@ -20,7 +22,7 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     kind: Literal["warehouse", "store", "marketplace"]
     country: Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
-    timezone: str
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     address_line1: Annotated[str, msgspec.Meta(max_length=200)] = ""
     city: Annotated[str, msgspec.Meta(max_length=100)] = ""
     postcode: Annotated[str, msgspec.Meta(max_length=20)] = ""
@@ -33,7 +35,7 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     receives_transfers: bool = False
     accepts_returns: bool = False
     daily_capacity: NonNegative | None = None
-    shipping_cost_minor: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | None = None
+    shipping_cost_minor: Money | None = None
     priority: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 100
     tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=50)]], msgspec.Meta(max_length=50)] = []
     status: Literal["active", "paused"] = "active"
@@ -47,10 +49,10 @@ class LocationOut(LocationIn, kw_only=True):
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: Code
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-    price_minor: Annotated[int, msgspec.Meta(ge=0, le=2_000_000_000)]
+    price_minor: Money
     category: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     brand: Annotated[str, msgspec.Meta(max_length=100)] | None = None
-    currency: Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{3}$")] | None = None
+    currency: Annotated[str, msgspec.Meta(max_length=3, pattern="^[A-Za-z]{3}$")] | None = None
     weight_grams: NonNegative | None = None
     attributes: dict[str, Any] = {}
     status: Literal["active", "inactive"] = "active"
@@ -130,17 +132,20 @@ class MovementOut(msgspec.Struct):
     created_at: datetime
 
 
+Ref = Annotated[str, msgspec.Meta(max_length=64)]  # a SKU or location code to look up
+
+
 class AdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
-    sku: str
-    location: str
+    sku: Ref
+    location: Ref
     quantity: Quantity
     reason: Literal["receipt", "adjustment", "damage", "count", "return"] = "adjustment"
     reference: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 class SafetyStockIn(msgspec.Struct, forbid_unknown_fields=True):
-    sku: str
-    location: str
+    sku: Ref
+    location: Ref
     safety_stock: NonNegative
 
 

@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from core.auth import AuthMiddleware
+from core.boundary import InputGuard
 from core.db import close_database
 from core.logging import RequestLogMiddleware, configure_logging
 from core.problems import exception_handlers
@@ -59,7 +60,8 @@ def create_app() -> Litestar:
         route_handlers=route_handlers,
         # Rules can't import orders: the routing simulation they show is done there.
         dependencies={"routing_lab": Provide(lambda: LAB, sync_to_thread=False)},
-        middleware=[RequestLogMiddleware(), AuthMiddleware(principal_from_session, principal_from_api_key)],
+        middleware=[RequestLogMiddleware(), InputGuard(),
+                    AuthMiddleware(principal_from_session, principal_from_api_key)],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="__Host-oms_csrf" if secure else "oms_csrf",

@@ -21,6 +21,7 @@ from core.deps import DEPS, relay_if_pending
 from core.group_commit import NEXT_BATCH, GroupCommit, NextBatch
 from core.idempotency import WithStatus
 from core.pages import client_ip
+from core.params import PageSize
 from core.problems import ProblemError
 from orders import allocation, cancellation, capture, fulfilment, payments, queries, service_tasks
 from orders.guards import handle_fulfilments, take_orders
@@ -66,6 +67,7 @@ def order_out(detail: queries.OrderDetail, *, with_events: bool = True) -> Order
 def line_out(line: OrderLine) -> OrderLineOut:
     return OrderLineOut(line_no=line.line_no, sku=line.sku, name=line.name, quantity=line.quantity,
                         unit_price_minor=line.unit_price_minor, discount_minor=line.discount_minor,
+                        order_discount_minor=line.order_discount_minor,
                         allocated=line.qty_allocated, shipped=line.qty_shipped, cancelled=line.qty_cancelled,
                         returned=line.qty_returned)
 
@@ -184,7 +186,7 @@ class OrdersApiController(Controller):
     async def list_orders(self, db: AsyncSession, principal: Principal, status: str = "", channel: str = "",
                           location: str = "", delivery_mode: str = "", day_from: str = "", day_to: str = "",
                           q: str = "", payment_status: str = "", after: str | None = None,
-                          limit: int = 50) -> OrderPage:
+                          limit: PageSize = 50) -> OrderPage:
         filters = queries.filters_of(status, channel, location, delivery_mode, day_from, day_to, q, payment_status)
         orders, cursor = await queries.list_orders(db, principal, filters, after=after, limit=max(1, min(limit, 200)))
         return OrderPage(orders=[summary_out(o) for o in orders], next_cursor=cursor)
@@ -235,7 +237,8 @@ class ServiceTasksApiController(Controller):
 
     @get("/", summary="Customer-service tasks: open ones oldest first, resolved ones newest first")
     async def list_tasks(self, db: AsyncSession, principal: Principal, status: str = "open", kind: str = "",
-                         order_id: uuid.UUID | None = None, after: str | None = None, limit: int = 50) -> TaskPage:
+                         order_id: uuid.UUID | None = None, after: str | None = None,
+                         limit: PageSize = 50) -> TaskPage:
         rows, cursor = await service_tasks.listing(db, principal, status=status, kind=kind, order_id=order_id,
                                                    after=service_tasks.cursor_of(after), limit=limit)
         return TaskPage(tasks=[task_out(row) for row in rows], next_cursor=cursor)

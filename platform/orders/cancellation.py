@@ -42,7 +42,7 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     value = 0
     for line_no, quantity in wanted.items():
         line = order_lines[line_no]
-        value += payments.value_of(line, quantity)
+        value += payments.cancelled_value(line, quantity)
         take_open = min(allocation.open_quantity(line), quantity)
         remaining = quantity - take_open
         for held_line in [h for h in held if h.order_line_id == line.id]:

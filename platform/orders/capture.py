@@ -16,9 +16,10 @@ import pycountry
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import bulk, clock
+from core import bulk, clock, money, validation
 from core.auth import Principal
 from core.ids import uuid7
+from core.limits import LINE_QUANTITY_MAX, MONEY_MAX
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid
 from customers.service import CustomerRef, find_or_create_many
@@ -30,8 +31,8 @@ from orders.schemas import OrderIn
 from rules.fields import CHANNELS
 
 DELIVERY_MODES = ("ship", "pickup", "ship_to_store")
-MAX_QUANTITY = 1_000_000
-MAX_AMOUNT = 10**12
+MAX_QUANTITY = LINE_QUANTITY_MAX
+MAX_AMOUNT = MONEY_MAX
 
 
 def order_number(order_id: uuid.UUID) -> str:
@@ -85,6 +86,11 @@ def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, s
     for name, value in (("shipping_fee_minor", data.shipping_fee_minor), ("discount_minor", data.discount_minor)):
         if not 0 <= value <= MAX_AMOUNT:
             errors[name] = "Amounts are whole numbers of minor units, not negative."
+    if "discount_minor" not in errors and not any(key.startswith("lines") for key in errors) \
+            and data.discount_minor > subtotal:
+        # It is shared among the lines (their nets are what captures and refunds are made of).
+        errors["discount_minor"] = (f"The order discount ({data.discount_minor}) is more than the lines come to "
+                                    f"({subtotal}); to waive shipping, send a lower shipping fee.")
     expected = subtotal - data.discount_minor + data.shipping_fee_minor
     if not any(key.startswith("lines") for key in errors) and data.total_minor != expected:
         errors["total_minor"] = (f"The total doesn't add up: lines {subtotal} - discount {data.discount_minor} "
@@ -100,8 +106,9 @@ def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, s
             errors["payment.reference"] = "A Stripe payment needs its PaymentIntent id as the reference."
         elif data.payment.provider == "stripe" and not found.stripe_ready:
             errors["payment.provider"] = "Stripe payments need your Stripe account: see Settings → Payments."
-    if "@" not in data.customer.email:
-        errors["customer.email"] = f"{data.customer.email!r} is not an email address."
+    # One address, checked as invitations are: a value with commas would mail several people.
+    if problem := validation.check_email(data.customer.email)[1]:
+        errors["customer.email"] = problem
     if data.placed_at is not None and data.placed_at.tzinfo is None:
         errors["placed_at"] = "Give placed_at with its UTC offset."
     elif data.placed_at is not None and data.placed_at > clock.now() + timedelta(minutes=5):
@@ -258,12 +265,14 @@ def _record(session: AsyncSession, principal: Principal, data: OrderIn, order: O
     from orders.tasks import route_order
 
     lines = []
+    shares = money.apportion(data.discount_minor, [line.unit_price_minor * line.quantity - line.discount_minor
+                                                   for line in data.lines])
     for i, line in enumerate(data.lines):
         product = found.products[line.sku]
         row = {"tenant_id": principal.tenant_id, "id": uuid7(), "order_id": order.id, "line_no": i + 1,
                "sku": line.sku, "product_id": product.id, "name": product.name, "category": product.category,
                "quantity": line.quantity, "unit_price_minor": line.unit_price_minor,
-               "discount_minor": line.discount_minor}
+               "discount_minor": line.discount_minor, "order_discount_minor": shares[i]}
         bulk.defer(session, OrderLine, row)  # the batch's lines go in one INSERT
         lines.append(bulk.detached(OrderLine, row))
     lifecycle.record(session, order, "order.received", actor=principal.label, to_status="received",

@@ -59,8 +59,8 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
         if fulfilment.kind != "pickup":
             order_line.qty_shipped -= quantity
         order_line.qty_allocated -= quantity
+        value += payments.cancelled_value(order_line, quantity)
         order_line.qty_cancelled += quantity
-        value += payments.value_of(order_line, quantity)
     await session.flush()
     everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
         select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, TenantScoped, utcnow
+from core.db import MONEY_COLUMN, Base, TenantScoped, utcnow
 
 
 class Order(TenantScoped, Base):
@@ -60,10 +60,10 @@ class Order(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20), default="received")
     hold_reason: Mapped[str | None] = mapped_column(String(500))
     currency: Mapped[str] = mapped_column(String(3))
-    subtotal_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    shipping_fee_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    total_minor: Mapped[int]
+    subtotal_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    discount_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    shipping_fee_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    total_minor: Mapped[int] = mapped_column(MONEY_COLUMN)
     delivery_mode: Mapped[str] = mapped_column(String(20))  # ship | pickup | ship_to_store
     ship_name: Mapped[str | None] = mapped_column(String(200))
     ship_line1: Mapped[str | None] = mapped_column(String(200))
@@ -82,9 +82,11 @@ class Order(TenantScoped, Base):
     payment_method: Mapped[str | None] = mapped_column(String(40))
     payment_reference: Mapped[str | None] = mapped_column(String(200))
     payment_status: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
-    authorized_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    captured_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    authorized_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    captured_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    refunded_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    # Stripe captures that got a definite refusal: each retry goes under a new idempotency key.
+    capture_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     excluded_locations: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list,
                                                           server_default="{}")  # rejected by them
     routing_version: Mapped[int | None]
@@ -112,8 +114,12 @@ class OrderLine(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(300), default="", server_default="")
     category: Mapped[str | None] = mapped_column(String(100))
     quantity: Mapped[int]
-    unit_price_minor: Mapped[int]
-    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    unit_price_minor: Mapped[int] = mapped_column(MONEY_COLUMN)
+    discount_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    # The line's share of the order-level discount, apportioned at capture (largest remainder):
+    # what the customer pays for the line is its net, and every capture and refund is computed
+    # from line nets (``orders.payments.net_of``).
+    order_discount_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
     qty_allocated: Mapped[int] = mapped_column(default=0, server_default="0")
     qty_shipped: Mapped[int] = mapped_column(default=0, server_default="0")
     qty_cancelled: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -212,6 +218,7 @@ class Refund(TenantScoped, Base):
     provider: Mapped[str] = mapped_column(String(20))  # external | stripe
     reason: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(20))  # pending | sent (recorded, for external payments)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # definite refusals, as for captures
     created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

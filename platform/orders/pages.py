@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS
+from core.forms import parse_float, parse_int
+from core.limits import MONEY_MAX
 from core.pages import NOTICES, client_ip, form_errors, page, redirect, safe_next
 from core.problems import ProblemError, invalid
 from inventory import locations as inventory_locations
@@ -132,9 +134,10 @@ class OrdersPagesController(Controller):
         lines = []
         for key, value in form.items():
             if key.startswith("cancel_line_") and isinstance(value, str) and value.strip() not in ("", "0"):
-                if not value.strip().isdigit():
-                    raise invalid({key: f"{value!r} is not a number of units."})
-                lines.append((int(key.removeprefix("cancel_line_")), int(value)))
+                units, line_no = parse_int(value, lo=0), parse_int(key.removeprefix("cancel_line_"), lo=1)
+                if units is None or line_no is None:
+                    raise invalid({key: f"{value[:20]!r} is not a number of units."})
+                lines.append((line_no, units))
         reason = str(form.get("reason") or "")
         whole = form.get("whole") == "1"
         await cancellation.cancel(db, principal, order_id, lines=None if whole else lines, reason=reason)
@@ -221,7 +224,8 @@ class OrderSettingsPagesController(Controller):
         form = await request.form()
         raw = str(form.get("pickup_window_days") or "").strip()
         try:
-            days = int(raw) if raw.isascii() and raw.isdigit() else -1
+            days = parse_int(raw, lo=0)
+            days = -1 if days is None else days
             await tenants.set_pickup_window(db, principal, days, ip=client_ip(request))
         except ProblemError as problem:
             await db.rollback()
@@ -266,21 +270,24 @@ def _order_from_form(values: dict[str, str], principal: Principal) -> OrderIn:
         sku = values.get(f"line.{k}.sku", "").strip()
         if not sku:
             continue
-        quantity, price = values.get(f"line.{k}.quantity", "1").strip(), values.get(f"line.{k}.price", "").strip()
+        typed, price = values.get(f"line.{k}.quantity", "1").strip(), values.get(f"line.{k}.price", "").strip()
         minor = money.to_minor(price, principal.currency) if price else None
-        if not quantity.lstrip("-").isdigit():
-            errors[f"line.{k}.quantity"] = f"Line {k + 1}: {quantity!r} is not a whole number."
+        quantity = parse_int(typed)
+        if quantity is None:
+            errors[f"line.{k}.quantity"] = f"Line {k + 1}: {typed[:20]!r} is not a whole number."
             continue
         if minor is None:
             errors[f"line.{k}.price"] = f"Line {k + 1}: give the unit price, such as 19.99."
             continue
-        lines.append({"sku": sku, "quantity": int(quantity), "unit_price_minor": minor})
+        lines.append({"sku": sku, "quantity": quantity, "unit_price_minor": minor})
     shipping = money.to_minor(values.get("shipping_fee", "0") or "0", principal.currency)
     if shipping is None:
         errors["shipping_fee"] = "The shipping fee is an amount, such as 4.90."
     if errors:
         raise invalid(errors, detail=next(iter(errors.values())))
     total = sum(int(line["unit_price_minor"]) * int(line["quantity"]) for line in lines) + (shipping or 0)
+    if abs(total) > MONEY_MAX:
+        raise invalid({"line.0.quantity": "The order's total is more than can be recorded."})
     mode = values.get("mode", "ship")
     raw: dict[str, Any] = {
         "channel": values.get("channel", "phone"), "currency": principal.currency, "lines": lines,
@@ -295,13 +302,14 @@ def _order_from_form(values: dict[str, str], principal: Principal) -> OrderIn:
         address: dict[str, Any] = {"country": values.get("country", "").strip().upper()[:2] or "--"}
         for name in ("name", "line1", "city", "postcode"):
             address[name] = values.get(name, "").strip()
-        for name in ("latitude", "longitude"):
+        for name, bound in (("latitude", 90.0), ("longitude", 180.0)):
             text = values.get(name, "").strip()
             if text:
-                try:
-                    address[name] = float(text)
-                except ValueError:
-                    errors[name] = f"{text!r} is not a number."
+                number = parse_float(text, lo=-bound, hi=bound)
+                if number is None:
+                    errors[name] = f"{text[:20]!r} is not a number (a {name} is between -{bound:g} and {bound:g})."
+                else:
+                    address[name] = number
         raw["delivery"]["address"] = address
     else:
         raw["delivery"]["pickup_location"] = values.get("pickup_location", "").strip() or None

@@ -41,13 +41,26 @@ class PaymentFailed(Exception):
     """The provider refused for now: Dramatiq tries again with backoff."""
 
 
-def value_of(line: OrderLine, quantity: int) -> int:
-    """What ``quantity`` units of the line cost the customer, its discount shared per unit."""
-    return line.unit_price_minor * quantity - (line.discount_minor * quantity) // line.quantity
+def net_of(line: OrderLine) -> int:
+    """What the customer pays for the whole line: its price less its own discount and its share
+    of the order's."""
+    return line.unit_price_minor * line.quantity - line.discount_minor - line.order_discount_minor
+
+
+def value_of(line: OrderLine, units: int) -> int:
+    """What the first ``units`` units of the line cost the customer: the line's net shared per
+    unit, rounded down and counted cumulatively, so that all its units cost exactly its net."""
+    return net_of(line) * units // line.quantity
+
+
+def cancelled_value(line: OrderLine, units: int) -> int:
+    """What cancelling ``units`` more units of the line gives back (call before counting them as
+    cancelled): its value with them minus its value without."""
+    return value_of(line, line.qty_cancelled + units) - value_of(line, line.qty_cancelled)
 
 
 async def payable(session: AsyncSession, order: Order) -> int:
-    """What the order should cost in the end: its total less the units cancelled before shipping."""
+    """What the order should cost in the end: its total less what its cancelled units were worth."""
     lines = await session.scalars(select(OrderLine).where(OrderLine.tenant_id == order.tenant_id,
                                                           OrderLine.order_id == order.id))
     return order.total_minor - sum(value_of(line, line.qty_cancelled) for line in lines)
@@ -124,30 +137,51 @@ async def _locked(session: AsyncSession, tenant: uuid.UUID, order_id: str) -> Or
     return found
 
 
+def attempt_key(kind: str, item: str, attempt: int) -> str:
+    """The idempotency key of a Stripe request. Stripe answers a key with its first answer for
+    24 hours, refusals included, so a retry after a definite refusal goes under a new key (the
+    attempt's number); after no answer at all (the network), the same key again, which is safe
+    whether or not the first request reached Stripe. A success is recorded and never retried."""
+    return f"{kind}-{item}" if attempt == 0 else f"{kind}-{item}-{attempt}"
+
+
+def _definite(exc: stripe.StripeError) -> bool:
+    """Whether Stripe answered (and will answer the same key the same way) rather than the
+    request being lost on the way."""
+    return not isinstance(exc, stripe.APIConnectionError)
+
+
 @actor("payments.capture_stripe", queue="payments", max_retries=6, min_backoff_ms=10_000,
        max_backoff_ms=3_600_000)
 async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
     """Capture the order's PaymentIntent once: a captured order is left alone, and a second
-    delivery finds Stripe's own record of the capture (the idempotency key is the order's)."""
+    delivery finds Stripe's own record of the capture (see ``attempt_key``)."""
     tenant = uuid.UUID(tenant_id)
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
         if order is None or order.payment_status not in ("capture_pending", "capture_failed"):
             return
         amount = min(order.authorized_minor, await payable(session, order)) - order.captured_minor
-        key, reference = await stripe_key(session, tenant), order.payment_reference
+        if amount <= 0:  # everything left was cancelled: nothing to ask Stripe for
+            order.payment_status = "captured" if order.captured_minor else "none"
+            lifecycle.record(session, order, "payment.nothing_to_capture", actor=ACTOR,
+                             reason="nothing left to capture: the order's remaining units were cancelled")
+            await service_tasks.close_if_open(session, order, "payment_capture_failed", "nothing left to capture",
+                                              actor=ACTOR)
+            return
+        key, reference, attempt = await stripe_key(session, tenant), order.payment_reference, order.capture_attempts
     error: str | None = None
-    retry = True
+    retry, refused = True, False
     if not key:
         error, retry = "no Stripe account is set up under Settings → Payments", False
     else:
         try:
             await asyncio.to_thread(_call, stripe.PaymentIntent.capture, reference, amount_to_capture=amount,
-                                    api_key=key, idempotency_key=f"capture-{order_id}")
+                                    api_key=key, idempotency_key=attempt_key("capture", order_id, attempt))
         except stripe.InvalidRequestError as exc:
-            error, retry = f"Stripe refused the capture: {exc.user_message or exc}", False
+            error, retry, refused = f"Stripe refused the capture: {exc.user_message or exc}", False, True
         except stripe.StripeError as exc:
-            error = f"Stripe: {exc.user_message or exc}"
+            error, refused = f"Stripe: {exc.user_message or exc}", _definite(exc)
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
         if order is None or order.payment_status not in ("capture_pending", "capture_failed"):
@@ -157,6 +191,8 @@ async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
             await service_tasks.close_if_open(session, order, "payment_capture_failed",
                                               "captured on a later attempt", actor=ACTOR)
             return
+        if refused:
+            order.capture_attempts += 1
         order.payment_status = "capture_failed"
         lifecycle.record(session, order, "payment.capture_failed", actor=ACTOR, amount_minor=amount,
                          reason=f"{error}: customer service to follow up"
@@ -182,17 +218,21 @@ async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, r
         if row is None or row.status != "pending":
             return
         order = await session.scalar(select(Order).where(Order.tenant_id == tenant, Order.id == row.order_id))
-        if order is None:
+        if order is None or row.amount_minor <= 0:
             return
-        key, reference = await stripe_key(session, tenant), order.payment_reference
+        key, reference, attempt, amount_minor = (await stripe_key(session, tenant), order.payment_reference,
+                                                 row.attempts, row.amount_minor)
     try:
         if not key:
             raise stripe.AuthenticationError("no Stripe account is set up under Settings → Payments")
         await asyncio.to_thread(_call, stripe.Refund.create, payment_intent=reference, amount=amount_minor,
-                                api_key=key, idempotency_key=f"refund-{refund_id}")
+                                api_key=key, idempotency_key=attempt_key("refund", refund_id, attempt))
     except stripe.StripeError as exc:
         async with get_database().transaction(tenant_id=tenant) as session:
             order = await _locked(session, tenant, order_id)
+            row = await _refund(session, tenant, refund_id, lock=True)
+            if row is not None and _definite(exc):
+                row.attempts += 1
             if order is not None:
                 lifecycle.record(session, order, "payment.refund_failed", actor=ACTOR, amount_minor=amount_minor,
                                  reason=f"Stripe: {exc.user_message or exc}: customer service to follow up")

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from core.limits import Int32, SignedMoney
+
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 
 
@@ -33,19 +35,19 @@ class CustomerIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    quantity: int
-    unit_price_minor: int
-    discount_minor: int = 0
+    quantity: Int32
+    unit_price_minor: SignedMoney
+    discount_minor: SignedMoney = 0
 
 
 class DeliveryIn(msgspec.Struct, forbid_unknown_fields=True):
-    mode: str  # ship | pickup (click & collect) | ship_to_store
+    mode: Annotated[str, msgspec.Meta(max_length=20)]  # ship | pickup (click & collect) | ship_to_store
     address: AddressIn | None = None
     pickup_location: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
-    authorized_minor: int
+    authorized_minor: SignedMoney
     provider: Literal["external", "stripe"] = "external"
     method: Annotated[str, msgspec.Meta(max_length=40)] = "card"
     reference: Annotated[str, msgspec.Meta(max_length=200)] | None = None
@@ -57,10 +59,10 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: Annotated[list[OrderLineIn], msgspec.Meta(max_length=500)]
     customer: CustomerIn
     delivery: DeliveryIn
-    total_minor: int
+    total_minor: SignedMoney
     external_number: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
-    shipping_fee_minor: int = 0
-    discount_minor: int = 0
+    shipping_fee_minor: SignedMoney = 0
+    discount_minor: SignedMoney = 0
     payment: PaymentIn | None = None
     placed_at: datetime | None = None
 
@@ -72,6 +74,7 @@ class OrderLineOut(msgspec.Struct):
     quantity: int
     unit_price_minor: int
     discount_minor: int
+    order_discount_minor: int  # the line's share of the order's discount
     allocated: int
     shipped: int
     cancelled: int
@@ -155,12 +158,12 @@ class OrderPage(msgspec.Struct):
 
 class CancelIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
-    lines: list[CancelLineIn] | None = None  # none: the whole order
+    lines: Annotated[list[CancelLineIn], msgspec.Meta(max_length=500)] | None = None  # none: the whole order
 
 
 class CancelLineIn(msgspec.Struct, forbid_unknown_fields=True):
-    line_no: int
-    quantity: int
+    line_no: Int32
+    quantity: Int32
 
 
 class FulfilmentActionIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -195,7 +198,7 @@ class ResolveIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OrderSettings(msgspec.Struct, forbid_unknown_fields=True):
-    pickup_window_days: int
+    pickup_window_days: Int32
 
 
 class StripeAccountIn(msgspec.Struct, forbid_unknown_fields=True):

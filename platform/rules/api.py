@@ -16,6 +16,7 @@ from core.auth import MERCHANDISERS, Principal, requires, signed_in
 from core.deps import DEPS
 from core.idempotency import idempotent_create
 from core.pages import client_ip
+from core.params import NumberParam
 from core.problems import invalid
 from rules import fields, routing, schedule, service
 from rules.lab import RoutingLab
@@ -115,7 +116,7 @@ class RulesApiController(Controller):
         return [version_out(v, all_versions, principal.timezone) for v in all_versions]
 
     @get("/rule-sets/routing/versions/{number:int}", summary="A published version with its document")
-    async def get_version(self, db: AsyncSession, principal: Principal, number: int) -> dict[str, Any]:
+    async def get_version(self, db: AsyncSession, principal: Principal, number: NumberParam) -> dict[str, Any]:
         rule_set, all_versions, _ = await service.overview(db, principal)
         return version_out(await service.version(db, rule_set, number), all_versions, principal.timezone,
                            document=True)
@@ -137,7 +138,7 @@ class RulesApiController(Controller):
     @post("/rule-sets/routing/versions/{number:int}/withdraw", summary="Withdraw a scheduled version",
           guards=[manage_rules], status_code=200)
     async def withdraw(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                       number: int) -> dict[str, Any]:
+                       number: NumberParam) -> dict[str, Any]:
         withdrawn = await service.withdraw(db, principal, number, ip=client_ip(request))
         _, all_versions, _ = await service.overview(db, principal)
         return version_out(withdrawn, all_versions, principal.timezone)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core import money
+from core.forms import parse_float, parse_int
 from rules.conditions import Problem
 from rules.fields import FIELDS, OPERATORS, static_choices
 from rules.routing import FILTERS, SORTS, TERMINAL, new_rule
@@ -163,10 +164,8 @@ def _scalar(field_key: str, text: str, currency: str) -> Any:
     kind = FIELDS[field_key].type
     text = text.strip()
     if kind == "integer":
-        try:
-            return int(text)
-        except ValueError:
-            return text
+        number = parse_int(text)
+        return text if number is None else number
     if kind == "money":
         return to_minor(text, currency)
     return text
@@ -220,13 +219,11 @@ def _number(text: str | None, default: Any) -> Any:
     if text is None:
         return default
     text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
+    whole = parse_int(text)
+    if whole is not None:
+        return whole
+    number = parse_float(text, lo=-1e12, hi=1e12)
+    return text if number is None else number
 
 
 def _read_effect(rule: dict[str, Any], i: int, get: Getter, getall: GetAll, currency: str) -> None:

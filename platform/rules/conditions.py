@@ -18,6 +18,8 @@ from rules.facts import LineFacts, Moment, OrderFacts
 from rules.fields import FIELDS, OPERATORS, Field, allowed_values
 
 MAX_LIST = 1000
+MAX_DEPTH = 8  # groups inside groups: deeper than any person builds, and safe to recurse through
+MAX_NODES = 500  # groups and conditions in one rule's tree
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -182,6 +184,9 @@ def _describe(row: str, node: Any) -> str:
 def validate(node: Any, path: str = "when", row: str = "") -> list[Problem]:
     """Every problem in a condition tree. ``row`` numbers nodes as the builder shows them
     ("2.1" is the first row inside the second)."""
+    # The whole tree (no row yet): its size first, without recursing into it.
+    if not row and (problem := _too_big(node, path)):
+        return [problem]
     if not isinstance(node, dict):
         return [Problem(path, f"{_describe(row or '1', node)}: a condition is an object with all, any, not "
                               f"or field")]
@@ -221,6 +226,24 @@ def validate(node: Any, path: str = "when", row: str = "") -> list[Problem]:
     except ValueError as error:
         return [Problem(f"{path}.value", f"{where}: the value {error}")]
     return []
+
+
+def _too_big(root: Any, path: str) -> Problem | None:
+    stack, nodes = [(root, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            return Problem(path, f"Conditions are nested more than {MAX_DEPTH} levels deep: simplify the groups")
+        if nodes > MAX_NODES:
+            return Problem(path, f"More than {MAX_NODES} conditions and groups in one rule: split it")
+        if isinstance(node, dict):
+            for key in ("all", "any"):
+                if isinstance(node.get(key), list):
+                    stack += [(child, depth + 1) for child in node[key]]
+            if "not" in node:
+                stack.append((node["not"], depth + 1))
+    return None
 
 
 # --- compilation and explanation ------------------------------------------------------------

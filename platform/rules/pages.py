@@ -13,10 +13,13 @@ from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import clock
+from core import clock, money
 from core.auth import MERCHANDISERS, Principal, requires, signed_in
 from core.deps import DEPS
+from core.forms import parse_float, parse_int
+from core.limits import LINE_QUANTITY_MAX
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect
+from core.params import NumberParam, OptionalNumberParam
 from core.problems import ProblemError, invalid
 from rules import builder, conditions, fields, routing, schedule, service
 from rules.lab import BuilderChoices, RoutingLab
@@ -95,11 +98,11 @@ def _sample_from_form(form: Any, principal: Principal) -> SampleOrder:
         sku = (form.get(f"line.{k}.sku") or "").strip()
         if not sku:
             continue
-        quantity = (form.get(f"line.{k}.quantity") or "1").strip()
-        if not quantity.isdigit() or int(quantity) < 1:
+        quantity = parse_int(form.get(f"line.{k}.quantity") or "1", lo=1, hi=LINE_QUANTITY_MAX)
+        if quantity is None:
             errors[f"line.{k}.quantity"] = f"Line {k + 1}: the quantity is a whole number from 1."
             continue
-        lines.append({"sku": sku, "quantity": int(quantity)})
+        lines.append({"sku": sku, "quantity": quantity})
     if not lines:
         errors["line.0.sku"] = "Add at least one line: a SKU and a quantity."
     raw: dict[str, Any] = {"lines": lines, "channel": form.get("channel") or "web",
@@ -109,18 +112,26 @@ def _sample_from_form(form: Any, principal: Principal) -> SampleOrder:
     for name in ("country", "postcode", "pickup_location"):
         if (form.get(name) or "").strip():
             raw[name] = form.get(name).strip()
-    for name, kind in (("latitude", float), ("longitude", float), ("customer_orders_count", int)):
+    for name, bound in (("latitude", 90.0), ("longitude", 180.0)):
         text = (form.get(name) or "").strip()
         if text:
-            try:
-                raw[name] = kind(text)
-            except ValueError:
-                errors[name] = f"{text!r} is not a number."
+            number = parse_float(text, lo=-bound, hi=bound)
+            if number is None:
+                errors[name] = f"{text[:20]!r} is not a number (a {name} is between -{bound:g} and {bound:g})."
+            else:
+                raw[name] = number
+    text = (form.get("customer_orders_count") or "").strip()
+    if text:
+        count = parse_int(text, lo=0)
+        if count is None:
+            errors["customer_orders_count"] = f"{text[:20]!r} is not a number of orders."
+        else:
+            raw["customer_orders_count"] = count
     total = (form.get("total") or "").strip()
     if total:
-        minor = builder.to_minor(total, principal.currency)
-        if isinstance(minor, str) or minor < 0:
-            errors["total"] = f"{total!r} is not an amount."
+        minor = money.to_minor(total, principal.currency)
+        if minor is None or minor < 0:
+            errors["total"] = f"{total[:20]!r} is not an amount."
         else:
             raw["total_minor"] = minor
     day = (form.get("day") or "").strip()
@@ -182,7 +193,7 @@ class RulesPagesController(Controller):
         edited: tuple[list[dict[str, Any]], str] | None = (rules, otherwise)
         try:
             rule_set = await service.save_draft(db, principal, document,
-                                                revision=int(revision) if revision and revision.isdigit() else None)
+                                                revision=parse_int(revision, lo=1))
         except ProblemError as problem:
             if problem.status != 409:
                 raise
@@ -214,8 +225,8 @@ class RulesPagesController(Controller):
     async def replay(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                      routing_lab: RoutingLab) -> Template:
         data = await form_data(request)
-        days = int(data["days"]) if data.get("days", "").isdigit() else 7
-        limit = int(data["limit"]) if data.get("limit", "").isdigit() else 1000
+        days = parse_int(data.get("days"), lo=1, hi=MAX_REPLAY_DAYS) or 7
+        limit = parse_int(data.get("limit"), lo=1, hi=MAX_REPLAY_ORDERS) or 1000
         try:
             result = await routing_lab.replay(db, principal, days=max(1, min(days, MAX_REPLAY_DAYS)),
                                               limit=max(1, min(limit, MAX_REPLAY_ORDERS)), traces=20)
@@ -228,7 +239,7 @@ class RulesPagesController(Controller):
 
     @get("/publish", guards=[manage_rules])
     async def publish_form(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                           source: int | None = None) -> Template:
+                           source: OptionalNumberParam = None) -> Template:
         rule_set, _, in_force = await service.overview(db, principal)
         document = rule_set.draft if source is None else (await service.version(db, rule_set, source)).document
         return page(request, "rules/publish.html", source=source, in_force=in_force,
@@ -239,7 +250,7 @@ class RulesPagesController(Controller):
     async def publish(self, request: Request[Any, Any, Any], db: AsyncSession,
                       principal: Principal) -> Template | Redirect:
         data = await form_data(request)
-        source = int(data["source"]) if data.get("source", "").isdigit() else None
+        source = parse_int(data.get("source"), lo=1)
         start: datetime | None = None
         try:
             if data.get("when") == "later":
@@ -264,7 +275,7 @@ class RulesPagesController(Controller):
 
     @get("/versions/{number:int}")
     async def version_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                           number: int) -> Template:
+                           number: NumberParam) -> Template:
         rule_set, all_versions, in_force = await service.overview(db, principal)
         found = await service.version(db, rule_set, number)
         return page(request, "rules/version.html", version=found, in_force=in_force,
@@ -276,12 +287,12 @@ class RulesPagesController(Controller):
 
     @post("/versions/{number:int}/withdraw", guards=[manage_rules])
     async def withdraw(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                       number: int) -> Redirect:
+                       number: NumberParam) -> Redirect:
         await service.withdraw(db, principal, number, ip=client_ip(request))
         return redirect("/app/rules", done="withdrawn")
 
     @post("/versions/{number:int}/to-draft", guards=[manage_rules])
-    async def copy_to_draft(self, db: AsyncSession, principal: Principal, number: int) -> Redirect:
+    async def copy_to_draft(self, db: AsyncSession, principal: Principal, number: NumberParam) -> Redirect:
         rule_set = await service.routing_set(db, principal)
         found = await service.version(db, rule_set, number)
         await service.save_draft(db, principal, copy.deepcopy(found.document))

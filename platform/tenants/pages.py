@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import validation as v
 from core import webhooks
 from core.auth import Principal, admins_only, role_choices, signed_in
 from core.deps import DEPS, provide_db
@@ -27,7 +28,6 @@ from core.sessions import (
 )
 from core.throttle import clear_failures, take_attempt, within_rate
 from tenants import service
-from tenants import validation as v
 from tenants import webhooks as webhook_endpoints
 from tenants.auth import forget_api_keys
 from tenants.models import Role

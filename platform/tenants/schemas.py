@@ -33,8 +33,8 @@ class MemberOut(msgspec.Struct):
 
 
 class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
-    email: str
-    role: str = "read_only"
+    email: Annotated[str, msgspec.Meta(max_length=320)]
+    role: Annotated[str, msgspec.Meta(max_length=30)] = "read_only"
 
 
 class InvitationOut(msgspec.Struct):
@@ -58,4 +58,4 @@ class AuditEventOut(msgspec.Struct):
 class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
     url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
     description: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    events: list[str] = []  # empty: every event
+    events: Annotated[list[Annotated[str, msgspec.Meta(max_length=60)]], msgspec.Meta(max_length=50)] = []  # none: all

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import validation as v
 from core.auth import Principal, role_choices
 from core.db import set_scope, utcnow
 from core.mail import queue_mail
@@ -26,7 +27,6 @@ from core.security import (
     verify_password,
 )
 from core.settings import get_settings
-from tenants import validation as v
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, PasswordReset, Role, Tenant, User
 
 API_KEY_PREFIX = "oms"
