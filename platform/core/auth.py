@@ -23,6 +23,12 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from core.sessions import session_token
 
 ROLES = ("owner", "admin", "merchandiser", "customer_service", "marketing", "store_associate", "read_only")
+# What an API key may be, besides admin and read-only: a channel's order intake, a stock feed's
+# sender. Such a key reaches only the routes that name its role (``key_roles`` in their opt).
+KEY_ROLES = ("order_intake", "feed_intake")
+FOR_ORDER_KEYS: dict[str, object] = {"key_roles": ("order_intake",)}  # a route's opt: order-intake keys may
+FOR_FEED_KEYS: dict[str, object] = {"key_roles": ("feed_intake",)}
+FOR_EVERY_KEY: dict[str, object] = {"key_roles": KEY_ROLES}
 ADMINS = ("owner", "admin")
 MERCHANDISERS = ("owner", "admin", "merchandiser")  # locations, catalog, stock and rules
 
@@ -39,10 +45,17 @@ class Principal:
     user_name: str | None = None
     api_key_id: uuid.UUID | None = None
     session_token: str | None = None
+    # The locations a store associate works at (None: every location, for every other role).
+    locations: frozenset[str] | None = None
+    # The one channel an order-intake key takes orders for.
+    channel: str | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role in ADMINS
+
+    def works_at(self, location_code: str) -> bool:
+        return self.locations is None or location_code in self.locations
 
 
 SessionLoader = Callable[[str], Awaitable[Principal | None]]
@@ -94,12 +107,17 @@ def requires(*roles: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseR
     """Guard: signed in (or a valid key) and, when roles are given, one of them. Async although it
     never waits: Litestar runs a plain function guard in a worker thread, on every request."""
     allowed = frozenset(roles)
-    unknown = allowed - set(ROLES)
+    unknown = allowed - set(ROLES) - set(KEY_ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         principal = require_principal(connection)
+        if principal.role in KEY_ROLES:
+            # A narrow key reaches the routes made for it, whatever the controller allows.
+            if principal.role not in handler.opt.get("key_roles", ()):
+                raise PermissionDeniedException("This API key may not do this: see its role under Settings → API keys.")
+            return
         if allowed and principal.role not in allowed:
             raise PermissionDeniedException("Forbidden")
 

@@ -78,7 +78,8 @@ class KernelSettingsController(Controller):
         )
         if message is None:
             raise not_found("Message")
-        return page(request, "settings/mail_message.html", message=message, body=body_for_log(message))
+        return page(request, "settings/mail_message.html", message=message,
+                    body=body_for_log(message, principal))
 
     @get("/stuck-work")
     async def stuck_work(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:

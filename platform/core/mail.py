@@ -13,13 +13,14 @@ import re
 import smtplib
 import uuid
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import bulk
+from core.auth import Principal
 from core.ids import uuid7
 from core.models import MailMessage
 from core.settings import get_settings
@@ -77,13 +78,15 @@ def transport() -> Transport:
 
 
 async def queue_mail(
-    session: AsyncSession, *, tenant_id: uuid.UUID, to: str, subject: str, body: str, kind: str
+    session: AsyncSession, *, tenant_id: uuid.UUID, to: str, subject: str, body: str, kind: str,
+    sent_by: uuid.UUID | None = None, meta: dict[str, Any] | None = None,
 ) -> MailMessage:
+    """``sent_by`` and ``meta`` say who may read the mail's links in the log (``body_for_log``)."""
     from core.outbox import enqueue
     from core.tasks import send_mail
 
     row = {"tenant_id": tenant_id, "id": uuid7(), "to_address": to, "subject": subject, "body_text": body,
-           "kind": kind}
+           "kind": kind, "sent_by": sent_by, "meta": meta or {}}
     bulk.defer(session, MailMessage, row)  # one INSERT for all of a transaction's mails
     enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(row["id"]))
     return bulk.detached(MailMessage, row)
@@ -93,11 +96,16 @@ _RESET_LINK = re.compile(r"https?://\S+/reset-password/\S+")
 _INVITATION_LINK = re.compile(r"https?://\S+/invitations/\S+")
 
 
-def body_for_log(message: MailMessage) -> str:
-    """The text the tenant's mail log shows. A password-reset link is for its recipient only,
-    never for the company's admins. Invitation links stay visible while the log is the only
-    delivery (no SMTP), since that is how a fresh install hands them over."""
+def body_for_log(message: MailMessage, viewer: Principal) -> str:
+    """The text the company's mail log shows ``viewer``. A password-reset link is for its
+    recipient only, never for the company's admins. Without SMTP the log is how an invitation is
+    handed over, so its link shows, but only to who sent it and to owners: an admin reading
+    the link that makes someone else owner would take that role."""
     text = _RESET_LINK.sub("[reset link: sent to the recipient only]", message.body_text)
-    if get_settings().smtp_url:
+    invited = (message.meta or {}).get("role")
+    shown = not get_settings().smtp_url and (
+        viewer.role == "owner" or (viewer.user_id is not None and viewer.user_id == message.sent_by
+                                   and invited != "owner"))
+    if not shown:
         text = _INVITATION_LINK.sub("[invitation link: sent to the recipient only]", text)
     return text

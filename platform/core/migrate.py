@@ -29,7 +29,7 @@ async def _with_owner(settings: Settings, grant: bool) -> None:
                 await grant_app_role(conn, settings.app_db_role)
             else:
                 await ensure_app_role(conn, settings.app_db_role, settings.app_db_password,
-                                      settings.redrive_db_role)
+                                      settings.sweeper_db_role)
     finally:
         await engine.dispose()
 

@@ -23,6 +23,7 @@ class OutboxMessage(TenantScoped, Base):
     __tablename__ = "outbox_messages"
     __table_args__ = (
         Index("ix_outbox_messages_pending", "id", postgresql_where=text("sent_at IS NULL")),
+        Index("ix_outbox_messages_created", "created_at", postgresql_using="brin"),
     )
 
     actor_name: Mapped[str] = mapped_column(String(200))
@@ -84,6 +85,8 @@ class MailMessage(TenantScoped, Base):
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(50))
+    sent_by: Mapped[uuid.UUID | None]  # the user whose action sent it (an invitation's inviter)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | sent | failed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
@@ -95,7 +98,8 @@ class IdempotencyRecord(TenantScoped, Base):
     """The first response to a create sent with an ``Idempotency-Key``, kept for 24 hours."""
 
     __tablename__ = "idempotency_records"
-    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),
+                      Index("ix_idempotency_records_created", "created_at", postgresql_using="brin"))
 
     key: Mapped[str] = mapped_column(String(255))
     method: Mapped[str] = mapped_column(String(10))

@@ -7,8 +7,8 @@ it in its table (``pending``, waiting since ``since``) and how to send its actor
 scheduler's sweep, every ``SWEEP_EVERY``:
 
 1. asks, across companies, which ones have items pending for longer than the kind's threshold,
-   as a role that may read pending rows of every company and nothing else (``core.roles``),
-   through small partial indexes: idle companies cost nothing;
+   as the sweeper role (``core.sweeper``), through small partial indexes: idle companies cost
+   nothing;
 2. in each such company's own scope, takes the items no worker is processing (a worker holds
    its item's row locked, so ``FOR UPDATE SKIP LOCKED`` passes it by) and sends their actor
    again through the outbox, in the transaction that counts the re-drive in ``redrives``.
@@ -29,14 +29,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, FromClause, func, select, text, update
+from sqlalchemy import ColumnElement, FromClause, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
 from core.db import Database
 from core.ids import uuid7
 from core.models import Redrive
-from core.settings import get_settings
+from core.sweeper import companies_where
 
 log = structlog.get_logger(__name__)
 
@@ -115,11 +115,7 @@ async def _count(sent: dict[str, int], work: PendingWork, tenant_id: uuid.UUID, 
 
 async def companies_with_overdue(db: Database, work: PendingWork, cutoff: datetime) -> list[uuid.UUID]:
     """The companies with items of this kind waiting since before ``cutoff``."""
-    async with db.transaction() as session:
-        await session.execute(text(f'SET LOCAL ROLE "{get_settings().redrive_db_role}"'))
-        rows = await session.scalars(select(work.table.c.tenant_id).where(work.pending, work.since < cutoff)
-                                     .distinct())
-        return list(rows)
+    return await companies_where(db, work.table, work.pending, work.since < cutoff)
 
 
 async def _redrive(db: Database, work: PendingWork, tenant_id: uuid.UUID, now: datetime) -> int:

@@ -2,8 +2,9 @@
 
 Created by `oms migrate` with the owner's connection: LOGIN, NOSUPERUSER, NOBYPASSRLS, and
 owner of nothing, so row-level security always applies to it. With it, a role it may switch
-to for one transaction, and nothing else: the re-drive sweep's, which can only read the rows of
-pending work (granted and given a policy by the migrations that make those tables).
+to for one transaction, and nothing else: the scheduler's sweeper, which can only read a few
+columns of the rows of due work and delete what expired (granted and given policies by the
+migrations that make those tables).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-async def ensure_app_role(conn: AsyncConnection, role: str, password: str, redrive_role: str) -> None:
+async def ensure_app_role(conn: AsyncConnection, role: str, password: str, sweeper_role: str) -> None:
     ident = _quote_ident(role)
     exists = await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
     verb = "ALTER" if exists else "CREATE"
@@ -32,12 +33,12 @@ async def ensure_app_role(conn: AsyncConnection, role: str, password: str, redri
             f"PASSWORD {_quote_literal(password)}"
         )
     )
-    sweeper = _quote_ident(redrive_role)
-    exists = await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": redrive_role})
+    sweeper = _quote_ident(sweeper_role)
+    exists = await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": sweeper_role})
     verb = "ALTER" if exists else "CREATE"
     await conn.execute(text(f"{verb} ROLE {sweeper} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"))
-    # NOINHERIT above: the app role may SET ROLE to the sweep's for one transaction, but never
-    # has its privileges, nor its policies (which would show it every company's pending rows).
+    # NOINHERIT above: the app role may SET ROLE to the sweeper for one transaction, but never
+    # has its privileges, nor its policies (which would show it every company's due rows).
     # Granted anew, so that a grant made before keeps no inheritance either (PostgreSQL 16+
     # stores it per grant).
     await conn.execute(text(f"REVOKE {sweeper} FROM {ident}"))

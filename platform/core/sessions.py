@@ -115,15 +115,21 @@ def session_cookie(connection: ASGIConnection[Any, Any, Any, Any], token: str | 
 HAND_OVER_SECONDS = 300
 
 
+def _once_key(principal: Principal, what: str) -> str:
+    # The session, and the company and user it is for: a user of two companies who switches
+    # between preview and apply can't carry one company's file into the other.
+    assert principal.session_token
+    return key("once", what, sha256_hex(f"{principal.session_token}|{principal.tenant_id}|{principal.user_id}"))
+
+
 async def hand_over_once(principal: Principal, what: str, value: dict[str, str]) -> None:
-    """Keep a secret for the next page this session opens, and only that one."""
+    """Keep a secret for the next page this session opens in this company, and only that one."""
     if principal.session_token:
-        await get_redis().set(key("once", what, sha256_hex(principal.session_token)), json.dumps(value),
-                              ex=HAND_OVER_SECONDS)
+        await get_redis().set(_once_key(principal, what), json.dumps(value), ex=HAND_OVER_SECONDS)
 
 
 async def take_once(principal: Principal, what: str) -> dict[str, str] | None:
     if not principal.session_token:
         return None
-    raw = await get_redis().getdel(key("once", what, sha256_hex(principal.session_token)))
+    raw = await get_redis().getdel(_once_key(principal, what))
     return json.loads(raw) if raw else None

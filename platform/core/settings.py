@@ -70,10 +70,11 @@ class Settings:
         return to_async_url(self.database_url)
 
     @property
-    def redrive_db_role(self) -> str:
-        """The role the re-drive sweep takes to see which companies have work waiting (see
-        ``core.redrive``): no login, SELECT on the pending rows only."""
-        return f"{self.app_db_role}_redrive"
+    def sweeper_db_role(self) -> str:
+        """The role the scheduler's sweeps take for one transaction to learn which companies have
+        work due, and to purge what has expired (see ``core.sweeper``): no login, a few columns
+        of the due rows only."""
+        return f"{self.app_db_role}_sweeper"
 
     @property
     def app_url(self) -> URL:

@@ -7,10 +7,10 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, delete, select, update
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import bulk, redrive
+from core import bulk, redrive, sweeper
 from core.broker import actor, broker
 from core.db import Prepared, get_database, utcnow
 from core.mail import transport
@@ -76,29 +76,15 @@ _SENT = Prepared(update(MailMessage).where(
     .values(status="sent", sent_at=bindparam("now"), transport=bindparam("transport")))
 
 
-@actor("maintenance.purge_tenant", queue="maintenance")
-async def purge_expired(tenant_id: str) -> None:
+@periodic("maintenance.purge", every=timedelta(hours=1))
+async def purge_expired() -> None:
     """Forget idempotency records after 24 hours, relayed outbox rows and re-drives (but those
-    given up on) after 7 days."""
-    tenant = uuid.UUID(tenant_id)
-    now = utcnow()
-    async with get_database().transaction(tenant_id=tenant) as session:
-        await session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.tenant_id == tenant, IdempotencyRecord.created_at < now - timedelta(hours=24)
-            )
-        )
-        await session.execute(
-            delete(OutboxMessage).where(
-                OutboxMessage.tenant_id == tenant,
-                OutboxMessage.sent_at.is_not(None),
-                OutboxMessage.sent_at < now - timedelta(days=7),
-            )
-        )
-        await session.execute(
-            delete(Redrive).where(Redrive.tenant_id == tenant, Redrive.gave_up_at.is_(None),
-                                  Redrive.last_at < now - timedelta(days=7))
-        )
+    given up on) after 7 days: across companies, as the sweeper, so idle ones cost nothing."""
+    db, now = get_database(), utcnow()
+    await sweeper.purge(db, IdempotencyRecord.__table__, IdempotencyRecord.created_at < now - timedelta(hours=24))
+    await sweeper.purge(db, OutboxMessage.__table__, OutboxMessage.created_at < now - timedelta(days=7),
+                        OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at < now - timedelta(days=7))
+    await sweeper.purge(db, Redrive.__table__, Redrive.gave_up_at.is_(None), Redrive.last_at < now - timedelta(days=7))
 
 
 @periodic("redrive.sweep", every=redrive.SWEEP_EVERY)

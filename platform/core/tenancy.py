@@ -34,13 +34,22 @@ def rls_statements(table: str, *, also_readable_when: str | None = None,
     return statements
 
 
-def pending_readable_statements(table: str, pending: str, role: str) -> list[str]:
-    """Let the re-drive sweep's ``role`` read the ``pending`` rows of ``table`` in every company,
-    to learn which companies have work waiting too long (it then acts in each company's own
-    scope). The role may read nothing else and write nothing. The policy is the role's alone, so
-    the app role's queries are planned with the tenant policy only."""
-    return [
-        f'GRANT SELECT ON {table} TO "{role}"',
-        f"DROP POLICY IF EXISTS pending_for_redrive ON {table}",
-        f'CREATE POLICY pending_for_redrive ON {table} FOR SELECT TO "{role}" USING ({pending})',
+def sweeper_statements(table: str, role: str, *, columns: list[str], due: str, name: str = "due",
+                       deletable: str | None = None) -> list[str]:
+    """Let the scheduler's sweeper ``role`` read ``columns`` of the ``due`` rows of ``table`` in
+    every company, to learn which companies have work due (it then acts in each company's own
+    scope); and, with ``deletable``, delete the rows that have expired. Nothing else is readable
+    (no other row, no other column) or writable. The policies are the role's alone, so the app
+    role's queries are planned with the tenant policy only."""
+    statements = [
+        f'GRANT SELECT ({", ".join(columns)}) ON {table} TO "{role}"',
+        f"DROP POLICY IF EXISTS sweeper_{name} ON {table}",
+        f'CREATE POLICY sweeper_{name} ON {table} FOR SELECT TO "{role}" USING ({due})',
     ]
+    if deletable is not None:
+        statements += [
+            f'GRANT DELETE ON {table} TO "{role}"',
+            f"DROP POLICY IF EXISTS sweeper_{name}_delete ON {table}",
+            f'CREATE POLICY sweeper_{name}_delete ON {table} FOR DELETE TO "{role}" USING ({deletable})',
+        ]
+    return statements

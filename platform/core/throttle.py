@@ -47,3 +47,20 @@ async def within_rate(name: str, limit: int, window: int) -> bool:
     """A plain rate limit: False once ``name`` was used ``limit`` times in ``window`` seconds."""
     count, _ = await _count(key("rate", name), window)
     return count <= limit
+
+
+def network_of(ip: str | None) -> str | None:
+    """The network an address belongs to, as far as one person or machine usually has several
+    addresses: its /24 (IPv4) or /48 (IPv6). None for this machine itself (a developer, the
+    tests), which no throttle by network applies to."""
+    import ipaddress
+
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if address.is_loopback:
+        return None
+    return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 48}", strict=False))

@@ -10,6 +10,7 @@ keyed with the endpoint's secret, and ``OMS-Event`` / ``OMS-Delivery`` headers.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -20,7 +21,7 @@ import time
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from asyncpg import Record
@@ -100,23 +101,49 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(24)
 
 
-def check_url(url: str) -> str | None:
-    """Why this URL can't receive webhooks, or None. Addresses inside our own network are
-    refused (unless the platform allows them, for local development and tests)."""
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _public(address: Address) -> bool:
+    """Only the public internet: not private, loopback, link-local (169.254.169.254, a cloud's
+    metadata), shared (100.64.0.0/10), reserved or multicast, nor an IPv4 one mapped into IPv6."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def resolve(url: str) -> tuple[str | None, list[Address]]:
+    """Why this URL can't receive webhooks (or None), and the addresses its name resolved to,
+    without blocking the event loop. A name with any address inside a private network is
+    refused, unless the platform allows them (local development, tests)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "Give a full http(s) URL, such as https://example.com/oms-webhooks."
-    if get_settings().webhooks_allow_private:
-        return None
+        return "Give a full http(s) URL, such as https://example.com/oms-webhooks.", []
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except OSError:
-        return f"{parts.hostname} does not resolve."
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            return f"{parts.hostname} is a private address: webhooks go to the public internet."
-    return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError):
+        return f"{parts.hostname} does not resolve.", []
+    addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
+    if not get_settings().webhooks_allow_private and not all(_public(a) for a in addresses):
+        return f"{parts.hostname} is a private address: webhooks go to the public internet.", []
+    return None, addresses
+
+
+async def check_url(url: str) -> str | None:
+    return (await resolve(url))[0]
+
+
+def _pinned(url: str, address: Address) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The request to make to ``address`` itself (the one that was checked, so a name that
+    resolves elsewhere the second time can't redirect it), with the name as Host and, over TLS,
+    as the server name the certificate is checked against."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    named = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else netloc
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": named}, \
+        {"sni_hostname": parts.hostname} if parts.scheme == "https" and parts.hostname else {}
 
 
 @actor("webhooks.deliver", queue="webhooks", max_retries=MAX_ATTEMPTS - 1,
@@ -138,16 +165,17 @@ async def deliver(tenant_id: str, delivery_id: str) -> None:
         url, secret, payload, event_type = endpoint.url, endpoint.secret, delivery.payload, delivery.event_type
     body = json.dumps(payload, separators=(",", ":")).encode()
     status, error = None, None
-    problem = check_url(url)
+    problem, addresses = await resolve(url)
     if problem:
         error = problem
     else:
+        target, host, extensions = _pinned(url, addresses[0])
         headers = {"Content-Type": "application/json", "User-Agent": "OMS-Webhooks/1",
                    "OMS-Event": event_type, "OMS-Delivery": delivery_id,
-                   "OMS-Signature": sign(secret, int(time.time()), body)}
+                   "OMS-Signature": sign(secret, int(time.time()), body), **host}
         try:
             async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-                response = await client.post(url, content=body, headers=headers)
+                response = await client.post(target, content=body, headers=headers, extensions=extensions)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"

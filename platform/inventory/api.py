@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth import Principal, signed_in
+from core.auth import FOR_FEED_KEYS, FOR_ORDER_KEYS, Principal, signed_in
 from core.db import utcnow
 from core.deps import DEPS
 from core.idempotency import idempotent_create
@@ -77,7 +77,7 @@ class InventoryApiController(Controller):
         data = _decode(await request.body(), LocationIn)
         return locations.to_out(await locations.save_location(db, principal, data, location))
 
-    @get("/products", summary="Search the catalog")
+    @get("/products", summary="Search the catalog", opt=FOR_ORDER_KEYS)
     async def list_products(self, db: AsyncSession, principal: Principal, q: str = "", category: str = "",
                             after: str | None = None, limit: PageSize = 50) -> list[ProductOut]:
         limit = max(1, min(limit, 500))
@@ -109,7 +109,7 @@ class InventoryApiController(Controller):
 
         return await idempotent_create(request, db, principal, create, status_code=200)
 
-    @get("/products/{product_id:uuid}", summary="A product")
+    @get("/products/{product_id:uuid}", summary="A product", opt=FOR_ORDER_KEYS)
     async def get_product(self, db: AsyncSession, principal: Principal, product_id: uuid.UUID) -> ProductOut:
         return catalog.product_out(await catalog.get_product(db, principal, product_id))
 
@@ -159,7 +159,7 @@ class InventoryApiController(Controller):
                             created_at=m.created_at) for m, s, c in rows]
 
     @post("/inventory/feeds", summary="Send a stock feed (JSON, or CSV with ?feed_id=&kind=)",
-          guards=[manage_stock], status_code=202, request_max_body_size=UPLOAD_LIMIT)
+          guards=[manage_stock], status_code=202, request_max_body_size=UPLOAD_LIMIT, opt=FOR_FEED_KEYS)
     async def send_feed(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                         feed_id: str | None = None, kind: str | None = None) -> Response[FeedOut]:
         body = await request.body()
@@ -180,15 +180,15 @@ class InventoryApiController(Controller):
                                                 content_format=fmt, payload=payload, source="api")
         return Response(feed_out(feed), status_code=202 if created else 200)
 
-    @get("/inventory/feeds", summary="Recent feeds")
+    @get("/inventory/feeds", summary="Recent feeds", opt=FOR_FEED_KEYS)
     async def list_feeds(self, db: AsyncSession, principal: Principal) -> list[FeedOut]:
         return [feed_out(f) for f in await feeds.list_feeds(db, principal)]
 
-    @get("/inventory/feeds/{feed_uuid:uuid}", summary="A feed: status and errors")
+    @get("/inventory/feeds/{feed_uuid:uuid}", summary="A feed: status and errors", opt=FOR_FEED_KEYS)
     async def get_feed(self, db: AsyncSession, principal: Principal, feed_uuid: uuid.UUID) -> FeedOut:
         return feed_out(await feeds.get_feed(db, principal, feed_uuid))
 
-    @get("/availability", summary="Network and pickup availability of SKUs")
+    @get("/availability", summary="Network and pickup availability of SKUs", opt=FOR_ORDER_KEYS)
     async def availability(self, db: AsyncSession, principal: Principal, sku: list[str],
                            lat: float | None = None, lon: float | None = None, country: str | None = None,
                            location: str | None = None) -> list[SkuAvailability]:

@@ -31,6 +31,7 @@ def create_app() -> Litestar:
     from inventory import pages as inventory_pages
     from orders import api as orders_api
     from orders import pages as orders_pages
+    from orders.directory import DIRECTORY
     from orders.simulation import LAB
     from rules import api as rules_api
     from rules import pages as rules_pages
@@ -58,8 +59,9 @@ def create_app() -> Litestar:
     ]
     return Litestar(
         route_handlers=route_handlers,
-        # Rules can't import orders: the routing simulation they show is done there.
-        dependencies={"routing_lab": Provide(lambda: LAB, sync_to_thread=False)},
+        # Lower domains can't import higher ones: what they show of them is provided here.
+        dependencies={"routing_lab": Provide(lambda: LAB, sync_to_thread=False),
+                      "directory": Provide(lambda: DIRECTORY, sync_to_thread=False)},
         middleware=[RequestLogMiddleware(), InputGuard(),
                     AuthMiddleware(principal_from_session, principal_from_api_key)],
         csrf_config=CSRFConfig(

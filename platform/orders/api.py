@@ -15,7 +15,7 @@ from litestar.serialization import encode_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import idempotency
-from core.auth import Principal, admins_only, signed_in
+from core.auth import FOR_ORDER_KEYS, Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS, relay_if_pending
 from core.group_commit import NEXT_BATCH, GroupCommit, NextBatch
@@ -173,7 +173,7 @@ class OrdersApiController(Controller):
     dependencies = DEPS
 
     @post("/orders", summary="Capture an order (a resend of the channel's order number returns it)",
-          guards=[take_orders], status_code=201)
+          guards=[take_orders], status_code=201, opt=FOR_ORDER_KEYS)
     async def create_order(self, request: Request[Any, Any, Any], principal: Principal,
                            data: OrderIn) -> Response[Any]:
         # Grouped with the caller's concurrent captures, keyed or not: see _capture_batch.
@@ -182,7 +182,7 @@ class OrdersApiController(Controller):
         return Response(answer.body, status_code=answer.status_code, media_type="application/json",
                         headers={"Idempotent-Replayed": "true"} if answer.replayed else None)
 
-    @get("/orders", summary="Orders, newest first (keyset pages: pass next_cursor as after)")
+    @get("/orders", summary="Orders, newest first (keyset pages: pass next_cursor as after)", opt=FOR_ORDER_KEYS)
     async def list_orders(self, db: AsyncSession, principal: Principal, status: str = "", channel: str = "",
                           location: str = "", delivery_mode: str = "", day_from: str = "", day_to: str = "",
                           q: str = "", payment_status: str = "", after: str | None = None,
@@ -191,7 +191,8 @@ class OrdersApiController(Controller):
         orders, cursor = await queries.list_orders(db, principal, filters, after=after, limit=max(1, min(limit, 200)))
         return OrderPage(orders=[summary_out(o) for o in orders], next_cursor=cursor)
 
-    @get("/orders/{order_id:uuid}", summary="An order with its lines, fulfilments, timeline and routing trace")
+    @get("/orders/{order_id:uuid}", summary="An order with its lines, fulfilments, timeline and routing trace",
+         opt=FOR_ORDER_KEYS)
     async def get_order(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderOut:
         return order_out(await queries.order_detail(db, principal, order_id))
 

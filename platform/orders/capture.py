@@ -64,6 +64,8 @@ def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, s
     errors: dict[str, str] = {}
     if data.channel not in CHANNELS:
         errors["channel"] = f"Unknown channel {data.channel!r}: use one of {', '.join(CHANNELS)}."
+    elif principal.channel is not None and data.channel != principal.channel:
+        errors["channel"] = f"This API key sends {principal.channel} orders only."
     if data.currency != principal.currency:
         errors["currency"] = f"Orders are in {principal.currency}, the company's currency, not {data.currency}."
     if not data.lines:

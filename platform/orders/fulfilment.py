@@ -48,6 +48,8 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
     if action not in ACTIONS:
         raise not_found("Action")
     order, fulfilment = await locked(session, principal.tenant_id, fulfilment_id)
+    if not principal.works_at(fulfilment.location_code):  # a store associate acts at their own locations only
+        raise not_found("Fulfilment")
     target = ACTIONS[action]
     _check_kind(fulfilment, target)
     if (target == "collected" or (target == "shipped" and fulfilment.kind == "ship")) \

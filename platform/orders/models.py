@@ -51,6 +51,8 @@ class Order(TenantScoped, Base):
         # companies by the re-drive sweep.
         Index("ix_orders_pending_work", "tenant_id", "updated_at",
               postgresql_where=text("status IN ('received', 'backordered') OR payment_status = 'capture_pending'")),
+        Index("ix_orders_to_close", "tenant_id", "updated_at",
+              postgresql_where=text("status IN ('delivered', 'collected', 'shipped')")),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
     )
 
@@ -135,6 +137,8 @@ class Fulfilment(TenantScoped, Base):
         Index("ix_fulfilments_order", "tenant_id", "order_id"),
         Index("ix_fulfilments_queue", "tenant_id", "location_code", "status", "created_at"),
         Index("ix_fulfilments_location_day", "tenant_id", "location_code", "created_at"),
+        Index("ix_fulfilments_waiting_pickup", "tenant_id", "pickup_expires_at",
+              postgresql_where=text("status = 'ready_for_pickup'")),
     )
 
     order_id: Mapped[uuid.UUID]

@@ -21,7 +21,7 @@ from core.deps import DEPS
 from core.forms import parse_float, parse_int
 from core.limits import MONEY_MAX
 from core.pages import NOTICES, client_ip, form_errors, page, redirect, safe_next
-from core.problems import ProblemError, invalid
+from core.problems import ProblemError, invalid, not_found
 from inventory import locations as inventory_locations
 from orders import allocation, cancellation, capture, fulfilment, lifecycle, payments, queries, service_tasks
 from orders.guards import HANDLERS, TAKERS, handle_fulfilments, take_orders
@@ -151,7 +151,9 @@ class OrdersPagesController(Controller):
     @get("/fulfilments")
     async def fulfilment_queue(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                                location: str = "") -> Template:
-        locations = await inventory_locations.active(db, principal.tenant_id)
+        # A store associate sees their own locations' queues only (another's answers 404).
+        locations = [loc for loc in await inventory_locations.active(db, principal.tenant_id)
+                     if principal.works_at(loc.code)]
         code = location or (locations[0].code if locations else "")
         rows = await queries.queue(db, principal, code) if code else []
         template = "orders/_queue.html" if request.headers.get("HX-Request") == "true" else "orders/queue.html"
@@ -159,7 +161,9 @@ class OrdersPagesController(Controller):
                     can_handle=principal.role in HANDLERS)
 
     @get("/fulfilments/live")
-    async def queue_live(self, principal: Principal) -> ServerSentEvent:
+    async def queue_live(self, principal: Principal, location: str = "") -> ServerSentEvent:
+        if (location and not principal.works_at(location)) or (not location and principal.locations is not None):
+            raise not_found("Location")
         return _live(principal, None)
 
     @post("/fulfilments/{fulfilment_id:uuid}/{action:str}", guards=[handle_fulfilments])

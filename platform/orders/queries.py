@@ -44,8 +44,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise invalid({"after": "This page link is not valid: start again from the first page."}) from None
 
 
+def _in_reach(principal: Principal, stmt: Select[Order]) -> Select[Order]:
+    """The orders the principal may see: a store associate's, those with work or a pickup at
+    their locations; an order-intake key's, its channel's; everyone else's, all."""
+    if principal.locations is not None:
+        codes = sorted(principal.locations)
+        stmt = stmt.where(or_(Order.pickup_location_code.in_(codes), exists().where(
+            Fulfilment.tenant_id == Order.tenant_id, Fulfilment.order_id == Order.id,
+            Fulfilment.location_code.in_(codes))))
+    if principal.channel is not None:
+        stmt = stmt.where(Order.channel == principal.channel)
+    return stmt
+
+
 def _filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
-    stmt = select(Order).where(Order.tenant_id == principal.tenant_id)
+    stmt = _in_reach(principal, select(Order).where(Order.tenant_id == principal.tenant_id))
     if filters.status:
         stmt = stmt.where(Order.status == filters.status)
     if filters.channel:
@@ -90,7 +103,8 @@ class OrderDetail:
 
 
 async def get_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Order:
-    order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order_id))
+    order = await session.scalar(_in_reach(principal, select(Order).where(Order.tenant_id == principal.tenant_id,
+                                                                          Order.id == order_id)))
     if order is None:
         raise not_found("Order")
     return order
@@ -115,6 +129,8 @@ async def order_detail(session: AsyncSession, principal: Principal, order_id: uu
 async def queue(session: AsyncSession, principal: Principal, location: str, *, open_only: bool = True,
                 ) -> list[tuple[Fulfilment, Order, list[FulfilmentLine]]]:
     """A location's fulfilments, oldest first: what the store or warehouse has to do."""
+    if not principal.works_at(location):
+        raise not_found("Location")
     stmt = (select(Fulfilment, Order)
             .join(Order, and_(Order.tenant_id == Fulfilment.tenant_id, Order.id == Fulfilment.order_id))
             .where(Fulfilment.tenant_id == principal.tenant_id, Fulfilment.location_code == location))

@@ -15,9 +15,10 @@ from core.db import get_database
 from core.outbox import enqueue, merge_into
 from core.redrive import PENDING_WORK, pending_work
 from core.scheduler import periodic
+from core.sweeper import companies_where
 from inventory import feeds
 from inventory.feeds import on_stock_arrived
-from orders.models import Order
+from orders.models import Fulfilment, Order
 
 
 @actor("orders.route", queue="orders", time_limit_ms=60_000)
@@ -140,9 +141,11 @@ async def expire_pickups(tenant_id: str) -> None:
 
 @periodic("orders.expire_pickups", every=timedelta(minutes=5))
 async def expire_pickups_everywhere() -> None:
-    from tenants.tasks import send_to_every_tenant
-
-    await send_to_every_tenant(expire_pickups)
+    """The companies with a pickup past its window, and only those (see ``core.sweeper``)."""
+    for tenant_id in await companies_where(get_database(), Fulfilment.__table__,
+                                           Fulfilment.status == "ready_for_pickup",
+                                           Fulfilment.pickup_expires_at < clock.now()):
+        expire_pickups.send(tenant_id=str(tenant_id))
 
 
 @actor("orders.close_finished", queue="orders", time_limit_ms=300_000)
@@ -154,6 +157,9 @@ async def close_finished(tenant_id: str) -> None:
 
 @periodic("orders.close_finished", every=timedelta(hours=1))
 async def close_finished_everywhere() -> None:
-    from tenants.tasks import send_to_every_tenant
+    """The companies with an order past its return window, and only those."""
+    from orders.closing import FINISHED, RETURN_WINDOW
 
-    await send_to_every_tenant(close_finished)
+    for tenant_id in await companies_where(get_database(), Order.__table__, Order.status.in_(FINISHED),
+                                           Order.updated_at < clock.now() - RETURN_WINDOW):
+        close_finished.send(tenant_id=str(tenant_id))

@@ -8,13 +8,14 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth import Principal, admins_only, signed_in
+from core.auth import FOR_EVERY_KEY, Principal, admins_only, signed_in
 from core.deps import DEPS
 from core.idempotency import idempotent_create
 from core.models import WebhookDelivery, WebhookEndpoint
 from core.pages import client_ip
 from tenants import service
 from tenants import webhooks as webhook_endpoints
+from tenants.directory import Directory
 from tenants.schemas import AuditEventOut, EndpointIn, InvitationCreate, InvitationOut, MemberOut, TenantOut, WhoAmI
 
 
@@ -26,7 +27,7 @@ class TenantApiController(Controller):
     guards = [signed_in]
     dependencies = DEPS
 
-    @get("/me", summary="The tenant and role this key acts for")
+    @get("/me", summary="The tenant and role this key acts for", opt=FOR_EVERY_KEY)
     async def me(self, db: AsyncSession, principal: Principal) -> WhoAmI:
         tenant = await service.get_tenant(db, principal)
         return WhoAmI(
@@ -39,7 +40,8 @@ class TenantApiController(Controller):
     @get("/members", summary="Members of the tenant", guards=[admins_only])
     async def members(self, db: AsyncSession, principal: Principal) -> list[MemberOut]:
         return [
-            MemberOut(id=m.id, user_id=u.id, email=u.email, name=u.name, role=m.role, joined_at=m.created_at)
+            MemberOut(id=m.id, user_id=u.id, email=u.email, name=u.name, role=m.role, joined_at=m.created_at,
+                      locations=list(m.locations or []))
             for m, u in await service.list_members(db, principal)
         ]
 
@@ -49,9 +51,11 @@ class TenantApiController(Controller):
 
     @post("/invitations", summary="Invite a teammate by email", guards=[admins_only], status_code=201)
     async def create_invitation(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                                data: InvitationCreate) -> Response[InvitationOut]:
+                                directory: Directory, data: InvitationCreate) -> Response[InvitationOut]:
         async def create() -> InvitationOut:
+            known = [code for code, _ in await directory.locations(db, principal.tenant_id)]
             invitation, _ = await service.invite(db, principal, email=data.email, role=data.role,
+                                                 locations=data.locations, known_locations=known,
                                                  ip=client_ip(request))
             return _invitation_out(invitation)
 
@@ -74,6 +78,7 @@ class TenantApiController(Controller):
 
 def _invitation_out(invitation: Any) -> InvitationOut:
     return InvitationOut(id=invitation.id, email=invitation.email, role=invitation.role,
+                         locations=list(invitation.locations or []),
                          created_at=invitation.created_at, expires_at=invitation.expires_at)
 
 

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,6 +68,8 @@ class Membership(TenantScoped, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(32))
+    # A store associate's locations (codes): the only ones whose work they see and do.
+    locations: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -77,6 +79,7 @@ class Invitation(TenantScoped, Base):
 
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(32))
+    locations: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
     token_hash: Mapped[str] = mapped_column(String(64))
     invited_by: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -93,7 +96,8 @@ class ApiKey(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(32), default=Role.ADMIN.value)
+    role: Mapped[str] = mapped_column(String(32), default=Role.ADMIN.value)  # admin | read_only | KEY_ROLES
+    channel: Mapped[str | None] = mapped_column(String(20))  # an order-intake key's channel
     created_by: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]

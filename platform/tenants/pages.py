@@ -26,10 +26,11 @@ from core.sessions import (
     switch_tenant,
     take_once,
 )
-from core.throttle import clear_failures, take_attempt, within_rate
+from core.throttle import clear_failures, network_of, take_attempt, within_rate
 from tenants import service
 from tenants import webhooks as webhook_endpoints
 from tenants.auth import forget_api_keys
+from tenants.directory import Directory
 from tenants.models import Role
 from tenants.schemas import EndpointIn
 
@@ -53,6 +54,8 @@ NOTICES.update({"endpoint_added": "Endpoint added: events are sent to it from no
 
 
 DB = {"db": Provide(provide_db)}
+SIGNUPS_PER_ADDRESS = 5  # attempts an hour, failed ones included
+SIGNUPS_PER_NETWORK = 20
 
 
 def _too_many(wait: int) -> str:
@@ -87,6 +90,15 @@ class PublicController(Controller):
     async def signup(self, request: Request[Any, Any, Any], db: AsyncSession) -> Template | Redirect:
         data = await form_data(request)
         form = service.SignupForm(**{f: data.get(f, "") for f in service.SignupForm.__dataclass_fields__})
+        # Every company costs storage and background work: sign-ups are throttled per address and
+        # per network, generously enough for a person correcting a form.
+        network = network_of(client_ip(request))
+        if not (await within_rate(f"signup:{form.email.strip().lower()}", SIGNUPS_PER_ADDRESS, 3600)
+                and (network is None or await within_rate(f"signup-net:{network}", SIGNUPS_PER_NETWORK, 3600))):
+            values = {k: val for k, val in data.items() if k != "password"}
+            return page(request, "public/signup.html", status_code=429, values=values, **_signup_choices(),
+                        errors={"__all__": "Too many sign-ups from here in the last hour. Try again later, or "
+                                           "write to us if your team needs several companies."})
         try:
             tenant, user = await service.signup(db, form, ip=client_ip(request))
         except ProblemError as problem:
@@ -252,32 +264,37 @@ class SettingsController(Controller):
         return redirect("/app/settings/team")
 
     async def _team_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                         *, status_code: int = 200, errors: dict[str, str] | None = None,
-                         values: dict[str, str] | None = None) -> Template:
+                         directory: Directory, *, status_code: int = 200, errors: dict[str, str] | None = None,
+                         values: dict[str, Any] | None = None) -> Template:
         return page(
             request, "settings/team.html", status_code=status_code, errors=errors or {}, values=values or {},
             members=await service.list_members(db, principal),
             invitations=await service.list_invitations(db, principal),
             roles=[(r, Role(r).label) for r in role_choices(principal.role)],
+            locations=await directory.locations(db, principal.tenant_id),
         )
 
     @get("/team")
-    async def team(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
-        return await self._team_page(request, db, principal)
+    async def team(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                   directory: Directory) -> Template:
+        return await self._team_page(request, db, principal, directory)
 
     @post("/team/invitations")
-    async def invite(self, request: Request[Any, Any, Any], db: AsyncSession,
-                     principal: Principal) -> Template | Redirect:
-        data = await form_data(request)
+    async def invite(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                     directory: Directory) -> Template | Redirect:
+        form = await request.form()
+        data = {k: v for k, v in form.items() if isinstance(v, str) and k != "_csrf_token"}
+        chosen = [v for v in form.getall("locations", []) if isinstance(v, str)]
+        known = [code for code, _ in await directory.locations(db, principal.tenant_id)]
         try:
             await service.invite(db, principal, email=data.get("email", ""), role=data.get("role", ""),
-                                 ip=client_ip(request))
+                                 locations=chosen, known_locations=known, ip=client_ip(request))
         except ProblemError as problem:
             if not problem.errors:
                 raise
             await db.rollback()
-            return await self._team_page(request, db, principal, status_code=problem.status,
-                                         errors=form_errors(problem), values=data)
+            return await self._team_page(request, db, principal, directory, status_code=problem.status,
+                                         errors=form_errors(problem), values={**data, "locations": chosen})
         return redirect("/app/settings/team", done="invited")
 
     @post("/team/invitations/{invitation_id:uuid}/revoke")
@@ -288,9 +305,21 @@ class SettingsController(Controller):
 
     @post("/team/members/{member_id:uuid}/role")
     async def change_role(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                          member_id: uuid.UUID) -> Redirect:
-        data = await form_data(request)
-        await service.change_role(db, principal, member_id, data.get("role", ""), ip=client_ip(request))
+                          member_id: uuid.UUID, directory: Directory) -> Template | Redirect:
+        form = await request.form()
+        role = str(form.get("role") or "")
+        chosen = [v for v in form.getall("locations", []) if isinstance(v, str)]
+        known = [code for code, _ in await directory.locations(db, principal.tenant_id)]
+        try:
+            await service.change_role(db, principal, member_id, role,
+                                      locations=chosen if form.get("locations_present") else None,
+                                      known_locations=known, ip=client_ip(request))
+        except ProblemError as problem:
+            if not problem.errors:
+                raise
+            await db.rollback()
+            return await self._team_page(request, db, principal, directory, status_code=problem.status,
+                                         errors=form_errors(problem))
         return redirect("/app/settings/team", done="role_changed")
 
     @post("/team/members/{member_id:uuid}/remove")
@@ -300,29 +329,33 @@ class SettingsController(Controller):
         return redirect("/app/settings/team", done="member_removed")
 
     @get("/api-keys")
-    async def api_keys(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+    async def api_keys(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                       directory: Directory) -> Template:
         # A key just created is handed over once, through Redis, so the page that shows it is
         # a GET (reloading it neither shows the key again nor creates another one).
         revealed = await take_once(principal, "new_api_key")
         response = page(request, "settings/api_keys.html", keys=await service.list_api_keys(db, principal),
+                        key_roles=service.KEY_ROLES, channels=directory.channels(),
                         new_key_name=revealed.get("name") if revealed else None,
                         new_token=revealed.get("token") if revealed else None)
         response.headers["Cache-Control"] = "no-store"
         return response
 
     @post("/api-keys")
-    async def create_api_key(self, request: Request[Any, Any, Any], db: AsyncSession,
-                             principal: Principal) -> Template | Redirect:
+    async def create_api_key(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             directory: Directory) -> Template | Redirect:
         data = await form_data(request)
         try:
-            key, token = await service.create_api_key(db, principal, name=data.get("name", ""),
-                                                      ip=client_ip(request))
+            key, token = await service.create_api_key(
+                db, principal, name=data.get("name", ""), role=data.get("role") or "admin",
+                channel=data.get("channel") or None, channels=directory.channels(), ip=client_ip(request))
         except ProblemError as problem:
             if not problem.errors:
                 raise
             await db.rollback()
             return page(request, "settings/api_keys.html", status_code=problem.status,
-                        keys=await service.list_api_keys(db, principal), errors=form_errors(problem), values=data)
+                        keys=await service.list_api_keys(db, principal), errors=form_errors(problem), values=data,
+                        key_roles=service.KEY_ROLES, channels=directory.channels())
         await db.commit()
         await hand_over_once(principal, "new_api_key", {"name": key.name, "token": token})
         return redirect("/app/settings/api-keys", done="key_created")

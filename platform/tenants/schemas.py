@@ -30,17 +30,23 @@ class MemberOut(msgspec.Struct):
     name: str
     role: str
     joined_at: datetime
+    locations: list[str] = []  # a store associate's
+
+
+LocationCodes = Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=500)]
 
 
 class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(max_length=320)]
     role: Annotated[str, msgspec.Meta(max_length=30)] = "read_only"
+    locations: LocationCodes = []  # required for a store associate: where they work
 
 
 class InvitationOut(msgspec.Struct):
     id: uuid.UUID
     email: str
     role: str
+    locations: list[str]
     created_at: datetime
     expires_at: datetime
 

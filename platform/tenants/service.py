@@ -177,7 +177,7 @@ async def principal_for_session(session: AsyncSession, user_id: uuid.UUID, tenan
     await set_scope(session, tenant_id=tenant_id, user_id=user_id)
     row = (
         await session.execute(
-            select(Membership.role, User, Tenant)
+            select(Membership.role, Membership.locations, User, Tenant)
             .join(User, User.id == Membership.user_id)
             .join(Tenant, Tenant.id == Membership.tenant_id)
             .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id, Tenant.status == "active")
@@ -185,10 +185,11 @@ async def principal_for_session(session: AsyncSession, user_id: uuid.UUID, tenan
     ).first()
     if row is None:
         return None
-    role, user, tenant = row
+    role, locations, user, tenant = row
     return Principal(
         tenant_id=tenant.id, role=role, label=user.email, tenant_name=tenant.name, timezone=tenant.timezone,
         currency=tenant.currency, user_id=user.id, user_name=user.name,
+        locations=frozenset(locations or ()) if role == Role.STORE_ASSOCIATE.value else None,
     )
 
 
@@ -214,25 +215,45 @@ async def principal_for_api_key(session: AsyncSession, token: str) -> Principal 
         key.last_used_at = now
     return Principal(
         tenant_id=tenant.id, role=key.role, label=f"API key {key.name} ({key.prefix}…)", tenant_name=tenant.name,
-        timezone=tenant.timezone, currency=tenant.currency, api_key_id=key.id,
+        timezone=tenant.timezone, currency=tenant.currency, api_key_id=key.id, channel=key.channel,
+        # Keys are not made for store associates; one that says so works at no location.
+        locations=frozenset() if key.role == Role.STORE_ASSOCIATE.value else None,
     )
 
 
 # --- API keys ---------------------------------------------------------------------------
 
 
-async def create_api_key(session: AsyncSession, principal: Principal, *, name: str,
+# What a key may be made for, and what each may do (the routes of a narrow key name its role).
+KEY_ROLES = {
+    "admin": "Admin",
+    "read_only": "Read only",
+    "order_intake": "Orders of one channel",
+    "feed_intake": "Stock feeds",
+}
+
+
+async def create_api_key(session: AsyncSession, principal: Principal, *, name: str, role: str = "admin",
+                         channel: str | None = None, channels: tuple[str, ...] = (),
                          ip: str | None = None) -> tuple[ApiKey, str]:
-    """Returns the key and its secret, which is shown once and never stored."""
+    """Returns the key and its secret, which is shown once and never stored. An order-intake key
+    is for one of ``channels``."""
+    errors: dict[str, str] = {}
     if problem := v.check_required(name, "a name for the key", max_length=100):
-        raise invalid({"name": problem})
+        errors["name"] = problem
+    if role not in KEY_ROLES:
+        errors["role"] = f"Choose one of: {', '.join(KEY_ROLES)}."
+    if role == "order_intake" and channel not in channels:
+        errors["channel"] = f"Choose the channel whose orders it sends: {', '.join(channels)}."
+    if errors:
+        raise invalid(errors)
     token, digest = scoped_token(principal.tenant_id, API_KEY_PREFIX)
     key = ApiKey(tenant_id=principal.tenant_id, name=name.strip(), prefix=token[-6:], key_hash=digest,
-                 role=Role.ADMIN.value, created_by=principal.user_id)
+                 role=role, channel=channel if role == "order_intake" else None, created_by=principal.user_id)
     session.add(key)
     await session.flush()
     await audit(session, principal.tenant_id, Actor.of(principal, ip), "api_key.created", target=key.name,
-                key_id=str(key.id))
+                key_id=str(key.id), role=role, **({"channel": key.channel} if key.channel else {}))
     return key, token
 
 
@@ -285,39 +306,60 @@ async def _member(session: AsyncSession, principal: Principal, member_id: uuid.U
     return row[0], row[1]
 
 
-async def _owner_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    count = await session.scalar(
-        select(func.count()).select_from(Membership).where(Membership.tenant_id == tenant_id,
-                                                          Membership.role == Role.OWNER.value)
+async def _owners_locked(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """How many owners the company has, their rows locked (in a fixed order) until the
+    transaction ends: two owners demoting each other at once can't leave none."""
+    owners = await session.scalars(
+        select(Membership.id).where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER.value)
+        .order_by(Membership.id).with_for_update()
     )
-    return int(count or 0)
+    return len(list(owners))
 
 
-async def change_role(session: AsyncSession, principal: Principal, member_id: uuid.UUID, role: str,
+def _locations_problem(role: str, locations: list[str], known: list[str]) -> str | None:
+    if role != Role.STORE_ASSOCIATE.value:
+        return None
+    if not locations:
+        return "A store associate works at one location at least: choose theirs."
+    unknown = sorted(set(locations) - set(known))
+    return f"Unknown locations: {', '.join(unknown)}." if unknown else None
+
+
+async def change_role(session: AsyncSession, principal: Principal, member_id: uuid.UUID, role: str, *,
+                      locations: list[str] | None = None, known_locations: list[str] | None = None,
                       ip: str | None = None) -> Membership:
+    """A member's role, and a store associate's locations (kept when ``locations`` is None)."""
+    owners = await _owners_locked(session, principal.tenant_id)
     membership, user = await _member(session, principal, member_id)
     allowed = list(role_choices(principal.role))
     if problem := v.check_role(role, allowed=allowed):
         raise invalid({"role": problem})
     if membership.role == Role.OWNER.value and principal.role != Role.OWNER.value:
         raise ProblemError(403, "Forbidden", "Only an owner can change another owner's role.")
-    if membership.role == role:
+    wanted = sorted(set(membership.locations if locations is None else locations))
+    if locations is not None and (problem := _locations_problem(role, wanted, known_locations or [])):
+        raise invalid({"locations": problem})
+    if membership.role == role and wanted == sorted(membership.locations or []):
         return membership
-    if membership.role == Role.OWNER.value and await _owner_count(session, principal.tenant_id) <= 1:
+    if membership.role == Role.OWNER.value and role != Role.OWNER.value and owners <= 1:
         raise invalid({"role": "The company must keep at least one owner; make someone else owner first."})
-    before = membership.role
+    before, before_locations = membership.role, list(membership.locations or [])
     membership.role = role
+    membership.locations = wanted if role == Role.STORE_ASSOCIATE.value else []
     await audit(session, principal.tenant_id, Actor.of(principal, ip), "member.role_changed", target=user.email,
-                before=before, after=role)
+                before=before, after=role,
+                **({"locations": membership.locations, "locations_before": before_locations}
+                   if role == Role.STORE_ASSOCIATE.value or before_locations else {}))
     return membership
 
 
 async def remove_member(session: AsyncSession, principal: Principal, member_id: uuid.UUID,
                         ip: str | None = None) -> None:
+    owners = await _owners_locked(session, principal.tenant_id)
     membership, user = await _member(session, principal, member_id)
     if membership.role == Role.OWNER.value and principal.role != Role.OWNER.value:
         raise ProblemError(403, "Forbidden", "Only an owner can remove an owner.")
-    if membership.role == Role.OWNER.value and await _owner_count(session, principal.tenant_id) <= 1:
+    if membership.role == Role.OWNER.value and owners <= 1:
         raise invalid({"member": "The company must keep at least one owner."})
     await session.delete(membership)
     await audit(session, principal.tenant_id, Actor.of(principal, ip), "member.removed", target=user.email)
@@ -328,6 +370,7 @@ def invitation_link(token: str) -> str:
 
 
 async def invite(session: AsyncSession, principal: Principal, *, email: str, role: str,
+                 locations: list[str] | None = None, known_locations: list[str] | None = None,
                  ip: str | None = None) -> tuple[Invitation, str]:
     errors: dict[str, str] = {}
     normalized, problem = v.check_email(email)
@@ -335,6 +378,9 @@ async def invite(session: AsyncSession, principal: Principal, *, email: str, rol
         errors["email"] = problem
     if problem := v.check_role(role, allowed=list(role_choices(principal.role))):
         errors["role"] = problem
+    locations = sorted(set(locations or []))
+    if problem := _locations_problem(role, locations, known_locations or []):
+        errors["locations"] = problem
     if not errors and normalized:
         member = await session.scalar(
             select(Membership.id)
@@ -356,12 +402,14 @@ async def invite(session: AsyncSession, principal: Principal, *, email: str, rol
     )
     token, digest = scoped_token(principal.tenant_id, INVITATION_PREFIX)
     invitation = Invitation(tenant_id=principal.tenant_id, email=normalized, role=role, token_hash=digest,
+                            locations=locations if role == Role.STORE_ASSOCIATE.value else [],
                             invited_by=principal.user_id, expires_at=now + INVITATION_TTL)
     session.add(invitation)
     await session.flush()
     inviter = principal.user_name or principal.tenant_name
     await queue_mail(
-        session, tenant_id=principal.tenant_id, to=normalized, kind="invitation",
+        session, tenant_id=principal.tenant_id, to=normalized, kind="invitation", sent_by=principal.user_id,
+        meta={"role": role},
         subject=f"{inviter} invited you to {principal.tenant_name} on OMS",
         body=(
             f"Hello,\n\n{inviter} invited you to join {principal.tenant_name} on OMS as "
@@ -369,7 +417,7 @@ async def invite(session: AsyncSession, principal: Principal, *, email: str, rol
         ),
     )
     await audit(session, principal.tenant_id, Actor.of(principal, ip), "member.invited", target=normalized,
-                role=role)
+                role=role, **({"locations": invitation.locations} if invitation.locations else {}))
     return invitation, token
 
 
@@ -465,7 +513,8 @@ async def accept_invitation(
         select(Membership).where(Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id)
     )
     if membership is None:
-        membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
+        membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role,
+                                locations=list(invitation.locations or []))
         session.add(membership)
     invitation.accepted_at = utcnow()
     invitation.accepted_by = user.id
@@ -549,11 +598,6 @@ async def audit_events(session: AsyncSession, principal: Principal, *, limit: in
             .order_by(AuditEvent.id.desc()).limit(limit)
         )
     )
-
-
-async def tenant_ids(session: AsyncSession) -> list[uuid.UUID]:
-    """Every company: for periodic jobs that fan out one message per tenant."""
-    return list(await session.scalars(select(Tenant.id)))
 
 
 TIMEZONE_CACHE_SECONDS = 60.0

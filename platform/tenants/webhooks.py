@@ -19,7 +19,7 @@ from tenants.service import Actor, audit
 
 async def add_endpoint(session: AsyncSession, principal: Principal, data: EndpointIn) -> WebhookEndpoint:
     errors: dict[str, str] = {}
-    if problem := webhooks.check_url(data.url.strip()):
+    if problem := await webhooks.check_url(data.url.strip()):
         errors["url"] = problem
     unknown = [e for e in data.events if e not in webhooks.EVENTS]
     if unknown:

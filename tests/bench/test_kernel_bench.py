@@ -48,7 +48,7 @@ async def test_bench_outbox_relay(app) -> None:
     count = 5000
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
         await session.execute(insert(OutboxMessage), [
-            {"tenant_id": tenant.tenant_id, "id": uuid7(), "actor_name": "maintenance.purge_tenant",
+            {"tenant_id": tenant.tenant_id, "id": uuid7(), "actor_name": "bench.noop",
              "queue_name": "bench", "kwargs": {"tenant_id": str(tenant.tenant_id)}, "attempts": 0}
             for _ in range(count)
         ])

@@ -162,3 +162,21 @@ async def test_a_time_zone_is_a_zone_not_a_folder(client: AsyncClient, shop: Any
     for zone in ("Europe", "America", "../etc/passwd", "Europe/Atlantis"):
         _refused(await client.post(f"{API}/locations", headers=bearer(shop.api_key),
                                    json=location_body("TZ-1", timezone=zone)), "timezone")
+
+
+@pytest.mark.parametrize("typed", ["²", "--1", "9" * 5000, "nan", "1e999", "1e999990", "inf"])
+async def test_numbers_typed_in_the_rule_builder_are_kept_as_text_and_flagged(client: AsyncClient, shop: Any,
+                                                                                typed: str) -> None:
+    key = bearer(shop.api_key)
+    await login(client, shop.email)
+    draft = (await client.get(f"{API}/rule-sets/routing/draft", headers=key)).json()
+    await post_form(client, "/app/rules/draft", {"revision": str(draft["revision"]), "action": "add_condition:r0",
+                                                 "r0.new_field": "order.total"})
+    draft = (await client.get(f"{API}/rule-sets/routing/draft", headers=key)).json()
+    saved = await post_form(client, "/app/rules/draft", {
+        "revision": str(draft["revision"]), "r0.present": "1", "r0.name": "Typed", "r0.enabled": "on",
+        "r0.0.field": "order.total", "r0.0.op": "gte", "r0.0.value": typed})
+    assert saved.status_code in (200, 303), saved.status_code
+    draft = (await client.get(f"{API}/rule-sets/routing/draft", headers=key)).json()
+    assert draft["document"]["rules"][0]["when"]["all"][0]["value"] == typed  # what was typed, to correct
+    assert any("order.total" in p["path"] or "value" in p["path"] for p in draft["problems"]), draft["problems"]

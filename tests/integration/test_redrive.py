@@ -259,15 +259,18 @@ async def test_the_sweep_learns_which_companies_wait_without_seeing_anything_els
 
     # As the sweep's role, pending rows of every company are readable, nothing else is, and
     # nothing is writable.
-    role = f'SET LOCAL ROLE "{get_settings().redrive_db_role}"'
+    role = f'SET LOCAL ROLE "{get_settings().sweeper_db_role}"'
     async with get_database().transaction() as session:
         await session.execute(text(role))
         assert await session.scalar(text("SELECT count(*) FROM orders WHERE tenant_id = :t"),
                                     {"t": waiting.tenant_id}) == 1
+        # Only the rows of work due: pending, or to close at the end of the return window.
         assert await session.scalar(text(
-            "SELECT count(*) FROM orders WHERE NOT (status IN ('received', 'backordered') "
-            "OR payment_status = 'capture_pending')")) == 0
+            "SELECT count(*) FROM orders WHERE NOT (status IN ('received', 'backordered', 'delivered', "
+            "'collected', 'shipped') OR payment_status = 'capture_pending')")) == 0
     for statement in ("SELECT count(*) FROM customers", "SELECT count(*) FROM locations",
+                      "SELECT customer_email FROM orders", "SELECT kwargs FROM outbox_messages",
+                      "SELECT response_body FROM idempotency_records",
                       f"UPDATE orders SET hold_reason = 'x' WHERE tenant_id = '{waiting.tenant_id}'",
                       "DELETE FROM mail_messages"):
         with pytest.raises(DBAPIError, match="permission denied"):

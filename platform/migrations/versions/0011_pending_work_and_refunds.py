@@ -1,7 +1,7 @@
 """Pending work found from the database: partial indexes on what waits for a worker, a policy
-by which the re-drive sweep's role sees it across companies (the role is created by
-``oms migrate`` before the migrations run), the re-drives themselves, when a webhook delivery is
-due, and refunds as rows (a Stripe refund is pending until Stripe has it).
+by which the scheduler's sweeper role sees a few columns of it across companies (the role is
+created by ``oms migrate`` before the migrations run), the re-drives themselves, when a webhook
+delivery is due, and refunds as rows (a Stripe refund is pending until Stripe has it).
 
 Revision ID: 0011
 Revises: 0010
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.settings import get_settings
-from core.tenancy import pending_readable_statements, rls_statements
+from core.tenancy import rls_statements, sweeper_statements
 
 revision: str = '0011'
 down_revision: str | None = '0010'
@@ -28,6 +28,14 @@ PENDING = {
     "mail_messages": "status = 'queued'",
     "webhook_deliveries": "status = 'pending'",
     "refunds": "status = 'pending'",
+}
+# The columns the sweeper reads of them: the company, and what the predicates and ages read.
+COLUMNS = {
+    "orders": ["tenant_id", "status", "payment_status", "updated_at"],
+    "inventory_feeds": ["tenant_id", "status", "created_at"],
+    "mail_messages": ["tenant_id", "status", "created_at"],
+    "webhook_deliveries": ["tenant_id", "status", "next_attempt_at"],
+    "refunds": ["tenant_id", "status", "created_at"],
 }
 
 
@@ -99,16 +107,16 @@ def upgrade() -> None:
     op.create_index('ix_orders_pending_work', 'orders', ['tenant_id', 'updated_at'], unique=False, postgresql_where=sa.text(PENDING["orders"]))
     op.create_index('ix_inventory_feeds_pending', 'inventory_feeds', ['tenant_id', 'created_at'], unique=False, postgresql_where=sa.text(PENDING["inventory_feeds"]))
     op.create_index('ix_mail_messages_queued', 'mail_messages', ['tenant_id', 'created_at'], unique=False, postgresql_where=sa.text(PENDING["mail_messages"]))
-    role = get_settings().redrive_db_role
+    role = get_settings().sweeper_db_role
     for table, pending in PENDING.items():
-        for statement in pending_readable_statements(table, pending, role):
+        for statement in sweeper_statements(table, role, columns=COLUMNS[table], due=pending, name="pending"):
             op.execute(statement)
 
 
 def downgrade() -> None:
-    role = get_settings().redrive_db_role
+    role = get_settings().sweeper_db_role
     for table in PENDING:
-        op.execute(f"DROP POLICY IF EXISTS pending_for_redrive ON {table}")
+        op.execute(f"DROP POLICY IF EXISTS sweeper_pending ON {table}")
         op.execute(f'REVOKE SELECT ON {table} FROM "{role}"')
     op.drop_index('ix_mail_messages_queued', table_name='mail_messages')
     op.drop_index('ix_inventory_feeds_pending', table_name='inventory_feeds')
