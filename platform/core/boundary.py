@@ -3,17 +3,25 @@
 PostgreSQL refuses NUL characters in text, and a string with a lone surrogate can't even be
 encoded for it; JSON nested a few thousand levels deep exhausts the decoder's recursion. Rather
 than check route by route, this middleware looks at every request before its handler: the path,
-the query string, and JSON and form bodies. A request that holds any of them is answered
-422 (problem+json for the API, the error page in the console) naming the field, and reaches
-no handler, so nothing changes.
+the query string, and the body unless it is a multipart upload. A form body is read as a form;
+any other body (whatever its ``Content-Type`` says: a JSON route decodes it anyway) that is JSON
+is checked as JSON. A request that holds any of them is answered 422 (problem+json for the API,
+the error page in the console) naming the field, and reaches no handler, so nothing changes.
 
-Multipart uploads pass through: the files go through ``inventory.catalog.decode_upload``, which
-refuses NUL bytes with the row number. Whatever else the database refuses as a value (a number
-out of a column's range) is answered 422 by the error handler (``core.problems``).
+What it reads is bounded before it is read: a body announced larger than ``INSPECT_MAX`` is left
+to the route's own size limit, a form larger than ``FORM_MAX`` is refused (no form of ours comes
+near), and only a JSON body up to ``WALK_MAX`` is decoded; larger ones are scanned for nesting
+and NUL escapes without building anything.
+
+Multipart uploads pass through: their files go through ``inventory.catalog.decode_upload``, which
+applies the same JSON check and refuses NUL bytes with the line. Whatever else the database
+refuses as a value (a number out of a column's range, a NUL in a multipart text field) is
+answered 422 by the error handler (``core.problems``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -25,19 +33,24 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from core.limits import JSON_DEPTH_MAX
 from core.problems import FieldError, ProblemError
 
-BUFFER_MAX = 64 * 1024 * 1024  # larger bodies are beyond every route's limit, which refuses them
-WALK_MAX = 1024 * 1024  # bodies up to this are walked for the field at fault; larger ones checked whole
+INSPECT_MAX = 10 * 1024 * 1024  # the app's own body limit; routes allowing more take files, not JSON
+FORM_MAX = 2 * 1024 * 1024
+WALK_MAX = 1024 * 1024  # JSON decoded and walked for the field at fault; larger is scanned
 
 Message = dict[str, Any]
-
-
-def _refuse(where: str, what: str) -> ProblemError:
-    return ProblemError(422, "Invalid request", f"{where} {what}.", errors=[FieldError(where, what)])
-
 
 NUL = "contains a NUL character (\\u0000), which can't be stored"
 SURROGATE = "contains an unpaired surrogate, which is not text"
 DEEP = f"is nested more than {JSON_DEPTH_MAX} levels deep"
+
+# A JSON string (its escapes included), or a bracket outside strings.
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# \u0000 written as an escape, not preceded by an escaped backslash.
+_NUL_ESCAPE = re.compile(rb'(?:^|[^\\])(?:\\\\)*\\u0000')
+
+
+def _refuse(where: str, what: str, status: int = 422) -> ProblemError:
+    return ProblemError(status, "Invalid request", f"{where} {what}.", errors=[FieldError(where, what)])
 
 
 def check_text(where: str, value: str) -> None:
@@ -49,20 +62,35 @@ def check_text(where: str, value: str) -> None:
         raise _refuse(where, SURROGATE) from None
 
 
+def _too_deep(body: bytes) -> bool:
+    """Nesting past the bound, found without decoding: brackets counted outside strings."""
+    depth = 0
+    for token in _TOKENS.finditer(body):
+        char = token.group()[:1]
+        if char in b"[{":
+            depth += 1
+            if depth > JSON_DEPTH_MAX:
+                return True
+        elif char in b"]}":
+            depth -= 1
+    return False
+
+
 def check_json(body: bytes, what: str = "body") -> None:
     """Refuse a JSON document holding NUL characters, unpaired surrogates or deep nesting (a
     request's body, or an uploaded file). A document that isn't JSON is left for its reader to
     refuse in its own words."""
+    if len(body) > WALK_MAX:
+        if _too_deep(body):
+            raise _refuse(what, DEEP)
+        if _NUL_ESCAPE.search(body):
+            raise _refuse(what, NUL)
+        return
     try:
         document = msgspec.json.decode(body)
     except RecursionError:
         raise _refuse(what, DEEP) from None
     except msgspec.DecodeError:
-        return
-    if len(body) > WALK_MAX:
-        # Too large to walk here (a feed of a million rows): the escapes are enough to know.
-        if b"\\u0000" in body:
-            raise _refuse(what, NUL)
         return
     stack: list[tuple[str, Any, int]] = [("", document, 1)]
     while stack:
@@ -111,36 +139,44 @@ class InputGuard(ASGIMiddleware):
             return
         check_path(dict(scope))
         check_query(scope.get("query_string", b""))
-        kind = _body_kind(dict(scope))
-        if kind is None:
+        kind, announced = _body_of(dict(scope))
+        if kind is None or (announced is not None and announced > INSPECT_MAX):
             await next_app(scope, receive, send)
             return
-        messages, body = await _buffer(receive)
+        if kind == "form" and announced is not None and announced > FORM_MAX:
+            raise _refuse("form", f"is larger than {FORM_MAX // 1024 // 1024} MB", 413)
+        messages, body = await _buffer(receive, FORM_MAX if kind == "form" else INSPECT_MAX)
+        if body is None and kind == "form":
+            raise _refuse("form", f"is larger than {FORM_MAX // 1024 // 1024} MB", 413)
         if body is not None:
-            if kind == "json":
-                check_json(body)
-            else:
+            if kind == "form":
                 check_query(body, "form")
+            else:
+                check_json(body)
         await next_app(scope, _replay(messages, receive), send)
 
 
-def _body_kind(scope: Message) -> str | None:
-    if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE"):
-        return None
+def _body_of(scope: Message) -> tuple[str | None, int | None]:
+    """How to read the request's body ("form", "json" or None for not at all) and its announced
+    length."""
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        return None, None
+    media, announced = b"", None
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
             media = value.split(b";", 1)[0].strip().lower()
-            if media == b"application/json" or media.endswith(b"+json"):
-                return "json"
-            if media == b"application/x-www-form-urlencoded":
-                return "form"
-            return None
-    return None
+        elif name == b"content-length":
+            announced = int(value) if value.strip().isdigit() else None
+    if media == b"application/x-www-form-urlencoded":
+        return "form", announced
+    if media.startswith(b"multipart/"):
+        return None, announced
+    return "json", announced
 
 
-async def _buffer(receive: Receive) -> tuple[list[Message], bytes | None]:
+async def _buffer(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
     """The body's messages as received, and the whole body (None when it is larger than
-    BUFFER_MAX: the rest is read by the handler, and the route's limit refuses it)."""
+    ``limit``: the rest is read by the handler, and the route's limit refuses it)."""
     messages: list[Message] = []
     size = 0
     while True:
@@ -149,7 +185,7 @@ async def _buffer(receive: Receive) -> tuple[list[Message], bytes | None]:
         if message["type"] != "http.request":
             return messages, None
         size += len(message.get("body", b""))
-        if size > BUFFER_MAX:
+        if size > limit:
             return messages, None
         if not message.get("more_body", False):
             return messages, b"".join(m.get("body", b"") for m in messages)

@@ -23,20 +23,22 @@ def major(minor: int, currency: str) -> str:
 
 # Digits, one decimal separator, a few decimals: read as text, never through Decimal, whose free
 # exponent ("1e999990") would cost seconds of work.
-_AMOUNT = re.compile(r"([+-]?)([0-9]{1,16})(?:[.,]([0-9]{1,6}))?")
+_AMOUNT = re.compile(r"([+-]?)([0-9]{1,16})(?:[.,]([0-9]{1,3}))?")
 
 
 def to_minor(text: str, currency: str) -> int | None:
-    """A typed amount ("49.90" or "49,90") in minor units; None when it is not an exact amount
-    in the currency's decimals (trailing zeros allowed), or beyond what the platform stores."""
+    """A typed amount ("49.90" or "49,90") in minor units; None when it is not an amount in the
+    currency's decimals, or beyond what the platform stores. More decimals than the currency has
+    are refused, not rounded or read as zeros: "1,000" is a thousand to one person and one to
+    another, so in yen or euros it is asked again rather than guessed."""
     match = _AMOUNT.fullmatch(text.strip())
     if match is None:
         return None
     sign, whole, decimals = match.groups()
     places = exponent(currency)
     decimals = decimals or ""
-    if decimals[places:].strip("0"):
-        return None  # a fraction of the smallest unit
+    if len(decimals) > places:
+        return None
     minor = int(whole) * 10**places + int(decimals[:places].ljust(places, "0") or "0")
     minor = -minor if sign == "-" else minor
     return minor if abs(minor) <= MONEY_MAX else None

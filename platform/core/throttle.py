@@ -51,16 +51,18 @@ async def within_rate(name: str, limit: int, window: int) -> bool:
 
 def network_of(ip: str | None) -> str | None:
     """The network an address belongs to, as far as one person or machine usually has several
-    addresses: its /24 (IPv4) or /48 (IPv6). None for this machine itself (a developer, the
-    tests), which no throttle by network applies to."""
+    addresses: its /24 (IPv4, also when mapped into IPv6) or /48 (IPv6). None for this machine
+    itself (a developer, the tests) and for a request with no usable address (a server socket
+    always gives one; a shared "unknown" bucket would let one stranger lock everyone out): no
+    throttle by network applies to them."""
     import ipaddress
 
-    if not ip:
-        return "unknown"
     try:
-        address = ipaddress.ip_address(ip)
+        address = ipaddress.ip_address(ip or "")
     except ValueError:
-        return "unknown"
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_loopback:
         return None
     return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 48}", strict=False))

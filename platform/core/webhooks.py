@@ -11,6 +11,7 @@ keyed with the endpoint's secret, and ``OMS-Event`` / ``OMS-Delivery`` headers.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -21,7 +22,7 @@ import time
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from asyncpg import Record
@@ -104,11 +105,21 @@ def new_secret() -> str:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# IPv6 ranges that reach IPv4 (NAT64, 6to4, Teredo) or are deprecated, which ``is_global``
+# does not all exclude: a private IPv4 address can hide behind them.
+_TUNNELS = tuple(ipaddress.ip_network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "fec0::/10"))
+
+
 def _public(address: Address) -> bool:
     """Only the public internet: not private, loopback, link-local (169.254.169.254, a cloud's
-    metadata), shared (100.64.0.0/10), reserved or multicast, nor an IPv4 one mapped into IPv6."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    metadata), shared (100.64.0.0/10), reserved or multicast, nor an IPv4 address carried in
+    IPv6 (mapped, NAT64, 6to4, Teredo)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif any(address in network for network in _TUNNELS):
+            return False
     return address.is_global and not address.is_multicast
 
 
@@ -136,14 +147,43 @@ async def check_url(url: str) -> str | None:
 
 def _pinned(url: str, address: Address) -> tuple[str, dict[str, str], dict[str, str]]:
     """The request to make to ``address`` itself (the one that was checked, so a name that
-    resolves elsewhere the second time can't redirect it), with the name as Host and, over TLS,
-    as the server name the certificate is checked against."""
+    resolves elsewhere the second time can't redirect it): the name as Host (an IPv6 literal in
+    brackets, an international name in its ASCII form) and, over TLS, as the server name the
+    certificate is checked against; credentials in the URL become a Basic authorization."""
     parts = urlsplit(url)
-    host = f"[{address}]" if address.version == 6 else str(address)
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    named = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else netloc
-    return urlunsplit(parts._replace(netloc=netloc)), {"Host": named}, \
-        {"sni_hostname": parts.hostname} if parts.scheme == "https" and parts.hostname else {}
+    port = f":{parts.port}" if parts.port else ""
+    netloc = (f"[{address}]" if address.version == 6 else str(address)) + port
+    name = parts.hostname or ""
+    try:
+        literal: Address | None = ipaddress.ip_address(name)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        host = f"[{literal}]" if literal.version == 6 else str(literal)
+    else:
+        host = name.encode("idna").decode("ascii")
+    headers = {"Host": host + port}
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
+    extensions = {"sni_hostname": host} if parts.scheme == "https" and literal is None else {}
+    return urlunsplit(parts._replace(netloc=netloc)), headers, extensions
+
+
+async def _post(url: str, addresses: list[Address], body: bytes, headers: dict[str, str]) -> int:
+    """POST to the first checked address that takes the connection; the endpoint's status."""
+    failure: Exception | None = None
+    for address in addresses:
+        target, pinned, extensions = _pinned(url, address)
+        try:
+            async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+                response = await client.post(target, content=body, headers={**headers, **pinned},
+                                             extensions=extensions)
+            return response.status_code
+        except httpx.ConnectError as exc:  # that address is down: the next one may answer
+            failure = exc
+    assert failure is not None
+    raise failure
 
 
 @actor("webhooks.deliver", queue="webhooks", max_retries=MAX_ATTEMPTS - 1,
@@ -155,7 +195,7 @@ async def deliver(tenant_id: str, delivery_id: str) -> None:
     async with get_database().transaction(tenant_id=tenant) as session:
         delivery = await session.scalar(select(WebhookDelivery).where(
             WebhookDelivery.tenant_id == tenant, WebhookDelivery.id == uuid.UUID(delivery_id)))
-        if delivery is None or delivery.status == "delivered":
+        if delivery is None or delivery.status != "pending":
             return
         endpoint = await session.scalar(select(WebhookEndpoint).where(
             WebhookEndpoint.tenant_id == tenant, WebhookEndpoint.id == delivery.endpoint_id))
@@ -169,22 +209,19 @@ async def deliver(tenant_id: str, delivery_id: str) -> None:
     if problem:
         error = problem
     else:
-        target, host, extensions = _pinned(url, addresses[0])
         headers = {"Content-Type": "application/json", "User-Agent": "OMS-Webhooks/1",
                    "OMS-Event": event_type, "OMS-Delivery": delivery_id,
-                   "OMS-Signature": sign(secret, int(time.time()), body), **host}
+                   "OMS-Signature": sign(secret, int(time.time()), body)}
         try:
-            async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
-                response = await client.post(target, content=body, headers=headers, extensions=extensions)
-            status = response.status_code
+            status = await _post(url, addresses, body, headers)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, UnicodeError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
     async with get_database().transaction(tenant_id=tenant) as session:
         delivery = await session.scalar(select(WebhookDelivery).where(
             WebhookDelivery.tenant_id == tenant, WebhookDelivery.id == uuid.UUID(delivery_id)).with_for_update())
-        if delivery is None or delivery.status == "delivered":
+        if delivery is None or delivery.status != "pending":
             return
         delivery.attempts += 1
         delivery.last_attempt_at = clock.now()
@@ -195,8 +232,9 @@ async def deliver(tenant_id: str, delivery_id: str) -> None:
             return
         if delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = "failed"
-        else:  # Dramatiq retries after at most this (its backoff, jitter below it)
-            delivery.next_attempt_at = clock.now() + min(RETRY_AFTER * 2 ** (delivery.attempts - 1), MAX_RETRY_AFTER)
+        else:  # Dramatiq retries after at most this: its backoff, doubled at most by its jitter
+            delivery.next_attempt_at = clock.now() + min(2 * RETRY_AFTER * 2 ** (delivery.attempts - 1),
+                                                         MAX_RETRY_AFTER)
     raise Undeliverable(f"{event_type} to endpoint: {error}")
 
 

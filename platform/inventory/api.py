@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post, put
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import FOR_FEED_KEYS, FOR_ORDER_KEYS, Principal, signed_in
+from core.boundary import check_json
 from core.db import utcnow
 from core.deps import DEPS
 from core.idempotency import idempotent_create
@@ -168,6 +169,7 @@ class InventoryApiController(Controller):
             payload, fmt = body, "csv"
             external_id, feed_kind = feed_id or "", kind or ""
         else:
+            check_json(body)  # larger than the boundary reads: the same check here
             try:
                 parsed = msgspec.json.decode(body, type=FeedIn)
             except msgspec.ValidationError as exc:

@@ -120,23 +120,40 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for child in self.children:  # and whatever each left behind in its group
-            if child.process is not None:
-                _stop_group(child.process.pid, grace=0.0)
+        # And whatever each left behind in its group (a worker's forked processes), given the
+        # rest of the time, and a few seconds at least, to finish the message in hand.
+        groups = [child.process.pid for child in self.children if child.process is not None]
+        _stop_groups(groups, grace=max(3.0, deadline - time.monotonic()))
 
 
 def _stop_group(pgid: int, *, grace: float) -> None:
     """Stop what remains of a process group (a dead worker's forked workers)."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    _stop_groups([pgid], grace=grace)
+
+
+def _stop_groups(groups: list[int], *, grace: float) -> None:
+    """Ask what remains of these process groups to stop, and kill what is still there after
+    ``grace`` seconds."""
+    alive = []
+    for pgid in groups:
         try:
-            os.killpg(pgid, 0)
+            os.killpg(pgid, signal.SIGTERM)
+            alive.append(pgid)
         except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+            continue
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        alive = [pgid for pgid in alive if _exists(pgid)]
+        if alive:
+            time.sleep(0.1)
+    for pgid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

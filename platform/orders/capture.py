@@ -197,10 +197,11 @@ async def capture_many(session: AsyncSession, principal: Principal,
         else:
             accepted.append(i)
     # A channel resending an order it sent before gets that order, even if, say, a product
-    # was withdrawn since.
+    # was withdrawn since; a key bound to one channel gets no other channel's.
     resent = await existing(session, principal.tenant_id, {
         (orders[i].channel, orders[i].external_number or "") for i in refused
-        if orders[i].external_number and orders[i].channel in CHANNELS})
+        if orders[i].external_number and orders[i].channel in CHANNELS
+        and principal.channel in (None, orders[i].channel)})
     for i, errors in refused.items():
         stored = resent.get((orders[i].channel, orders[i].external_number or ""))
         outcomes[i] = Captured(stored, False, []) if stored is not None else _refused(errors)

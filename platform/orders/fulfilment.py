@@ -48,9 +48,9 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
     if action not in ACTIONS:
         raise not_found("Action")
     order, fulfilment = await locked(session, principal.tenant_id, fulfilment_id)
-    if not principal.works_at(fulfilment.location_code):  # a store associate acts at their own locations only
-        raise not_found("Fulfilment")
     target = ACTIONS[action]
+    if not _may_act(principal, fulfilment, target):
+        raise not_found("Fulfilment")
     _check_kind(fulfilment, target)
     if (target == "collected" or (target == "shipped" and fulfilment.kind == "ship")) \
             and await service_tasks.on_payment_hold(session, order):
@@ -91,6 +91,15 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
     if target != "rejected":
         await allocation.settle(session, order, actor=principal.label)
     return order, fulfilment
+
+
+def _may_act(principal: Principal, fulfilment: Fulfilment, target: str) -> bool:
+    """A store associate acts at their own locations only: on what leaves them, and on a
+    transfer arriving there for a customer to collect."""
+    if principal.works_at(fulfilment.location_code):
+        return True
+    return fulfilment.kind == "transfer" and fulfilment.ship_to_store is not None \
+        and principal.works_at(fulfilment.ship_to_store) and target in ("ready_for_pickup", "collected")
 
 
 def _check_kind(fulfilment: Fulfilment, target: str) -> None:

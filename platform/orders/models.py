@@ -139,6 +139,8 @@ class Fulfilment(TenantScoped, Base):
         Index("ix_fulfilments_location_day", "tenant_id", "location_code", "created_at"),
         Index("ix_fulfilments_waiting_pickup", "tenant_id", "pickup_expires_at",
               postgresql_where=text("status = 'ready_for_pickup'")),
+        Index("ix_fulfilments_arriving", "tenant_id", "ship_to_store", "created_at",
+              postgresql_where=text("kind = 'transfer' AND status IN ('shipped', 'ready_for_pickup')")),
     )
 
     order_id: Mapped[uuid.UUID]
@@ -206,7 +208,8 @@ class PaymentAccount(TenantScoped, Base):
 
 class Refund(TenantScoped, Base):
     """Money given back on an order, as recorded; for a Stripe payment, ``pending`` until Stripe
-    has taken it (``sent``)."""
+    has taken it (``sent``), ``failed`` when Stripe refused it for good, ``abandoned`` when
+    customer service settled it another way."""
 
     __tablename__ = "refunds"
     __table_args__ = (
@@ -221,7 +224,7 @@ class Refund(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     provider: Mapped[str] = mapped_column(String(20))  # external | stripe
     reason: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[str] = mapped_column(String(20))  # pending | sent (recorded, for external payments)
+    status: Mapped[str] = mapped_column(String(20))  # pending | sent | failed | abandoned
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # definite refusals, as for captures
     created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

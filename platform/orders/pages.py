@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -173,8 +174,9 @@ class OrdersPagesController(Controller):
         order, done = await fulfilment.act(db, principal, fulfilment_id, action,
                                            reason=str(form.get("reason") or ""),
                                            tracking_number=str(form.get("tracking_number") or "") or None)
-        back = str(form.get("back") or "")
-        target = f"/app/orders/{order.id}" if back == "order" else f"/app/fulfilments?location={done.location_code}"
+        back, here = str(form.get("back") or ""), str(form.get("location") or "")
+        here = here if here in (done.location_code, done.ship_to_store) else done.location_code
+        target = f"/app/orders/{order.id}" if back == "order" else f"/app/fulfilments?location={quote(here)}"
         return redirect(target, done="fulfilment_updated")
 
 

@@ -139,23 +139,71 @@ async def _locked(session: AsyncSession, tenant: uuid.UUID, order_id: str) -> Or
 
 def attempt_key(kind: str, item: str, attempt: int) -> str:
     """The idempotency key of a Stripe request. Stripe answers a key with its first answer for
-    24 hours, refusals included, so a retry after a definite refusal goes under a new key (the
-    attempt's number); after no answer at all (the network), the same key again, which is safe
-    whether or not the first request reached Stripe. A success is recorded and never retried."""
+    24 hours, refusals and its own errors included, so a retry after Stripe answered goes under a
+    new key (the attempt's number), and only after asking Stripe whether the earlier attempt
+    took effect after all (``_captured_at_stripe``, ``_refund_at_stripe``); after no answer at all
+    (the network), the same key again, which is safe whether or not the request reached Stripe.
+    A success is recorded and never retried."""
     return f"{kind}-{item}" if attempt == 0 else f"{kind}-{item}-{attempt}"
 
 
-def _definite(exc: stripe.StripeError) -> bool:
+def _answered(exc: stripe.StripeError) -> bool:
     """Whether Stripe answered (and will answer the same key the same way) rather than the
     request being lost on the way."""
     return not isinstance(exc, stripe.APIConnectionError)
 
 
+def _refusal(exc: stripe.StripeError) -> bool:
+    """A refusal that asking again won't change: the request itself is wrong for Stripe (the
+    intent can't be captured, the charge is already refunded). A key Stripe refuses is not one:
+    the company can paste the right one, and the next attempt uses it."""
+    return isinstance(exc, stripe.InvalidRequestError)
+
+
+def _captured_at_stripe(key: str, reference: str) -> int | None:
+    """What Stripe holds as captured on the PaymentIntent, if it was captured."""
+    intent = _call(stripe.PaymentIntent.retrieve, reference, api_key=key).to_dict()
+    return int(intent.get("amount_received") or 0) if intent.get("status") == "succeeded" else None
+
+
+def _refund_at_stripe(key: str, reference: str, refund_id: str) -> bool:
+    """Whether Stripe already holds this refund (each carries its row's id in its metadata)."""
+    listed = _call(stripe.Refund.list, payment_intent=reference, limit=100, api_key=key).to_dict()
+    return any((item.get("metadata") or {}).get("oms_refund_id") == refund_id
+               for item in listed.get("data") or [])
+
+
+def _capture(key: str, reference: str, order_id: str, amount: int, attempt: int, before: int) -> int:
+    """Capture ``amount`` at Stripe, or find an earlier attempt's capture; returns what is newly
+    captured (``before`` is what the order had captured already)."""
+    if attempt > 0:
+        already = _captured_at_stripe(key, reference)
+        if already is not None:
+            return max(already - before, 0)
+    try:
+        _call(stripe.PaymentIntent.capture, reference, amount_to_capture=amount, api_key=key,
+              idempotency_key=attempt_key("capture", order_id, attempt))
+    except stripe.InvalidRequestError:
+        already = _captured_at_stripe(key, reference)  # "unexpected state": captured meanwhile?
+        if already is not None:
+            return max(already - before, 0)
+        raise
+    return amount
+
+
+def _send(key: str, reference: str, refund_id: str, amount: int, attempt: int) -> None:
+    if attempt > 0 and _refund_at_stripe(key, reference, refund_id):
+        return
+    _call(stripe.Refund.create, payment_intent=reference, amount=amount, metadata={"oms_refund_id": refund_id},
+          api_key=key, idempotency_key=attempt_key("refund", refund_id, attempt))
+
+
 @actor("payments.capture_stripe", queue="payments", max_retries=6, min_backoff_ms=10_000,
        max_backoff_ms=3_600_000)
 async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
-    """Capture the order's PaymentIntent once: a captured order is left alone, and a second
-    delivery finds Stripe's own record of the capture (see ``attempt_key``)."""
+    """Capture the order's PaymentIntent once: a captured order is left alone, and a retry finds
+    Stripe's own record of an earlier capture (see ``attempt_key``). Units cancelled while the
+    capture was on its way are refunded as soon as it is recorded."""
     tenant = uuid.UUID(tenant_id)
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
@@ -170,28 +218,34 @@ async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
                                               actor=ACTOR)
             return
         key, reference, attempt = await stripe_key(session, tenant), order.payment_reference, order.capture_attempts
+        before = order.captured_minor
     error: str | None = None
-    retry, refused = True, False
+    retry, answered, taken = True, False, 0
     if not key:
         error, retry = "no Stripe account is set up under Settings → Payments", False
+    elif not reference:
+        error, retry = "the order has no Stripe PaymentIntent to capture", False
     else:
         try:
-            await asyncio.to_thread(_call, stripe.PaymentIntent.capture, reference, amount_to_capture=amount,
-                                    api_key=key, idempotency_key=attempt_key("capture", order_id, attempt))
-        except stripe.InvalidRequestError as exc:
-            error, retry, refused = f"Stripe refused the capture: {exc.user_message or exc}", False, True
+            taken = await asyncio.to_thread(_capture, key, reference, order_id, amount, attempt, before)
         except stripe.StripeError as exc:
-            error, refused = f"Stripe: {exc.user_message or exc}", _definite(exc)
+            error, answered = f"Stripe: {exc.user_message or exc}", _answered(exc)
+            if _refusal(exc):
+                error, retry = f"Stripe refused the capture: {exc.user_message or exc}", False
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
         if order is None or order.payment_status not in ("capture_pending", "capture_failed"):
             return
         if error is None:
-            _captured(session, order, amount, actor=ACTOR, how=f"captured with Stripe ({reference})")
+            _captured(session, order, taken, actor=ACTOR, how=f"captured with Stripe ({reference})")
             await service_tasks.close_if_open(session, order, "payment_capture_failed",
                                               "captured on a later attempt", actor=ACTOR)
+            excess = order.captured_minor - order.refunded_minor - await payable(session, order)
+            if excess > 0:
+                await refund(session, order, excess, actor=ACTOR,
+                             reason="units cancelled while the capture was on its way")
             return
-        if refused:
+        if answered and order.capture_attempts == attempt:
             order.capture_attempts += 1
         order.payment_status = "capture_failed"
         lifecycle.record(session, order, "payment.capture_failed", actor=ACTOR, amount_minor=amount,
@@ -209,49 +263,72 @@ async def capture_with_stripe(tenant_id: str, order_id: str) -> None:
 @actor("payments.refund_stripe", queue="payments", max_retries=6, min_backoff_ms=10_000,
        max_backoff_ms=3_600_000)
 async def refund_with_stripe(tenant_id: str, order_id: str, amount_minor: int, refund_id: str) -> None:
-    """Send one recorded refund to Stripe, once: a sent refund is left alone, and a second
-    delivery before that is recorded finds Stripe's own record (the idempotency key is the
-    refund's)."""
+    """Send one recorded refund to Stripe, once: a sent refund is left alone, and a retry finds
+    Stripe's own record of an earlier attempt (see ``attempt_key``). A refund Stripe refuses for
+    good is marked failed and handed to customer service, who refund the customer another way."""
     tenant = uuid.UUID(tenant_id)
     async with get_database().transaction(tenant_id=tenant) as session:
         row = await _refund(session, tenant, refund_id)
         if row is None or row.status != "pending":
             return
         order = await session.scalar(select(Order).where(Order.tenant_id == tenant, Order.id == row.order_id))
-        if order is None or row.amount_minor <= 0:
+        if order is None:
             return
         key, reference, attempt, amount_minor = (await stripe_key(session, tenant), order.payment_reference,
                                                  row.attempts, row.amount_minor)
     try:
         if not key:
-            raise stripe.AuthenticationError("no Stripe account is set up under Settings → Payments")
-        await asyncio.to_thread(_call, stripe.Refund.create, payment_intent=reference, amount=amount_minor,
-                                api_key=key, idempotency_key=attempt_key("refund", refund_id, attempt))
+            raise stripe.APIError("no Stripe account is set up under Settings → Payments")
+        if not reference:
+            raise stripe.InvalidRequestError("the order has no Stripe PaymentIntent to refund", None)  # type: ignore[no-untyped-call]
+        await asyncio.to_thread(_send, key, reference, refund_id, amount_minor, attempt)
     except stripe.StripeError as exc:
-        async with get_database().transaction(tenant_id=tenant) as session:
-            order = await _locked(session, tenant, order_id)
-            row = await _refund(session, tenant, refund_id, lock=True)
-            if row is not None and _definite(exc):
-                row.attempts += 1
-            if order is not None:
-                lifecycle.record(session, order, "payment.refund_failed", actor=ACTOR, amount_minor=amount_minor,
-                                 reason=f"Stripe: {exc.user_message or exc}: customer service to follow up")
-                await service_tasks.open_task(
-                    session, order, "refund_failed", actor=ACTOR,
-                    detail=f"Refunding {money(amount_minor, order.currency)} failed: {exc.user_message or exc}. "
-                           "Stripe is asked again with growing delays; refund the customer another way if it "
-                           "keeps failing.")
-        raise PaymentFailed(str(exc)) from exc
+        await _refund_failed(tenant, order_id, refund_id, amount_minor, attempt, exc)
+        if not _refusal(exc):
+            raise PaymentFailed(str(exc)) from exc
+        return
+    async with get_database().transaction(tenant_id=tenant) as session:
+        order = await _locked(session, tenant, order_id)
+        row = await _refund(session, tenant, refund_id, lock=True)
+        if order is None or row is None or row.status == "sent":
+            return
+        abandoned = row.status != "pending"
+        row.status, row.sent_at = "sent", clock.now()
+        lifecycle.record(session, order, "payment.refund_sent", actor=ACTOR, amount_minor=amount_minor,
+                         refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")
+        if abandoned:  # customer service gave up on it while Stripe was taking it
+            await service_tasks.open_task(
+                session, order, "refund_failed", actor=ACTOR,
+                detail=f"Stripe took the refund of {money(amount_minor, order.currency)} after its task was "
+                       "resolved: check the customer wasn't refunded twice.")
+            return
+        await service_tasks.close_if_open(session, order, "refund_failed", "refund sent on a later attempt",
+                                          actor=ACTOR)
+
+
+async def _refund_failed(tenant: uuid.UUID, order_id: str, refund_id: str, amount_minor: int, attempt: int,
+                         exc: stripe.StripeError) -> None:
+    """Record a failed attempt, unless the refund was settled meanwhile: on the order's timeline,
+    and as a customer-service task."""
+    final = _refusal(exc)
     async with get_database().transaction(tenant_id=tenant) as session:
         order = await _locked(session, tenant, order_id)
         row = await _refund(session, tenant, refund_id, lock=True)
         if order is None or row is None or row.status != "pending":
             return
-        row.status, row.sent_at = "sent", clock.now()
-        lifecycle.record(session, order, "payment.refund_sent", actor=ACTOR, amount_minor=amount_minor,
-                         refund_id=refund_id, reason=f"{money(amount_minor, order.currency)} refunded with Stripe")
-        await service_tasks.close_if_open(session, order, "refund_failed", "refund sent on a later attempt",
-                                          actor=ACTOR)
+        if _answered(exc) and row.attempts == attempt:
+            row.attempts += 1
+        if final:
+            row.status = "failed"
+        why = exc.user_message or str(exc)
+        lifecycle.record(session, order, "payment.refund_failed", actor=ACTOR, amount_minor=amount_minor,
+                         refund_id=refund_id, reason=f"Stripe: {why}: customer service to follow up")
+        await service_tasks.open_task(
+            session, order, "refund_failed", actor=ACTOR,
+            detail=f"Refunding {money(amount_minor, order.currency)} failed: {why}. "
+                   + ("Stripe refused it for good: refund the customer another way." if final else
+                      "Stripe is asked again with growing delays; refund the customer another way if it "
+                      "keeps failing, and resolve this task to stop the retries."))
 
 
 async def _refund(session: AsyncSession, tenant: uuid.UUID, refund_id: str, *, lock: bool = False) -> Refund | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, exists, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
@@ -44,17 +44,23 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise invalid({"after": "This page link is not valid: start again from the first page."}) from None
 
 
-def _in_reach(principal: Principal, stmt: Select[Order]) -> Select[Order]:
-    """The orders the principal may see: a store associate's, those with work or a pickup at
-    their locations; an order-intake key's, its channel's; everyone else's, all."""
+def reach(principal: Principal) -> list[ColumnElement[bool]]:
+    """Conditions on ``Order`` for the orders the principal may see: a store associate's, those
+    with work, a pickup or a transfer arriving at their locations; an order-intake key's, its
+    channel's; everyone else's, all."""
+    conditions: list[ColumnElement[bool]] = []
     if principal.locations is not None:
         codes = sorted(principal.locations)
-        stmt = stmt.where(or_(Order.pickup_location_code.in_(codes), exists().where(
+        conditions.append(or_(Order.pickup_location_code.in_(codes), exists().where(
             Fulfilment.tenant_id == Order.tenant_id, Fulfilment.order_id == Order.id,
-            Fulfilment.location_code.in_(codes))))
+            or_(Fulfilment.location_code.in_(codes), Fulfilment.ship_to_store.in_(codes)))))
     if principal.channel is not None:
-        stmt = stmt.where(Order.channel == principal.channel)
-    return stmt
+        conditions.append(Order.channel == principal.channel)
+    return conditions
+
+
+def _in_reach(principal: Principal, stmt: Select[Order]) -> Select[Order]:
+    return stmt.where(*reach(principal))
 
 
 def _filtered(principal: Principal, filters: OrderFilters) -> Select[Order]:
@@ -126,16 +132,26 @@ async def order_detail(session: AsyncSession, principal: Principal, order_id: uu
     return OrderDetail(order, lines, [(f, by_fulfilment[f.id]) for f in fulfilments], events)
 
 
+OPEN = ("created", "accepted", "picking", "packed", "ready_for_pickup")
+# After it leaves the warehouse, a transfer is the pickup store's to receive and hand over.
+ARRIVING = ("shipped", "ready_for_pickup")
+
+
 async def queue(session: AsyncSession, principal: Principal, location: str, *, open_only: bool = True,
                 ) -> list[tuple[Fulfilment, Order, list[FulfilmentLine]]]:
-    """A location's fulfilments, oldest first: what the store or warehouse has to do."""
+    """A location's fulfilments, oldest first: what the store or warehouse has to do, with the
+    transfers on their way to (or waiting at) the store for a customer to collect."""
     if not principal.works_at(location):
         raise not_found("Location")
+    here = Fulfilment.location_code == location
+    arriving = and_(Fulfilment.ship_to_store == location, Fulfilment.kind == "transfer")
     stmt = (select(Fulfilment, Order)
             .join(Order, and_(Order.tenant_id == Fulfilment.tenant_id, Order.id == Fulfilment.order_id))
-            .where(Fulfilment.tenant_id == principal.tenant_id, Fulfilment.location_code == location))
+            .where(Fulfilment.tenant_id == principal.tenant_id))
     if open_only:
-        stmt = stmt.where(Fulfilment.status.in_(("created", "accepted", "picking", "packed", "ready_for_pickup")))
+        stmt = stmt.where(or_(and_(here, Fulfilment.status.in_(OPEN)), and_(arriving, Fulfilment.status.in_(ARRIVING))))
+    else:
+        stmt = stmt.where(or_(here, arriving))
     rows = (await session.execute(stmt.order_by(Fulfilment.created_at).limit(200))).all()
     ids = [f.id for f, _ in rows]
     lines: dict[uuid.UUID, list[FulfilmentLine]] = {i: [] for i in ids}
@@ -149,13 +165,17 @@ async def queue(session: AsyncSession, principal: Principal, location: str, *, o
 
 async def change_mark(session: AsyncSession, principal: Principal, order_id: uuid.UUID | None = None,
                       ) -> tuple[int, datetime | None]:
-    """Something that changes whenever the order (or, without one, any order of the company)
-    gets a timeline entry: live pages refresh when it does."""
+    """Something that changes whenever the order (or, without one, any order the principal may
+    see) gets a timeline entry: live pages refresh when it does."""
     stmt = select(func.count(), func.max(OrderEvent.created_at)).where(OrderEvent.tenant_id == principal.tenant_id)
     if order_id is not None:
         stmt = stmt.where(OrderEvent.order_id == order_id)
     else:  # commits land within seconds of their entries' times: a recent window is enough
         stmt = stmt.where(OrderEvent.created_at > func.now() - timedelta(minutes=10))
+    limits = reach(principal)
+    if limits:
+        stmt = stmt.join(Order, and_(Order.tenant_id == OrderEvent.tenant_id, Order.id == OrderEvent.order_id)) \
+            .where(*limits)
     count, newest = (await session.execute(stmt)).one()
     return int(count), newest
 

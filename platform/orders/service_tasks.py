@@ -22,8 +22,9 @@ from core import clock
 from core.auth import Principal
 from core.ids import uuid7
 from core.problems import ProblemError, invalid, not_found
-from orders import lifecycle
-from orders.models import Order, ServiceTask
+from core.templating import money
+from orders import lifecycle, queries
+from orders.models import Order, Refund, ServiceTask
 
 KINDS = {
     "payment_capture_failed": "Payment capture failed",
@@ -85,7 +86,8 @@ async def on_payment_hold(session: AsyncSession, order: Order) -> bool:
 
 async def resolve(session: AsyncSession, principal: Principal, task_id: uuid.UUID, note: str) -> ServiceTask:
     """Close a task by hand, saying what was done (the customer paid another way, the order was
-    sorted out by phone...). Closing a payment task lifts the order's payment hold."""
+    sorted out by phone...). Closing a payment task lifts the order's payment hold; closing a
+    refund task stops sending the order's failing refunds."""
     task = await session.scalar(select(ServiceTask).where(ServiceTask.tenant_id == principal.tenant_id,
                                                           ServiceTask.id == task_id))
     if task is None:
@@ -96,14 +98,31 @@ async def resolve(session: AsyncSession, principal: Principal, task_id: uuid.UUI
     if len(note) > 1000:
         raise invalid({"note": "Keep the note under 1,000 characters."})
     order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id,
-                                                     Order.id == task.order_id).with_for_update())
-    assert order is not None
+                                                     Order.id == task.order_id, *queries.reach(principal))
+                                 .with_for_update())
+    if order is None:  # an order out of the principal's reach: its tasks too
+        raise not_found("Task")
     await session.refresh(task, with_for_update=True)
     if task.status != "open":
         raise ProblemError(409, "Already resolved",
                            f"This task was resolved by {task.resolved_by}: {task.resolution}")
     _close(session, order, task, note, actor=principal.label)
+    if task.kind == "refund_failed":
+        await _settled_elsewhere(session, order, actor=principal.label, note=note)
     return task
+
+
+async def _settled_elsewhere(session: AsyncSession, order: Order, *, actor: str, note: str) -> None:
+    """Customer service settled the order's failing refunds another way: they are no longer sent
+    to Stripe (a retry on its way finds them abandoned and leaves them)."""
+    rows = await session.scalars(select(Refund).where(
+        Refund.tenant_id == order.tenant_id, Refund.order_id == order.id,
+        Refund.status.in_(("pending", "failed"))).with_for_update())
+    for row in rows:
+        row.status = "abandoned"
+        lifecycle.record(session, order, "payment.refund_abandoned", actor=actor, amount_minor=row.amount_minor,
+                         refund_id=str(row.id),
+                         reason=f"{money(row.amount_minor, order.currency)} no longer sent with Stripe: {note}"[:1000])
 
 
 @dataclass(frozen=True)
@@ -127,7 +146,8 @@ async def listing(session: AsyncSession, principal: Principal, *, status: str = 
         raise invalid(errors)
     query = (select(ServiceTask, Order.number, Order.status)
              .join(Order, (Order.tenant_id == ServiceTask.tenant_id) & (Order.id == ServiceTask.order_id))
-             .where(ServiceTask.tenant_id == principal.tenant_id, ServiceTask.status == status))
+             .where(ServiceTask.tenant_id == principal.tenant_id, ServiceTask.status == status,
+                    *queries.reach(principal)))
     if kind:
         query = query.where(ServiceTask.kind == kind)
     if order_id is not None:
@@ -149,7 +169,8 @@ async def row_of(session: AsyncSession, principal: Principal, task_id: uuid.UUID
     found = (await session.execute(
         select(ServiceTask, Order.number, Order.status)
         .join(Order, (Order.tenant_id == ServiceTask.tenant_id) & (Order.id == ServiceTask.order_id))
-        .where(ServiceTask.tenant_id == principal.tenant_id, ServiceTask.id == task_id))).first()
+        .where(ServiceTask.tenant_id == principal.tenant_id, ServiceTask.id == task_id,
+               *queries.reach(principal)))).first()
     if found is None:
         raise not_found("Task")
     return TaskRow(*found)

@@ -12,18 +12,17 @@ from litestar import Controller, Request, Response, get, post, put
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
-from core.auth import MERCHANDISERS, Principal, requires, signed_in
+from core.auth import Principal, signed_in
 from core.deps import DEPS
 from core.idempotency import idempotent_create
 from core.pages import client_ip
 from core.params import NumberParam
 from core.problems import invalid
 from rules import fields, routing, schedule, service
+from rules.guards import manage_rules, try_rules
 from rules.lab import RoutingLab
 from rules.models import RuleVersion
 from rules.schemas import DraftIn, PublishIn, ReplayIn, SimulateIn
-
-manage_rules = requires(*MERCHANDISERS)
 
 
 def _aware(value: datetime | None, timezone: str, name: str) -> datetime | None:
@@ -97,14 +96,14 @@ class RulesApiController(Controller):
         return {"valid": not problems, "problems": [{"path": p.path, "message": p.message} for p in problems]}
 
     @post("/rule-sets/routing/simulate", summary="Route a sample order with the draft and the version in force",
-          status_code=200)
+          status_code=200, guards=[try_rules])
     async def simulate(self, db: AsyncSession, principal: Principal, routing_lab: RoutingLab,
                        data: SimulateIn) -> dict[str, Any]:
         sample = msgspec.structs.replace(data.order, at=_aware(data.order.at, principal.timezone, "at"))
         return await routing_lab.simulate(db, principal, sample, version=data.version)
 
     @post("/rule-sets/routing/replay", summary="Replay recent orders with the draft and the version in force",
-          status_code=200)
+          status_code=200, guards=[try_rules])
     async def replay(self, db: AsyncSession, principal: Principal, routing_lab: RoutingLab,
                      data: ReplayIn) -> dict[str, Any]:
         return await routing_lab.replay(db, principal, days=data.days, limit=data.limit, version=data.version,

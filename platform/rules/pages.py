@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock, money
-from core.auth import MERCHANDISERS, Principal, requires, signed_in
+from core.auth import MERCHANDISERS, Principal, signed_in
 from core.deps import DEPS
 from core.forms import parse_float, parse_int
 from core.limits import LINE_QUANTITY_MAX
@@ -22,11 +22,10 @@ from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirec
 from core.params import NumberParam, OptionalNumberParam
 from core.problems import ProblemError, invalid
 from rules import builder, conditions, fields, routing, schedule, service
+from rules.guards import manage_rules, try_rules
 from rules.lab import BuilderChoices, RoutingLab
 from rules.models import RuleSet
 from rules.schemas import MAX_REPLAY_DAYS, MAX_REPLAY_ORDERS, SampleOrder
-
-manage_rules = requires(*MERCHANDISERS)
 
 NOTICES.update({
     "published": "Version published.",
@@ -205,7 +204,7 @@ class RulesPagesController(Controller):
         context = await _builder_context(db, principal, routing_lab, rule_set, *(edited or (None, None)))
         return page(request, "rules/_builder.html", **context, conflict=notice)
 
-    @post("/simulate")
+    @post("/simulate", guards=[try_rules])
     async def simulate(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                        routing_lab: RoutingLab) -> Template:
         form = await request.form()
@@ -221,7 +220,7 @@ class RulesPagesController(Controller):
                             errors=form_errors(problem), problem=problem)
         return _partial(request, "rules/_simulation.html", result=result, values=values, problem=None)
 
-    @post("/replay")
+    @post("/replay", guards=[try_rules])
     async def replay(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                      routing_lab: RoutingLab) -> Template:
         data = await form_data(request)

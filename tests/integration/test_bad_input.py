@@ -180,3 +180,31 @@ async def test_numbers_typed_in_the_rule_builder_are_kept_as_text_and_flagged(cl
     draft = (await client.get(f"{API}/rule-sets/routing/draft", headers=key)).json()
     assert draft["document"]["rules"][0]["when"]["all"][0]["value"] == typed  # what was typed, to correct
     assert any("order.total" in p["path"] or "value" in p["path"] for p in draft["problems"]), draft["problems"]
+
+
+async def test_the_boundary_reads_a_body_whatever_it_says_it_is(client: AsyncClient, shop: Any) -> None:
+    """A JSON body sent as text/plain or without a type is checked all the same; a JSON body past
+    the size walked is scanned for nesting and NUL escapes; a form past any form of ours is
+    refused before it is parsed."""
+    key = bearer(shop.api_key)
+    body = b'{"channel": "web\\u0000"}'
+    for media in ("text/plain", "application/octet-stream"):
+        _refused(await client.post(f"{API}/orders", headers={**key, "Content-Type": media}, content=body), "channel")
+    padding = b'"' + b"x" * (1024 * 1024) + b'"'
+    big = b'{"pad": ' + padding + b', "sku": "a\\u0000"}'
+    _refused(await client.post(f"{API}/products", headers={**key, "Content-Type": "application/json"},
+                               content=big), "body")
+    # An escaped backslash before "u0000" is text, not a NUL: left to the route, which says why.
+    harmless = b'{"pad": ' + padding + b', "sku": "a\\\\u0000"}'
+    answer = await client.post(f"{API}/products", headers={**key, "Content-Type": "application/json"},
+                               content=harmless)
+    assert answer.status_code in (400, 413, 422) and "NUL" not in answer.text
+    deep = b'{"pad": ' + padding + b', "x": ' + b"[" * 100 + b"]" * 100 + b"}"
+    _refused(await client.post(f"{API}/products", headers={**key, "Content-Type": "application/json"},
+                               content=deep), "body")
+    await login(client, shop.email)
+    form = await client.post("/app/orders/new", headers={**csrf_headers(client),
+                                                         "Content-Type": "application/x-www-form-urlencoded"},
+                             content=b"name=" + b"a" * (3 * 1024 * 1024))
+    assert form.status_code == 413
+    assert await _orders(client, shop.api_key) == []

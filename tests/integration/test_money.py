@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_orders import (
@@ -21,9 +22,22 @@ from test_orders import (
     routed_order,
 )
 
-from core.money import apportion
+from core.money import apportion, to_minor
 from factories import bearer, create_tenant
 from inventory_factories import API, stock_up
+
+
+@pytest.mark.parametrize(("typed", "currency", "minor"), [
+    ("49.90", "EUR", 4990), ("49,9", "EUR", 4990), ("1500", "JPY", 1500), ("-3.5", "EUR", -350),
+    ("1.250", "KWD", 1250), ("1,000", "JPY", None), ("1,000", "EUR", None), ("1.5", "JPY", None),
+    ("49.999", "EUR", None), ("1.2.3", "EUR", None), ("1e3", "EUR", None), ("", "EUR", None),
+    ("99999999999999999", "EUR", None),
+])
+def test_typed_amounts_are_read_in_the_currency_s_decimals_or_refused(typed: str, currency: str,
+                                                                      minor: int | None) -> None:
+    """More decimals than the currency has is asked again, never guessed: "1,000" is a thousand
+    to one person and one to another."""
+    assert to_minor(typed, currency) == minor
 
 
 @given(amount=st.integers(min_value=0, max_value=10**15),

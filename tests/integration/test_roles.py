@@ -7,6 +7,7 @@ the address that was checked."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import uuid
 from datetime import timedelta
@@ -239,6 +240,15 @@ async def test_sign_ups_are_throttled_per_address_and_network(app) -> None:
             statuses.append((await post_form(browser, "/signup", signup_form(email=f"{unique('n')}@example.test")))
                             .status_code)
     assert statuses.count(303) == 20 and statuses[-2:] == [429, 429]
+    async with from_network("::ffff:203.0.113.99") as browser:  # the same network, written in IPv6
+        await browser.get("/signup")
+        again = await post_form(browser, "/signup", signup_form(email=f"{unique('n')}@example.test"))
+        assert again.status_code == 429
+
+    from core.throttle import network_of
+
+    assert network_of("2001:db8:1234:5678::1") == "2001:db8:1234::/48"
+    assert network_of(None) is None and network_of("") is None and network_of("::1") is None
 
 
 async def test_periodic_work_finds_the_companies_with_work_due_and_purges_across_them(client) -> None:
@@ -284,9 +294,13 @@ async def test_webhooks_go_to_the_public_internet_only_and_to_the_address_checke
     strict = type(get_settings())(**{**get_settings().__dict__, "webhooks_allow_private": False})
     monkeypatch.setattr(webhooks, "get_settings", lambda: strict)
     for url in ("http://100.64.0.7/hooks", "http://169.254.169.254/latest", "http://localhost/hooks",
-                "http://[::ffff:10.0.0.1]/hooks", "http://10.1.2.3/hooks", "ftp://example.com/x"):
+                "http://[::ffff:10.0.0.1]/hooks", "http://10.1.2.3/hooks", "ftp://example.com/x",
+                # IPv4 carried in IPv6: NAT64 (127.0.0.1), 6to4 (10.0.0.1), Teredo, IPv4-compatible.
+                "http://[64:ff9b::7f00:1]/hooks", "http://[64:ff9b:1::a00:1]/h", "http://[2002:a00:1::]/hooks",
+                "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h", "http://[::a00:1]/hooks", "http://[fec0::1]/h"):
         assert await webhooks.check_url(url) is not None, url
     assert await webhooks.check_url("https://93.184.216.34/hooks") is None
+    assert await webhooks.check_url("https://[2606:4700:4700::1111]/hooks") is None
 
     monkeypatch.undo()
     receiver = Receiver()
@@ -295,8 +309,17 @@ async def test_webhooks_go_to_the_public_internet_only_and_to_the_address_checke
         target, host, _ = webhooks._pinned(f"http://localhost:{port}/hooks",
                                                     (await webhooks.resolve(f"http://localhost:{port}/hooks"))[1][0])
         assert target.startswith(("http://127.0.0.1:", "http://[::1]:")) and host == {"Host": f"localhost:{port}"}
-        assert webhooks._pinned("https://shop.example/h", __import__("ipaddress").ip_address("93.184.216.34"))[2] == \
-            {"sni_hostname": "shop.example"}
+        public = ipaddress.ip_address("93.184.216.34")
+        assert webhooks._pinned("https://shop.example/h", public)[2] == {"sni_hostname": "shop.example"}
+        # An international name goes as its ASCII form, an IPv6 literal in brackets, and
+        # credentials in the URL as an authorization header, never in the Host.
+        target, headers, tls = webhooks._pinned("https://user:p%40ss@bücher.example:8443/h", public)
+        assert target == "https://93.184.216.34:8443/h" and tls == {"sni_hostname": "xn--bcher-kva.example"}
+        assert headers == {"Host": "xn--bcher-kva.example:8443", "Authorization": "Basic dXNlcjpwQHNz"}
+        v6 = ipaddress.ip_address("2606:4700:4700::1111")
+        target, headers, tls = webhooks._pinned("https://[2606:4700:4700::1111]/h", v6)
+        assert target == "https://[2606:4700:4700::1111]/h" and headers == {"Host": "[2606:4700:4700::1111]"}
+        assert tls == {}
     finally:
         receiver.server.shutdown()
 
@@ -311,3 +334,89 @@ async def test_an_order_for_several_recipients_is_refused(client) -> None:
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _ = uuid
+
+
+async def test_a_pickup_store_receives_and_hands_over_the_transfers_sent_to_it(client, make_client) -> None:
+    from test_orders import act_ok
+
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={"sku": {"wh": 5}})
+    await publish_rules(client, key, by_priority("Send it to the store", types=("store", "warehouse"),
+                                                 fallback=("ship_to_store", "hold")))
+    order = await routed_order(client, tenant, order_body((c["sku"], 1, 2500), pickup=c["store"]))
+    [transfer] = order["fulfilments"]
+    assert (transfer["kind"], transfer["ship_to_store"]) == ("transfer", c["store"])
+    store = await _join(client, make_client, tenant, "store_associate", [c["store"]])
+    elsewhere = await _join(client, make_client, tenant, "store_associate", [c["wh2"]])
+
+    waiting = await store.get(f"/app/fulfilments?location={c['store']}")
+    assert transfer["number"] not in waiting.text  # still the warehouse's to pick and pack
+    for action in ("accept", "ship", "reject"):  # and only the warehouse sends it
+        assert (await post_form(store, f"/app/fulfilments/{transfer['id']}/{action}",
+                                {"reason": "Item missing"})).status_code == 404
+    await act_ok(client, key, transfer["id"], "accept", "pick", "pack", "ship")
+    arriving = await store.get(f"/app/fulfilments?location={c['store']}")
+    assert transfer["number"] in arriving.text and "Arrived: ready for pickup" in arriving.text
+    assert f"coming from {c['wh']}" in arriving.text
+    assert (await post_form(elsewhere, f"/app/fulfilments/{transfer['id']}/ready")).status_code == 404
+    assert (await store.get(f"/app/orders/{order['id']}")).status_code == 200
+    ready = await post_form(store, f"/app/fulfilments/{transfer['id']}/ready", {"location": c["store"]})
+    assert ready.status_code == 303 and f"location={c['store']}" in ready.headers["location"]
+    assert "Handed over" in (await store.get(f"/app/fulfilments?location={c['store']}")).text
+    collected = await post_form(store, f"/app/fulfilments/{transfer['id']}/collect", {"location": c["store"]})
+    assert collected.status_code == 303
+    done = (await client.get(f"{API}/orders/{order['id']}", headers=bearer(key))).json()
+    assert done["status"] == "collected"
+    assert (await elsewhere.get(f"/app/orders/{order['id']}")).status_code == 404
+
+
+async def test_a_store_associate_sees_the_tasks_and_live_changes_of_their_orders_only(client, make_client) -> None:
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={"sku": {"wh": 5}})
+    await publish_rules(client, key, by_priority(fallback=("hold",)))
+    here = await routed_order(client, tenant, order_body((c["sku2"], 1, 1000), pickup=c["store"]))
+    there = await routed_order(client, tenant, order_body((c["sku2"], 1, 1000)))
+    assert (here["status"], there["status"]) == ("on_hold", "on_hold")
+    tasks = (await client.get(f"{API}/service-tasks", headers=bearer(key))).json()["tasks"]
+    by_order = {t["order_number"]: t for t in tasks}
+    assert {here["number"], there["number"]} <= set(by_order)
+
+    store = await _join(client, make_client, tenant, "store_associate", [c["store"]])
+    listed = await store.get("/app/service-tasks")
+    assert here["number"] in listed.text and there["number"] not in listed.text
+    assert (await store.get("/app/service-tasks?kind=order_on_hold")).status_code == 200
+
+    from core.auth import Principal
+    from core.db import get_database
+    from orders import queries
+
+    member = Principal(tenant_id=tenant.tenant_id, role="store_associate", label="s", tenant_name="",
+                       timezone="Europe/Paris", currency="EUR", locations=frozenset({c["store"]}))
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        before = await queries.change_mark(session, member)
+    await client.post(f"{API}/orders/{there['id']}/cancel", headers=bearer(key), json={"reason": "elsewhere"})
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        assert await queries.change_mark(session, member) == before  # another store's order: no refresh
+    await client.post(f"{API}/orders/{here['id']}/cancel", headers=bearer(key), json={"reason": "here"})
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        assert await queries.change_mark(session, member) != before
+
+    for path in ("/app/rules/simulate", "/app/rules/replay"):  # they read every recent order
+        assert (await post_form(store, path, {"days": "7"})).status_code == 403, path
+
+
+async def test_a_key_bound_to_a_channel_never_gets_another_channel_s_order(client) -> None:
+    tenant = await create_tenant()
+    c = await network(client, tenant.api_key)
+    await publish_rules(client, tenant.api_key, by_priority())
+    phone = await client.post(f"{API}/orders", headers=bearer(tenant.api_key),
+                              json=order_body((c["sku"], 1, 100), channel="phone", external_number="P-77"))
+    assert phone.status_code == 201
+    await login(client, tenant.email)
+    shop = bearer(await _key(client, "order_intake", "web"))
+    resent = await client.post(f"{API}/orders", headers=shop,
+                               json=order_body((c["sku"], 1, 100), channel="phone", external_number="P-77"))
+    assert resent.status_code == 422 and "web orders only" in resent.text
+    assert phone.json()["id"] not in resent.text

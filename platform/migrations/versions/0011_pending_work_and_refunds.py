@@ -79,8 +79,10 @@ def upgrade() -> None:
     for statement in rls_statements("refunds"):
         op.execute(statement)
     # Every refund recorded so far on a timeline becomes a row, with the event's id (the id its
-    # Stripe message carries); a Stripe one not confirmed sent is pending. The tables are read
-    # past row-level security for this once: the migration's owner may not be a superuser.
+    # Stripe message carries); a Stripe one not confirmed sent is pending if Stripe still knows its
+    # idempotency key (24 hours), failed otherwise, as sending it again could refund twice. The
+    # tables are read past row-level security for this once: the migration's owner may not be a
+    # superuser.
     for table in ("orders", "order_events", "refunds"):
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute("""
@@ -88,7 +90,8 @@ def upgrade() -> None:
                              created_at, sent_at)
         SELECT e.tenant_id, e.id, e.order_id, (e.data->>'amount_minor')::bigint, o.currency,
                coalesce(o.payment_provider, 'external'), left(coalesce(e.reason, ''), 500),
-               CASE WHEN o.payment_provider = 'stripe' AND sent.id IS NULL THEN 'pending' ELSE 'sent' END,
+               CASE WHEN coalesce(o.payment_provider, 'external') <> 'stripe' OR sent.id IS NOT NULL THEN 'sent'
+                    WHEN e.created_at > now() - interval '23 hours' THEN 'pending' ELSE 'failed' END,
                e.actor, e.created_at, coalesce(sent.created_at, CASE WHEN o.payment_provider = 'stripe'
                                                                       THEN NULL ELSE e.created_at END)
         FROM order_events e

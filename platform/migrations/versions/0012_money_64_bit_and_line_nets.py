@@ -28,28 +28,29 @@ def upgrade() -> None:
                                            nullable=False))
     op.add_column('orders', sa.Column('capture_attempts', sa.Integer(), server_default='0', nullable=False))
     op.add_column('refunds', sa.Column('attempts', sa.Integer(), server_default='0', nullable=False))
-    # Orders captured before: their discount shared among their lines as capture now does. Read
-    # past row-level security once: the migration's owner may not be a superuser.
+    # Orders captured before: their discount shared among their lines as capture now does (in
+    # numeric: a product of two amounts overflows 64 bits). Read past row-level security once:
+    # the migration's owner may not be a superuser.
     for table in ("orders", "order_lines"):
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     op.execute("""
         WITH weighted AS (
-            SELECT l.tenant_id, l.id, l.line_no, l.order_id, o.discount_minor AS amount,
-                   l.unit_price_minor * l.quantity - l.discount_minor AS weight
+            SELECT l.tenant_id, l.id, l.line_no, l.order_id, o.discount_minor::numeric AS amount,
+                   l.unit_price_minor::numeric * l.quantity - l.discount_minor AS weight
             FROM order_lines l JOIN orders o ON o.tenant_id = l.tenant_id AND o.id = l.order_id
             WHERE o.discount_minor > 0),
         shared AS (
             SELECT *, sum(weight) OVER (PARTITION BY tenant_id, order_id) AS total FROM weighted),
         rounded AS (
-            SELECT *, CASE WHEN total > 0 THEN amount * weight / total ELSE 0 END AS base,
-                      CASE WHEN total > 0 THEN amount * weight % total ELSE 0 END AS remainder
+            SELECT *, CASE WHEN total > 0 THEN div(amount * weight, total) ELSE 0 END AS base,
+                      CASE WHEN total > 0 THEN mod(amount * weight, total) ELSE 0 END AS remainder
             FROM shared),
         ranked AS (
             SELECT *, CASE WHEN total > 0 THEN amount - sum(base) OVER (PARTITION BY tenant_id, order_id)
                            ELSE 0 END AS left_over,
                       row_number() OVER (PARTITION BY tenant_id, order_id ORDER BY remainder DESC, line_no) AS rank
             FROM rounded)
-        UPDATE order_lines l SET order_discount_minor = r.base + CASE WHEN r.rank <= r.left_over THEN 1 ELSE 0 END
+        UPDATE order_lines l SET order_discount_minor = (r.base + CASE WHEN r.rank <= r.left_over THEN 1 ELSE 0 END)::bigint
         FROM ranked r WHERE l.tenant_id = r.tenant_id AND l.id = r.id
     """)
     for table in ("orders", "order_lines"):
