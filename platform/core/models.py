@@ -84,6 +84,7 @@ class MailMessage(TenantScoped, Base):
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))
     body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)  # the HTML alternative, when the mail has one
     kind: Mapped[str] = mapped_column(String(50))
     sent_by: Mapped[uuid.UUID | None]  # the user whose action sent it (an invitation's inviter)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
@@ -92,6 +93,21 @@ class MailMessage(TenantScoped, Base):
     sent_at: Mapped[datetime | None]
     transport: Mapped[str | None] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class MailTemplate(TenantScoped, Base):
+    """A company's own subject and introduction for one kind of customer mail in one language;
+    without one, the mail uses the platform's translated default."""
+
+    __tablename__ = "mail_templates"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "language"),)
+
+    kind: Mapped[str] = mapped_column(String(50))
+    language: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(300))
+    intro: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
 
 
 class IdempotencyRecord(TenantScoped, Base):

@@ -80,6 +80,7 @@ class Order(TenantScoped, Base):
     customer_name: Mapped[str | None] = mapped_column(String(200))
     customer_phone: Mapped[str | None] = mapped_column(String(40))
     customer_tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
+    language: Mapped[str | None] = mapped_column(String(8))  # the customer's, for mails; else the company's
     payment_provider: Mapped[str | None] = mapped_column(String(20))  # external | stripe
     payment_method: Mapped[str | None] = mapped_column(String(40))
     payment_reference: Mapped[str | None] = mapped_column(String(200))
@@ -152,6 +153,10 @@ class Fulfilment(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20), default="created")
     reason: Mapped[str | None] = mapped_column(String(500))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
+    carrier: Mapped[str | None] = mapped_column(String(40))  # a code of ``orders.carriers`` or "other"
+    tracking_url: Mapped[str | None] = mapped_column(String(500))
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     pickup_expires_at: Mapped[datetime | None]

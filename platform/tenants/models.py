@@ -48,6 +48,9 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # How long a click & collect order waits at the store before it is cancelled and restocked.
     pickup_window_days: Mapped[int] = mapped_column(default=7, server_default="7")
+    # The language of mails to customers whose order names none, and of the company's formats.
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    brand_colour: Mapped[str] = mapped_column(String(7), default="#1d4ed8", server_default="#1d4ed8")
 
 
 class User(Base):
