@@ -49,6 +49,9 @@ class Principal:
     locations: frozenset[str] | None = None
     # The one channel an order-intake key takes orders for.
     channel: str | None = None
+    # The company's language and the locale its console formats money and times with ("fr_FR").
+    language: str = "en"
+    locale: str = "en_US"
 
     @property
     def is_admin(self) -> bool:

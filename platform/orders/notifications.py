@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.locale import format_money as money
 from core.mail import queue_mail
-from core.templating import money
 from orders.models import Order
 
 SUBJECTS = {

@@ -25,11 +25,11 @@ from core.auth import Principal
 from core.broker import actor
 from core.db import get_database
 from core.ids import uuid7
+from core.locale import format_money as money
 from core.outbox import enqueue
 from core.problems import invalid
 from core.redrive import pending_work
 from core.settings import get_settings
-from core.templating import money
 from orders import lifecycle, service_tasks
 from orders.models import Order, OrderLine, PaymentAccount, Refund
 from tenants.service import Actor, audit

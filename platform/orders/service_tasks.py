@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import clock
 from core.auth import Principal
 from core.ids import uuid7
+from core.locale import format_money as money
 from core.problems import ProblemError, invalid, not_found
-from core.templating import money
 from orders import lifecycle, queries
 from orders.models import Order, Refund, ServiceTask
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import validation as v
 from core.auth import Principal, role_choices
 from core.db import set_scope, utcnow
+from core.locale import locale_of
 from core.mail import queue_mail
 from core.problems import ProblemError, invalid, not_found
 from core.security import (
@@ -134,6 +135,10 @@ async def create_tenant_with_owner(
 
 # --- sign-in ----------------------------------------------------------------------------
 
+def _locale(tenant: Tenant) -> str:
+    return str(locale_of(tenant.language, tenant.country))
+
+
 
 async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Membership, Tenant]]:
     """A user's memberships, newest first. Runs in the user's own scope (see the policy)."""
@@ -190,6 +195,7 @@ async def principal_for_session(session: AsyncSession, user_id: uuid.UUID, tenan
         tenant_id=tenant.id, role=role, label=user.email, tenant_name=tenant.name, timezone=tenant.timezone,
         currency=tenant.currency, user_id=user.id, user_name=user.name,
         locations=frozenset(locations or ()) if role == Role.STORE_ASSOCIATE.value else None,
+        language=tenant.language, locale=_locale(tenant),
     )
 
 
@@ -218,6 +224,7 @@ async def principal_for_api_key(session: AsyncSession, token: str) -> Principal 
         timezone=tenant.timezone, currency=tenant.currency, api_key_id=key.id, channel=key.channel,
         # Keys are not made for store associates; one that says so works at no location.
         locations=frozenset() if key.role == Role.STORE_ASSOCIATE.value else None,
+        language=tenant.language, locale=_locale(tenant),
     )
 
 
