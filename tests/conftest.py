@@ -42,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["LOG_JSON"] = "1"
     os.environ["PUBLIC_URL"] = "http://testserver.local"
     os.environ["WEBHOOKS_ALLOW_PRIVATE"] = "1"  # the tests' webhook receivers listen on 127.0.0.1
+    os.environ.pop("GEOCODER_URL", None)  # coordinates from the shipped places: never the network
 
     from core.embedded import EmbeddedPostgres, EmbeddedRedis
 

@@ -17,7 +17,7 @@ from core import clock, redrive
 from core.auth import Principal, admins_only
 from core.db import get_database, utcnow
 from core.deps import provide_db, provide_principal
-from core.mail import body_for_log
+from core.mail import body_for_log, html_for_log
 from core.models import FailedJob, MailMessage
 from core.outbox import enqueue_named
 from core.pages import NOTICES, page, redirect
@@ -79,7 +79,7 @@ class KernelSettingsController(Controller):
         if message is None:
             raise not_found("Message")
         return page(request, "settings/mail_message.html", message=message,
-                    body=body_for_log(message, principal))
+                    body=body_for_log(message, principal), html=html_for_log(message, principal))
 
     @get("/stuck-work")
     async def stuck_work(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:

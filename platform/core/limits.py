@@ -26,3 +26,20 @@ SignedMoney = Annotated[int, msgspec.Meta(ge=-MONEY_MAX, le=MONEY_MAX)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
 Number = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]  # versions, revisions, line numbers
 Int32 = Annotated[int, msgspec.Meta(ge=-INT32_MAX - 1, le=INT32_MAX)]
+
+# Text formats, each with the words a person reads when what they typed doesn't fit (core.forms
+# shows these instead of the regex; a pattern without words here needs Meta(extra={"message": ...})).
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$"  # SKUs, location codes
+CODE_MESSAGE = "Use letters, digits, dots, dashes or slashes, starting with a letter or digit."
+CURRENCY_PATTERN = "^[A-Za-z]{3}$"
+CURRENCY_UPPER_PATTERN = "^[A-Z]{3}$"
+COUNTRY_PATTERN = "^[A-Za-z]{2}$"
+COUNTRY_MESSAGE = "Use a two-letter country code such as FR or US."
+CURRENCY_MESSAGE = "Use a three-letter currency code such as EUR or USD."
+TIMEZONE_MESSAGE = "Use a time zone name such as Europe/Paris."
+PATTERN_MESSAGES: dict[str, str] = {
+    CODE_PATTERN: CODE_MESSAGE,
+    CURRENCY_PATTERN: CURRENCY_MESSAGE,
+    CURRENCY_UPPER_PATTERN: "Use a three-letter currency code in capitals, such as EUR or USD.",
+    COUNTRY_PATTERN: COUNTRY_MESSAGE,
+}

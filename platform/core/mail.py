@@ -3,7 +3,8 @@
 Code that sends mail calls ``queue_mail``: a ``mail_messages`` row (the tenant's mail log)
 and an outbox message in the caller's transaction. The ``mail.send`` actor delivers it
 through the configured transport: by default the log itself (plus a log line with the
-text, so links work on a fresh machine), or SMTP when ``SMTP_URL`` is set.
+text, so links work on a fresh machine), or SMTP when ``SMTP_URL`` is set. A mail may carry an
+HTML version besides its text: SMTP sends both as multipart/alternative.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import asyncio
 import re
 import smtplib
 import uuid
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
@@ -50,13 +53,30 @@ class SmtpTransport:
         self.url = urlparse(url)
         self.sender = sender
 
-    def _send(self, message: MailMessage) -> None:
+    def build(self, message: MailMessage) -> EmailMessage:
+        """The message as it goes on the wire: its text, and its HTML as the alternative when it
+        has one; from the platform's address, under the company's name when the mail gives one."""
         email = EmailMessage()
-        email["From"] = self.sender
+        email["From"] = self._from((message.meta or {}).get("from_name"))
         email["To"] = message.to_address
-        email["Subject"] = message.subject
+        email["Subject"] = " ".join(message.subject.split())  # a line break would end the header
         email["Message-ID"] = f"<{message.id}@oms>"
         email.set_content(message.body_text)
+        if message.body_html:
+            email.add_alternative(message.body_html, subtype="html")
+        return email
+
+    def _from(self, name: str | None) -> str:
+        if not name:
+            return self.sender
+        _, address = parseaddr(self.sender)
+        if "@" not in address:
+            return self.sender
+        user, _, domain = address.rpartition("@")
+        return str(Address(display_name=" ".join(str(name).split())[:100], username=user, domain=domain))
+
+    def _send(self, message: MailMessage) -> None:
+        email = self.build(message)
         port = self.url.port or (465 if self.url.scheme == "smtps" else 25)
         smtp_class = smtplib.SMTP_SSL if self.url.scheme == "smtps" else smtplib.SMTP
         with smtp_class(self.url.hostname or "localhost", port, timeout=30) as smtp:
@@ -79,14 +99,21 @@ def transport() -> Transport:
 
 async def queue_mail(
     session: AsyncSession, *, tenant_id: uuid.UUID, to: str, subject: str, body: str, kind: str,
-    sent_by: uuid.UUID | None = None, meta: dict[str, Any] | None = None,
+    sent_by: uuid.UUID | None = None, meta: dict[str, Any] | None = None, body_html: str | None = None,
+    sender_name: str | None = None,
 ) -> MailMessage:
-    """``sent_by`` and ``meta`` say who may read the mail's links in the log (``body_for_log``)."""
+    """``sent_by`` and ``meta`` say who may read the mail's links in the log (``body_for_log``).
+    ``body_html`` is the HTML alternative of ``body`` (which stays the whole message in text);
+    ``sender_name`` the name the recipient sees it from (the company's, for its customers)."""
     from core.outbox import enqueue
     from core.tasks import send_mail
 
+    meta = dict(meta or {})
+    if sender_name:
+        meta["from_name"] = sender_name
+    subject = " ".join(subject.split())[:300]
     row = {"tenant_id": tenant_id, "id": uuid7(), "to_address": to, "subject": subject, "body_text": body,
-           "kind": kind, "sent_by": sent_by, "meta": meta or {}}
+           "body_html": body_html, "kind": kind, "sent_by": sent_by, "meta": meta}
     bulk.defer(session, MailMessage, row)  # one INSERT for all of a transaction's mails
     enqueue(session, send_mail, tenant_id=tenant_id, message_id=str(row["id"]))
     return bulk.detached(MailMessage, row)
@@ -109,3 +136,11 @@ def body_for_log(message: MailMessage, viewer: Principal) -> str:
     if not shown:
         text = _INVITATION_LINK.sub("[invitation link: sent to the recipient only]", text)
     return text
+
+
+def html_for_log(message: MailMessage, viewer: Principal) -> str | None:
+    """The HTML version the log shows ``viewer``: none when the text had a link hidden from them
+    (the HTML would carry it too). The page shows it in a sandboxed frame, never as its own."""
+    if not message.body_html or body_for_log(message, viewer) != message.body_text:
+        return None
+    return message.body_html

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
+    SerializationException,
     ValidationException,
 )
-from litestar.response import Redirect, Template
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = structlog.get_logger(__name__)
@@ -71,13 +73,89 @@ def problem_response(problem: ProblemError) -> Response[Any]:
     return Response(body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=problem.headers)
 
 
-def _from_validation(exc: ValidationException) -> ProblemError:
-    errors: list[FieldError] = []
+def _annotation(request: Request[Any, Any, Any], name: str) -> Any:
+    """The route handler's annotation of a parameter (``data`` is the body), or None."""
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(name)
+    except Exception:  # no route: a 404 or 405 before any handler
+        return None
+    return None if parameter is None else parameter.annotation
+
+
+def _parameter_type(request: Request[Any, Any, Any], name: str) -> Any:
+    """A query or path parameter's type with its declared bounds, to word its problem."""
+    import msgspec
+
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(name)
+    except Exception:  # no route
+        return None
+    if parameter is None:
+        return None
+    bound = parameter.kwarg_definition
+    limits = {key: getattr(bound, key, None) for key in ("ge", "gt", "le", "lt", "min_length", "max_length")}
+    limits = {key: value for key, value in limits.items() if value is not None}
+    if not limits:
+        return parameter.annotation
+    try:
+        return Annotated[parameter.annotation, msgspec.Meta(**limits)]
+    except (TypeError, ValueError):
+        return parameter.annotation
+
+
+def _body_problems(request: Request[Any, Any, Any]) -> dict[str, str] | None:
+    """Every problem of the JSON body the handler was given, in plain words; None when the body
+    was not read as JSON (nothing to check again) or has no declared type."""
+    from litestar.types import Empty
+    from litestar.utils.scope.state import ScopeState
+
+    from core.forms import problems
+
+    annotation = _annotation(request, "data")
+    body = ScopeState.from_scope(request.scope).json
+    if annotation is None or body is Empty:
+        return None
+    try:
+        # Litestar converts bodies leniently ("5" for 5): the same leniency, so the same verdict.
+        return problems(body, annotation, strict=False) or None
+    except Exception:  # a type the collector can't walk: the decoder's own word
+        log.warning("problems.body_not_walked", path=request.url.path, exc_info=True)
+        return None
+
+
+BODY = "body"
+
+
+def _from_validation(request: Request[Any, Any, Any], exc: ValidationException) -> ProblemError:
+    """Litestar's refusal of a request's body or parameters, with every problem in plain words."""
+    from core.forms import translate
+
+    errors: dict[str, str] = {}
+    body: dict[str, str] | None = None  # every problem of the body, once it was checked again
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            errors.append(FieldError(str(item.get("key") or item.get("source") or "body"), str(item.get("message"))))
-    return ProblemError(status=422, title="Invalid request", detail=exc.detail or "Validation failed.",
-                        errors=errors)
+        if not isinstance(item, dict):
+            continue
+        key, source, message = str(item.get("key") or ""), item.get("source"), str(item.get("message"))
+        if source == "body" or not key:
+            if body is None:
+                body = _body_problems(request) or {}
+                if not body and key == "data" and _annotation(request, "data") is not None:
+                    body = {BODY: "Send the request's data as a JSON object in its body."}  # none was sent
+                errors.update(body)
+            if body:
+                continue  # the body's problems are all told already, in the collector's words
+            if source == "body":
+                field, words = translate(message, _annotation(request, "data"), key)
+                errors.setdefault(field, words)
+                continue
+        name = key or BODY
+        _, words = translate(message, _parameter_type(request, name) if key else None, required=True)
+        errors.setdefault(name, words)
+    count = len(errors)
+    detail = ("One field is not valid." if count == 1 else f"{count} fields are not valid.") if errors \
+        else "The request is not valid."
+    return ProblemError(status=422, title="Invalid request", detail=detail,
+                        errors=[FieldError(field, message) for field, message in errors.items()])
 
 
 _FRIENDLY = {
@@ -89,12 +167,9 @@ _FRIENDLY = {
 
 
 def _error_page(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[Any]:
-    return Template(
-        "error.html",
-        context={"status": status, "title": title, "detail": detail},
-        status_code=status,
-        media_type=MediaType.HTML,
-    )
+    from core.error_pages import ErrorPage  # in the console's layout for a signed-in visitor under /app
+
+    return ErrorPage(title=title, detail=detail, status_code=status)
 
 
 def handle_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
@@ -108,9 +183,21 @@ def handle_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Respon
     return response
 
 
+def _json_words(error: str) -> str:
+    """msgspec's word on a body that isn't JSON, for the person who sent it."""
+    if "truncated" in error:
+        return "The body is not complete JSON: it ends too early."
+    if found := re.search(r"\(byte (\d+)\)", error):
+        return (f"The body is not valid JSON: something unexpected at character {int(found[1]) + 1}. "
+                "Check the quotes, commas and brackets around it.")
+    return "The body is not valid JSON."
+
+
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException):
-        return handle_problem(request, _from_validation(exc))
+        return handle_problem(request, _from_validation(request, exc))
+    if isinstance(exc.__cause__, SerializationException):
+        return handle_problem(request, ProblemError(400, "Invalid JSON", _json_words(str(exc.__cause__))))
     detail = _FRIENDLY.get(str(exc.detail), str(exc.detail))
     if isinstance(exc, NotAuthorizedException):
         if _is_api(request):

@@ -64,6 +64,7 @@ class Settings:
     log_level: str = "INFO"
     webhooks_allow_private: bool = False  # let webhooks reach private addresses (local development, tests)
     stripe_api_base: str | None = None  # a local fake Stripe in development and tests; None: Stripe itself
+    geocoder_url: str | None = None  # a Nominatim-compatible service; None: the places shipped offline
 
     @property
     def owner_url(self) -> URL:
@@ -84,6 +85,15 @@ class Settings:
         return self.owner_url.set(username=self.app_db_role, password=self.app_db_password)
 
 
+def public_url() -> str:
+    """The address links in mails point to: PUBLIC_URL, else this machine on the port the web
+    server listens on (PORT, which `oms run` and `oms web` set for their processes)."""
+    if url := os.environ.get("PUBLIC_URL", "").strip():
+        return url.rstrip("/")
+    port = os.environ.get("PORT", "").strip()
+    return f"http://127.0.0.1:{port if port.isdigit() and 0 < int(port) < 65536 else 8000}"
+
+
 def load() -> Settings:
     database_url = os.environ.get("DATABASE_URL")
     redis_url = os.environ.get("REDIS_URL")
@@ -98,7 +108,7 @@ def load() -> Settings:
         app_db_role=os.environ.get("APP_DB_ROLE", "oms_app"),
         app_db_password=os.environ.get("APP_DB_PASSWORD", "oms_app_local_only"),
         app_database_url=os.environ.get("APP_DATABASE_URL") or None,
-        public_url=os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        public_url=public_url(),
         redis_namespace=os.environ.get("REDIS_NAMESPACE", "oms"),
         smtp_url=os.environ.get("SMTP_URL") or None,
         mail_from=os.environ.get("MAIL_FROM", "OMS <no-reply@oms.localhost>"),
@@ -107,6 +117,7 @@ def load() -> Settings:
         log_level=os.environ.get("LOG_LEVEL", "INFO"),
         webhooks_allow_private=_flag("WEBHOOKS_ALLOW_PRIVATE", False),
         stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
+        geocoder_url=os.environ.get("GEOCODER_URL") or None,
     )
 
 

@@ -54,20 +54,26 @@ def check_required(value: str | None, label: str, *, max_length: int = 200) -> s
 
 
 def check_country(value: str) -> str | None:
-    if not value or pycountry.countries.get(alpha_2=value.upper()) is None:
-        return f"Unknown country {value!r}: use a two-letter ISO 3166 code such as FR or US."
+    if not (value or "").strip():
+        return "Choose a country."
+    if pycountry.countries.get(alpha_2=value.upper()) is None:
+        return f"Unknown country {value!r}: use a two-letter country code such as FR or US."
     return None
 
 
 def check_currency(value: str) -> str | None:
-    if not value or pycountry.currencies.get(alpha_3=value.upper()) is None:
-        return f"Unknown currency {value!r}: use a three-letter ISO 4217 code such as EUR or USD."
+    if not (value or "").strip():
+        return "Choose a currency."
+    if pycountry.currencies.get(alpha_3=value.upper()) is None:
+        return f"Unknown currency {value!r}: use a three-letter currency code such as EUR or USD."
     return None
 
 
 def check_timezone(value: str) -> str | None:
-    if not value or value not in timezones():
-        return f"Unknown time zone {value!r}: use an IANA name such as Europe/Paris."
+    if not (value or "").strip():
+        return "Choose a time zone."
+    if value not in timezones():
+        return f"Unknown time zone {value!r}: use a region and a city, such as Europe/Paris."
     return None
 
 

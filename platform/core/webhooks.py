@@ -40,8 +40,9 @@ from core.redrive import pending_work
 from core.settings import get_settings
 
 EVENTS = ("order.created", "order.routed", "order.on_hold", "order.backordered", "order.cancelled",
-          "order.shipped", "order.collected", "fulfilment.created", "fulfilment.shipped",
-          "fulfilment.ready_for_pickup", "fulfilment.collected", "fulfilment.rejected", "fulfilment.expired")
+          "order.shipped", "order.delivered", "order.collected", "fulfilment.created", "fulfilment.shipped",
+          "fulfilment.delivered", "fulfilment.ready_for_pickup", "fulfilment.collected", "fulfilment.rejected",
+          "fulfilment.expired")
 MAX_ATTEMPTS = 8
 TIMEOUT_S = 10.0
 RETRY_AFTER = timedelta(seconds=5)

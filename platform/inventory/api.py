@@ -13,6 +13,7 @@ from core.auth import FOR_FEED_KEYS, FOR_ORDER_KEYS, Principal, signed_in
 from core.boundary import check_json
 from core.db import utcnow
 from core.deps import DEPS
+from core.forms import decode_json
 from core.idempotency import idempotent_create
 from core.params import PageSize
 from core.problems import ProblemError, invalid
@@ -170,12 +171,7 @@ class InventoryApiController(Controller):
             external_id, feed_kind = feed_id or "", kind or ""
         else:
             check_json(body)  # larger than the boundary reads: the same check here
-            try:
-                parsed = msgspec.json.decode(body, type=FeedIn)
-            except msgspec.ValidationError as exc:
-                raise invalid({"body": str(exc)}) from None
-            except msgspec.DecodeError as exc:
-                raise ProblemError(422, "Invalid JSON", str(exc)) from None
+            parsed = decode_json(body, FeedIn)
             external_id, feed_kind, fmt = parsed.feed_id, parsed.kind, "json"
             payload = msgspec.json.encode({"rows": parsed.rows})
         feed, created = await feeds.accept_feed(db, principal, external_id=external_id, kind=feed_kind,
@@ -210,14 +206,7 @@ async def _level_out(db: AsyncSession, principal: Principal, line: ledger.Line, 
 
 
 def _decode(body: bytes, kind: type[LocationIn]) -> LocationIn:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.split("`$.")[1].split("`")[0] if "`$." in message else "body"
-        raise invalid({field: message}) from None
-    except msgspec.DecodeError as exc:
-        raise ProblemError(422, "Invalid JSON", str(exc)) from None
+    return decode_json(body, kind)  # every problem at once, in plain words
 
 
 def _row_problem(errors: list[catalog.RowError]) -> ProblemError:

@@ -124,12 +124,15 @@ async def availability(session: AsyncSession, principal: Principal, skus: list[s
         distance = None
         if latitude is not None and longitude is not None and location.latitude is not None:
             distance = round(distance_km(latitude, longitude, location.latitude, location.longitude or 0.0), 1)
+        # Each capability as the location's form and API store it: reporting ship-from-store as
+        # "ships to customers" told a company its store shipped although that box was unticked.
         entry.locations.append(LocationAvailability(
             location=location.code, name=location.name, kind=location.kind, available=available,
-            ships_to_customers=location.ships_to_customers or location.ship_from_store,
+            ships_to_customers=location.ships_to_customers, ship_from_store=location.ship_from_store,
             click_and_collect=location.click_and_collect, open_now=is_open(location, at), distance_km=distance,
         ))
         entry.total_available += available
+        # Deliverable as routing sees it: either capability sends parcels to customers.
         ships = location.ships_to_customers or location.ship_from_store
         if ships and available > 0 and (country is None or location.country == country.upper()):
             entry.deliverable = True

@@ -60,26 +60,61 @@ async def ensure_level(session: AsyncSession, tenant_id: uuid.UUID, line: Line) 
 
 
 async def adjust(session: AsyncSession, tenant_id: uuid.UUID, line: Line, *, reason: str, actor: str,
-                 reference: str | None = None) -> int:
-    """Add ``line.quantity`` (negative to remove) to on_hand; refuses to go below zero.
-    Returns the new on_hand."""
+                 reference: str | None = None, keep_reserved: bool = False) -> int:
+    """Add ``line.quantity`` (negative to remove) to on_hand; refuses to go below zero, and with
+    ``keep_reserved`` to remove units that orders hold (on hand left below reserved). Returns the
+    new on_hand."""
     if abs(line.quantity) > MAX_QUANTITY:
         raise ProblemError(422, "Invalid quantity", f"A quantity is at most {MAX_QUANTITY:,} units.")
     await ensure_level(session, tenant_id, line)
+    floor = levels.c.reserved if keep_reserved and line.quantity < 0 else 0
     row = (await session.execute(
-        update(levels).where(_level_key(tenant_id, line), levels.c.on_hand + line.quantity >= 0,
+        update(levels).where(_level_key(tenant_id, line), levels.c.on_hand + line.quantity >= floor,
                              levels.c.on_hand + line.quantity <= MAX_QUANTITY)
         .values(on_hand=levels.c.on_hand + line.quantity, updated_at=utcnow())
         .returning(levels.c.on_hand)
     )).first()
     if row is None:
-        current = await session.scalar(select(levels.c.on_hand).where(_level_key(tenant_id, line)))
-        raise ProblemError(409, "Not enough stock",
-                           f"Removing {-line.quantity} would make on hand negative: only {current} on hand.")
+        current = (await session.execute(select(levels.c.on_hand, levels.c.reserved)
+                                         .where(_level_key(tenant_id, line)))).one()
+        on_hand, reserved = int(current[0]), int(current[1])
+        if on_hand + line.quantity > MAX_QUANTITY:
+            raise ProblemError(422, "Invalid quantity",
+                               f"That would make {on_hand + line.quantity:,} on hand; the most is {MAX_QUANTITY:,}.")
+        if on_hand + line.quantity < 0:
+            raise ProblemError(409, "Not enough stock",
+                               f"Removing {-line.quantity} would make on hand negative: only {on_hand} on hand.")
+        raise ProblemError(409, "Stock reserved for orders",
+                           f"Removing {-line.quantity} would leave less on hand than is reserved for orders: "
+                           f"{on_hand} on hand, {reserved} reserved, so at most {max(0, on_hand - reserved)} "
+                           "can be removed. Cancel or re-route those orders first.")
     if line.quantity:
         await session.execute(insert(movements), [_movement(tenant_id, line, on_hand=line.quantity, reason=reason,
                                                             reference=reference, actor=actor)])
     return int(row[0])
+
+
+async def count(session: AsyncSession, tenant_id: uuid.UUID, line: Line, *, actor: str,
+                reference: str | None = None, keep_reserved: bool = True) -> int:
+    """A stock count: on_hand becomes ``line.quantity``, the units counted. The ledger records the
+    difference under the reason "count", a count that found the figure right included. With
+    ``keep_reserved``, a count that takes on hand down below what is reserved for orders is
+    refused. Returns the difference."""
+    if not 0 <= line.quantity <= MAX_QUANTITY:
+        raise ProblemError(422, "Invalid quantity", f"A count is 0 to {MAX_QUANTITY:,} units.")
+    await ensure_level(session, tenant_id, line)
+    on_hand, reserved = (await session.execute(
+        select(levels.c.on_hand, levels.c.reserved).where(_level_key(tenant_id, line)).with_for_update())).one()
+    if keep_reserved and line.quantity < reserved and line.quantity < on_hand:
+        raise ProblemError(409, "Stock reserved for orders",
+                           f"You counted {line.quantity}, but {reserved} are reserved for orders here. "
+                           "Cancel or re-route those orders first, then record the count.")
+    difference = line.quantity - int(on_hand)
+    await session.execute(update(levels).where(_level_key(tenant_id, line))
+                          .values(on_hand=line.quantity, updated_at=utcnow()))
+    await session.execute(insert(movements), [_movement(tenant_id, line, on_hand=difference, reason="count",
+                                                        reference=reference, actor=actor)])
+    return difference
 
 
 async def set_safety_stock(session: AsyncSession, tenant_id: uuid.UUID, line: Line, *, actor: str) -> None:

@@ -17,66 +17,57 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import MERCHANDISERS, Principal, signed_in
 from core.db import get_database
 from core.deps import DEPS
-from core.forms import parse_float, parse_int
+from core.forms import parse_int
+from core.locale import money_input
 from core.pages import NOTICES, form_data, form_errors, page, redirect
-from core.problems import ProblemError, invalid
+from core.problems import ProblemError
 from core.sessions import hand_over_once, take_once
-from inventory import availability, catalog, feeds, locations
+from inventory import availability, catalog, feeds, ledger, location_form, locations
 from inventory.guards import UPLOAD_LIMIT, manage_stock
-from inventory.schemas import LocationIn
+from inventory.models import Product
+from inventory.schemas import (
+    ATTRIBUTE_KEY_MAX,
+    ATTRIBUTE_VALUE_MAX,
+    MAX_ATTRIBUTES,
+    MAX_QUANTITY,
+    PRODUCT_STATUSES,
+    LocationIn,
+)
 
 NOTICES.update({
     "location_saved": "Location saved.",
     "location_paused": "Location paused: it takes no new orders.",
     "location_active": "Location active again.",
     "catalog_imported": "Catalog imported.",
+    "product_created": "Product created.",
+    "product_saved": "Product saved.",
+    "product_unchanged": "Nothing to save: the product was already so.",
+    "product_inactive": "Product deactivated: new orders can't take it; orders already placed go on as they are.",
+    "product_active": "Product active again: it can be ordered.",
+    "stock_adjusted": "Stock adjusted.",
+    "safety_stock_set": "Safety stock saved.",
     "feed_known": "This feed was already received: nothing changed.",
     "exception_resolved": "Stock exception marked as resolved.",
 })
 
 
-LOCATION_FLAGS = ("ships_to_customers", "click_and_collect", "ship_from_store", "receives_transfers",
-                  "accepts_returns")
+LOCATION_FLAGS = location_form.FLAGS
 
 
-def _location_from_form(data: dict[str, str], timezone: str, country: str) -> LocationIn:
-    raw: dict[str, Any] = {
-        "code": data.get("code", "").strip(), "name": data.get("name", "").strip(),
-        "kind": data.get("kind", "warehouse"), "country": (data.get("country") or country).strip().upper(),
-        "timezone": (data.get("timezone") or timezone).strip(), "address_line1": data.get("address_line1", ""),
-        "city": data.get("city", ""), "postcode": data.get("postcode", ""),
-        "priority": data.get("priority") or 100, "status": data.get("status", "active"),
-        "tags": [t.strip() for t in data.get("tags", "").split(",") if t.strip()],
-    }
-    for flag in LOCATION_FLAGS:
-        raw[flag] = data.get(flag) == "on"
-    errors: dict[str, str] = {}
-    for number_field in ("latitude", "longitude", "daily_capacity", "priority", "shipping_cost_minor"):
-        value = str(raw.get(number_field, data.get(number_field, ""))).strip()
-        if value in ("", "None"):
-            raw.pop(number_field, None)
-            continue
-        bound = {"latitude": 90.0, "longitude": 180.0}.get(number_field)
-        number = parse_float(value, lo=-bound, hi=bound) if bound else parse_int(value)
-        if number is None:
-            errors[number_field] = f"{value[:20]!r} is not a number" + (
-                f" (a {number_field} is between -{bound:g} and {bound:g})." if bound else " (a whole one).")
-        else:
-            raw[number_field] = number
-    hours: dict[str, list[list[str]]] = {}
-    for day in locations.DAYS:
-        opens, closes = data.get(f"open_{day}", "").strip(), data.get(f"close_{day}", "").strip()
-        if opens and closes:
-            hours[day] = [[opens, closes]]
-    raw["opening_hours"] = hours
-    if errors:
-        raise invalid(errors)
-    try:
-        return msgspec.convert(raw, LocationIn)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.split("`$.")[1].split("`")[0] if "`$." in message else "__all__"
-        raise invalid({field: message}) from None
+def _location_from_form(data: dict[str, str], principal: Principal, country: str) -> LocationIn:
+    """Every problem at once, each on its field; the shipping cost as the company writes amounts."""
+    return location_form.read(data, timezone=principal.timezone, country=country, currency=principal.currency,
+                              locale=principal.locale)
+
+
+def _location_form(request: Request[Any, Any, Any], location: Any, principal: Principal, *, status_code: int = 200,
+                   **context: Any) -> Template:
+    from core.validation import countries, timezones
+
+    context.setdefault("placed", {})
+    return page(request, "inventory/location_form.html", status_code=status_code, location=location,
+                days=locations.DAYS, rules=location_form.RULES, country_pattern=location_form.COUNTRY_HTML_PATTERN,
+                countries=countries(), timezones=timezones(), can_manage=principal.role in MERCHANDISERS, **context)
 
 
 class InventoryPagesController(Controller):
@@ -92,9 +83,11 @@ class InventoryPagesController(Controller):
                     can_manage=principal.role in MERCHANDISERS)
 
     @get("/locations/new", guards=[manage_stock])
-    async def new_location(self, request: Request[Any, Any, Any], principal: Principal) -> Template:
-        return page(request, "inventory/location_form.html", location=None, days=locations.DAYS,
-                    values={"timezone": principal.timezone, "kind": "warehouse", "priority": "100"})
+    async def new_location(self, request: Request[Any, Any, Any], db: AsyncSession,
+                           principal: Principal) -> Template:
+        return _location_form(request, None, principal, values={
+            "timezone": principal.timezone, "kind": "warehouse", "priority": "100",
+            "country": await _tenant_country(db, principal)})
 
     @post("/locations/new", guards=[manage_stock])
     async def create_location(self, request: Request[Any, Any, Any], db: AsyncSession,
@@ -102,27 +95,47 @@ class InventoryPagesController(Controller):
         data = await form_data(request)
         try:
             tenant_country = (await _tenant_country(db, principal))
-            await locations.save_location(db, principal, _location_from_form(data, principal.timezone,
-                                                                             tenant_country))
+            wanted, placement = await location_form.place(_location_from_form(data, principal, tenant_country))
+            location = await locations.save_location(db, principal, wanted)
         except ProblemError as problem:
             if not problem.errors:
                 raise
             await db.rollback()
-            return page(request, "inventory/location_form.html", status_code=422, location=None,
-                        days=locations.DAYS, values=data, errors=form_errors(problem))
-        return redirect("/app/locations", done="location_saved")
+            return _location_form(request, None, principal, status_code=422, values=data,
+                                  errors=form_errors(problem))
+        return await _saved(principal, location.id, wanted, placement)
+
+    @get("/locations/geocode", guards=[manage_stock])
+    async def geocode(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                      city: str = "", postcode: str = "", country: str = "") -> Template:
+        """The coordinates of a city, filled into the form's fields for checking (htmx); nothing is saved."""
+        from inventory import geocoding
+
+        city, postcode = city.strip()[:100], postcode.strip()[:20]
+        country = (country.strip()[:2] or await _tenant_country(db, principal)).upper()
+        values: dict[str, Any] = {"latitude": request.query_params.get("latitude", "")[:30],
+                                  "longitude": request.query_params.get("longitude", "")[:30]}
+        placed: dict[str, str] = {}
+        if not city:
+            placed["need_city"] = "Enter the city first, then find its coordinates."
+        else:
+            found = await geocoding.locate(city, country, postcode)
+            if found is None:
+                placed = location_form.Placement(tried=True).note(city, country)
+            else:
+                values = {"latitude": str(found.latitude), "longitude": str(found.longitude)}
+                placed = {"found": f"Found {found.short}: check the coordinates, then save."}
+        return page(request, "inventory/_coordinates.html", values=values, placed=placed, partial=True,
+                    rules=location_form.RULES)
 
     @get("/locations/{location_id:uuid}")
     async def edit_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                             location_id: uuid.UUID) -> Template:
         location = await locations.get_location(db, principal, location_id)
-        values: dict[str, Any] = {f: getattr(location, f) for f in LocationIn.__struct_fields__}
-        values["tags"] = ", ".join(location.tags)
-        for day, windows in location.opening_hours.items():
-            if windows:
-                values[f"open_{day}"], values[f"close_{day}"] = windows[0]
-        return page(request, "inventory/location_form.html", location=location, days=locations.DAYS, values=values,
-                    can_manage=principal.role in MERCHANDISERS)
+        placed = await take_once(principal, f"location_placed:{location_id}") if principal.role in MERCHANDISERS \
+            else None
+        return _location_form(request, location, principal, placed=placed or {},
+                              values=location_form.values_of(location, principal.currency, principal.locale))
 
     @post("/locations/{location_id:uuid}", guards=[manage_stock])
     async def update_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -130,15 +143,15 @@ class InventoryPagesController(Controller):
         location = await locations.get_location(db, principal, location_id)
         data = await form_data(request)
         try:
-            await locations.save_location(db, principal, _location_from_form(data, principal.timezone,
-                                                                             location.country), location)
+            wanted, placement = await location_form.place(_location_from_form(data, principal, location.country))
+            await locations.save_location(db, principal, wanted, location)
         except ProblemError as problem:
             if not problem.errors:
                 raise
             await db.rollback()
-            return page(request, "inventory/location_form.html", status_code=422, location=location,
-                        days=locations.DAYS, values=data, errors=form_errors(problem), can_manage=True)
-        return redirect("/app/locations", done="location_saved")
+            return _location_form(request, location, principal, status_code=422, values=data,
+                                  errors=form_errors(problem))
+        return await _saved(principal, location_id, wanted, placement)
 
     @post("/locations/{location_id:uuid}/status", guards=[manage_stock])
     async def location_status(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -149,37 +162,53 @@ class InventoryPagesController(Controller):
 
     @get("/catalog")
     async def catalog_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                           q: str = "", category: str = "", after: str | None = None) -> Template:
-        products = await catalog.search_products(db, principal, q=q, category=category, after=after, limit=51)
+                           q: str = "", category: str = "", status: str = "", after: str | None = None) -> Template:
+        status = status if status in PRODUCT_STATUSES else ""
+        products = await catalog.search_products(db, principal, q=q, category=category, status=status, after=after,
+                                                 limit=51)
+        extra: dict[str, Any] = {}
+        if request.query_params.get("done") == "catalog_imported":  # "12 products created, 3 updated, ..."
+            imported = await take_once(principal, "catalog_import_result")
+            if imported and imported.get("message"):
+                extra["notice"] = imported["message"]
         return page(request, "inventory/catalog.html", products=products[:50],
                     next_after=products[49].sku if len(products) > 50 else None, q=q, category=category,
-                    categories=await catalog.categories(db, principal.tenant_id),
-                    can_manage=principal.role in MERCHANDISERS)
+                    status=status, categories=await catalog.categories(db, principal.tenant_id),
+                    can_manage=principal.role in MERCHANDISERS, **extra)
 
     @get("/catalog/import", guards=[manage_stock])
     async def import_form(self, request: Request[Any, Any, Any]) -> Template:
-        return page(request, "inventory/catalog_import.html", preview=None)
+        return page(request, "inventory/catalog_import.html", preview=None, **_import_choices({}))
 
     @post("/catalog/import", guards=[manage_stock], request_max_body_size=UPLOAD_LIMIT)
-    async def import_preview(self, request: Request[Any, Any, Any], principal: Principal) -> Template:
+    async def import_preview(self, request: Request[Any, Any, Any], db: AsyncSession,
+                             principal: Principal) -> Template:
         """Check the file and show its first rows and every error; nothing is saved yet."""
         upload = await _upload(request)
+        form = await request.form()
+        choices = _import_choices({k: form.get(k) for k in ("encoding", "separator")})
         if upload is None:
             return page(request, "inventory/catalog_import.html", status_code=422, preview=None,
-                        errors={"file": "Choose a CSV or JSON file."})
+                        errors={"file": "Choose a CSV or JSON file."}, **choices)
         filename, content = upload
         fmt = "json" if filename.lower().endswith(".json") else "csv"
         try:
-            parsed = catalog.parse_catalog(content, fmt)
+            parsed = catalog.parse_catalog(content, fmt, currency=principal.currency, locale=principal.locale,
+                                           encoding=choices["encoding"], separator=choices["separator"])
         except ProblemError as problem:
             return page(request, "inventory/catalog_import.html", status_code=problem.status, preview=None,
-                        errors={"file": f"{problem.title}: {problem.detail}"})
+                        errors={"file": f"{problem.title}: {problem.detail}"}, **choices)
         ready = not parsed.errors and bool(parsed.products)
+        plan = await catalog.import_plan(db, principal, parsed.products) if ready else None
         if ready:
-            await hand_over_once(principal, "catalog_import", {"format": fmt, "content": content.decode("utf-8-sig")})
+            await hand_over_once(principal, "catalog_import", {
+                "format": fmt, "content": parsed.text,
+                "separator": {c: name for name, c in catalog.SEPARATOR_CHARS.items()}.get(parsed.separator, "auto")})
         return page(request, "inventory/catalog_import.html", status_code=200 if ready else 422,
                     preview=parsed.products[:10], total=len(parsed.products), row_errors=parsed.errors[:200],
-                    error_count=len(parsed.errors), filename=filename, ready=ready)
+                    error_count=len(parsed.errors), filename=filename, ready=ready, plan=plan, format=fmt,
+                    read_as=catalog.ENCODING_NAMES.get(parsed.encoding, parsed.encoding),
+                    separated_by=catalog.SEPARATOR_NAMES.get(parsed.separator, parsed.separator), **choices)
 
     @post("/catalog/import/apply", guards=[manage_stock])
     async def import_apply(self, request: Request[Any, Any, Any], db: AsyncSession,
@@ -187,9 +216,14 @@ class InventoryPagesController(Controller):
         pending = await take_once(principal, "catalog_import")
         if not pending:
             return page(request, "inventory/catalog_import.html", status_code=409, preview=None,
-                        errors={"file": "The previewed file has expired or was already imported; upload it again."})
-        parsed = catalog.parse_catalog(pending["content"].encode(), pending["format"])
-        await catalog.upsert_products(db, principal, parsed.products)
+                        errors={"file": "The previewed file has expired or was already imported; upload it again."},
+                        **_import_choices({}))
+        # The text as previewed, kept in UTF-8 whatever the file was written in.
+        parsed = catalog.parse_catalog(pending["content"].encode(), pending["format"], currency=principal.currency,
+                                       locale=principal.locale, separator=pending.get("separator", "auto"),
+                                       limit=4 * catalog.MAX_IMPORT_BYTES)
+        counts = await catalog.save_products(db, principal, parsed.products)
+        await hand_over_once(principal, "catalog_import_result", {"message": counts.message})
         return redirect("/app/catalog", done="catalog_imported")
 
     @get("/inventory")
@@ -282,6 +316,16 @@ class InventoryPagesController(Controller):
         return ServerSentEvent(changes())
 
 
+async def _saved(principal: Principal, location_id: uuid.UUID, saved: LocationIn,
+                 placement: location_form.Placement) -> Redirect:
+    """Back to the list; or, when the coordinates were looked up from the city, to the location's
+    form, which tells what was found (or not) so that it can be corrected."""
+    if not placement.tried:
+        return redirect("/app/locations", done="location_saved")
+    await hand_over_once(principal, f"location_placed:{location_id}", placement.note(saved.city, saved.country))
+    return redirect(f"/app/locations/{location_id}", done="location_saved")
+
+
 async def _tenant_country(db: AsyncSession, principal: Principal) -> str:
     from tenants.service import get_tenant
 
@@ -297,4 +341,291 @@ async def _upload(request: Request[Any, Any, Any]) -> tuple[str, bytes] | None:
     return str(upload.filename)[-300:], content
 
 
-route_handlers = [InventoryPagesController]
+# --- Products one by one: the product page, its form, its stock -------------------------------
+
+# What happened to the stock, as the adjustment form offers it: the ledger's reason, its label, and
+# what the quantity typed means (+1: units that came in, -1: units that went, 0: a signed
+# correction, None: the units counted, which on hand becomes).
+ADJUST_REASONS: dict[str, tuple[str, int | None]] = {
+    "receipt": ("Received", 1),
+    "return": ("Returned to stock", 1),
+    "damage": ("Damaged or lost", -1),
+    "adjustment": ("Correction (+ or -)", 0),
+    "count": ("Counted", None),
+}
+NOTE_MAX = 200  # a movement's reference
+PRODUCT_FIELDS = ("name", "category", "brand", "price", "currency", "weight_grams", "status")
+
+
+def _attribute_text(value: Any) -> str:
+    """An attribute's value as a form shows it: text as it is, anything else (numbers, lists sent
+    through the API) as JSON."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
+def _attribute_rows(data: dict[str, str]) -> list[tuple[str, str]]:
+    """The key/value rows the form posted (``attr.<i>.key``, ``attr.<i>.value``), blank ones included."""
+    count = parse_int(data.get("attr_rows"), lo=0, hi=MAX_ATTRIBUTES + 1) or 0
+    return [(data.get(f"attr.{i}.key", ""), data.get(f"attr.{i}.value", "")) for i in range(count)]
+
+
+def _rows_after(action: str, rows: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """The rows after "add a row" or "remove row i"; None when the action is saving."""
+    if action == "add_attribute":
+        return [*rows, ("", "")] if len(rows) < MAX_ATTRIBUTES else rows
+    if action.startswith("remove_attribute:"):
+        index = parse_int(action.partition(":")[2], lo=0, hi=MAX_ATTRIBUTES)
+        return [row for i, row in enumerate(rows) if i != index]
+    return None
+
+
+def _attributes(rows: list[tuple[str, str]], before: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The attributes typed in the rows, and every problem by row (``attr.<i>``). A value that is
+    not text (sent through the API) and was left as shown keeps its type."""
+    attributes: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for i, (raw_key, raw_value) in enumerate(rows):
+        key, value = raw_key.strip(), raw_value.strip()
+        if not key and not value:
+            continue  # a blank row
+        if not key:
+            errors[f"attr.{i}"] = "Give this value a name, or clear the row."
+        elif len(key) > ATTRIBUTE_KEY_MAX:
+            errors[f"attr.{i}"] = f"A name is at most {ATTRIBUTE_KEY_MAX} characters (this one has {len(key)})."
+        elif not value:
+            errors[f"attr.{i}"] = f"Give {key!r} a value, or clear the row."
+        elif len(value) > ATTRIBUTE_VALUE_MAX:
+            errors[f"attr.{i}"] = f"A value is at most {ATTRIBUTE_VALUE_MAX} characters (this one has {len(value)})."
+        elif key in attributes:
+            errors[f"attr.{i}"] = f"{key!r} is given twice: keep one row for it."
+        else:
+            original = before.get(key)
+            keep = original is not None and not isinstance(original, str) and value == _attribute_text(original)
+            attributes[key] = original if keep else value
+    if len(attributes) > MAX_ATTRIBUTES:
+        errors["attributes"] = f"A product has at most {MAX_ATTRIBUTES} attributes."
+    return attributes, errors
+
+
+def _read_product(data: dict[str, str], rows: list[tuple[str, str]], principal: Principal, *, sku: str,
+                  before: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The product the form describes, or every problem at once, each by its field."""
+    attributes, attribute_errors = _attributes(rows, before)
+    values = {name: data.get(name, "") for name in PRODUCT_FIELDS}
+    values["sku"] = sku
+    product, errors = catalog.product_from_text(values, attributes, currency=principal.currency,
+                                                locale=principal.locale)
+    errors.update(attribute_errors)
+    return (None if errors else product), errors
+
+
+async def _find_product(db: AsyncSession, principal: Principal, ref: str) -> Product:
+    """A product by its id or its SKU."""
+    try:
+        product_id = uuid.UUID(ref)
+    except ValueError:
+        product_id = None
+    if product_id is not None:
+        try:
+            return await catalog.get_product(db, principal, product_id)
+        except ProblemError:
+            pass  # a SKU may look like an id
+    return await catalog.product_by_sku(db, principal, ref[:64])
+
+
+def _form_page(request: Request[Any, Any, Any], principal: Principal, categories: list[str], *,
+               product: Product | None, values: dict[str, str], rows: list[tuple[str, str]],
+               errors: dict[str, str] | None = None, status_code: int = 200, focus: str = "") -> Template:
+    return page(request, "inventory/product_form.html", status_code=status_code, product=product,
+                values=values, rows=rows, errors=errors or {}, categories=categories, focus=focus,
+                statuses=PRODUCT_STATUSES, max_attributes=MAX_ATTRIBUTES, key_max=ATTRIBUTE_KEY_MAX,
+                value_max=ATTRIBUTE_VALUE_MAX, max_quantity=MAX_QUANTITY,
+                price_example=money_input(5990, values.get("currency") or principal.currency, principal.locale))
+
+
+def _focus_after(action: str, rows: list[tuple[str, str]]) -> str:
+    return f"attr.{len(rows) - 1}.key" if action == "add_attribute" and rows else "add-attribute"
+
+
+async def _product_page(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, product: Product,
+                        *, status_code: int = 200, errors: dict[str, str] | None = None,
+                        values: dict[str, str] | None = None, selected: str = "") -> Template:
+    every_location = await locations.list_locations(db, principal)
+    levels = {row.location.id: row.level for row in await availability.levels_for_skus(db, principal, [product.sku])}
+    stock = [(location, levels.get(location.id)) for location in every_location]
+    total = sum(max(0, level.on_hand - level.reserved - level.safety_stock)
+                for location, level in stock if level is not None and location.status == "active")
+    return page(request, "inventory/product.html", status_code=status_code, product=product, stock=stock,
+                total_available=total, recent=await availability.movements(db, principal, product_id=product.id,
+                                                                           limit=10),
+                attributes=[(key, _attribute_text(value)) for key, value in sorted(product.attributes.items())],
+                can_manage=principal.role in MERCHANDISERS, reasons=ADJUST_REASONS, errors=errors or {},
+                values=values or {}, selected=selected, note_max=NOTE_MAX, max_quantity=MAX_QUANTITY)
+
+
+def _location_in(raw: str | None, every_location: list[Any]) -> Any:
+    return next((location for location in every_location if str(location.id) == (raw or "").strip()), None)
+
+
+class CatalogPagesController(Controller):
+    """A product: its page (details, attributes, stock at each location, recent movements), its
+    form, and the stock changes made from it through the ledger, as the API makes them."""
+
+    path = "/app/catalog"
+    include_in_schema = False
+    guards = [signed_in]
+    dependencies = DEPS
+
+    @get("/new", guards=[manage_stock])
+    async def new_product(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
+        return _form_page(request, principal, await catalog.categories(db, principal.tenant_id), product=None,
+                          values={"currency": principal.currency, "status": "active"}, rows=[("", "")])
+
+    @post("/new", guards=[manage_stock])
+    async def create_product(self, request: Request[Any, Any, Any], db: AsyncSession,
+                             principal: Principal) -> Template | Redirect:
+        data = await form_data(request)
+        rows = _attribute_rows(data)
+        categories = await catalog.categories(db, principal.tenant_id)
+        action = data.get("action", "save")
+        if (changed := _rows_after(action, rows)) is not None:
+            return _form_page(request, principal, categories, product=None, values=data, rows=changed,
+                              focus=_focus_after(action, changed))
+        product, errors = _read_product(data, rows, principal, sku=data.get("sku", ""), before={})
+        if product is not None:
+            try:
+                created = await catalog.create_product(db, principal, product)
+            except ProblemError as problem:
+                errors = form_errors(problem)
+            else:
+                return redirect(f"/app/catalog/{created.id}", done="product_created")
+        return _form_page(request, principal, categories, product=None, values=data, rows=rows or [("", "")],
+                          errors=errors, status_code=422)
+
+    @get("/{ref:str}")
+    async def product_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           ref: str, location: str = "") -> Template:
+        product = await _find_product(db, principal, ref)
+        return await _product_page(request, db, principal, product, selected=location[:36])
+
+    @get("/{ref:str}/edit", guards=[manage_stock])
+    async def edit_product(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           ref: str) -> Template:
+        product = await _find_product(db, principal, ref)
+        values = {"name": product.name, "category": product.category or "", "brand": product.brand or "",
+                  "price": money_input(product.price_minor, product.currency, principal.locale),
+                  "currency": product.currency, "status": product.status,
+                  "weight_grams": "" if product.weight_grams is None else str(product.weight_grams)}
+        rows = [(key, _attribute_text(value)) for key, value in sorted(product.attributes.items())]
+        if len(rows) < MAX_ATTRIBUTES:
+            rows.append(("", ""))
+        return _form_page(request, principal, await catalog.categories(db, principal.tenant_id), product=product,
+                          values=values, rows=rows)
+
+    @post("/{ref:str}/edit", guards=[manage_stock])
+    async def update_product(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             ref: str) -> Template | Redirect:
+        product = await _find_product(db, principal, ref)
+        data = await form_data(request)
+        rows = _attribute_rows(data)
+        categories = await catalog.categories(db, principal.tenant_id)
+        action = data.get("action", "save")
+        if (changed := _rows_after(action, rows)) is not None:
+            return _form_page(request, principal, categories, product=product, values=data, rows=changed,
+                              focus=_focus_after(action, changed))
+        read, errors = _read_product(data, rows, principal, sku=product.sku, before=dict(product.attributes))
+        if read is None:
+            return _form_page(request, principal, categories, product=product, values=data,
+                              rows=rows or [("", "")], errors=errors, status_code=422)
+        changed_any = await catalog.update_product(db, principal, product, read)
+        return redirect(f"/app/catalog/{product.id}", done="product_saved" if changed_any else "product_unchanged")
+
+    @post("/{ref:str}/status", guards=[manage_stock])
+    async def product_status(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                             ref: str) -> Redirect:
+        product = await _find_product(db, principal, ref)
+        status = (await form_data(request)).get("status", "")
+        await catalog.set_status(db, principal, product, status)
+        return redirect(f"/app/catalog/{product.id}", done=f"product_{product.status}")
+
+    @post("/{ref:str}/adjust", guards=[manage_stock])
+    async def adjust_stock(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           ref: str) -> Template | Redirect:
+        """Units received, returned, damaged, corrected or counted at one location: written to the
+        ledger with the reason, the note and who did it, as the API's adjustments are."""
+        product = await _find_product(db, principal, ref)
+        data = await form_data(request)
+        every_location = await locations.list_locations(db, principal)
+        location = _location_in(data.get("location"), every_location)
+        reason = data.get("reason", "")
+        note = data.get("note", "").strip()
+        errors: dict[str, str] = {}
+        if location is None:
+            errors["location"] = "Choose the location whose stock changed."
+        quantity: int | None = None
+        typed = data.get("quantity", "").strip()
+        if reason not in ADJUST_REASONS:
+            errors["reason"] = "Choose what happened: received, returned, damaged, a correction or a count."
+        elif ADJUST_REASONS[reason][1] is None:
+            quantity = parse_int(typed, lo=0, hi=MAX_QUANTITY)
+            if quantity is None:
+                errors["quantity"] = f"Type the units you counted: a whole number from 0 to {MAX_QUANTITY:,}."
+        elif ADJUST_REASONS[reason][1] == 0:
+            quantity = parse_int(typed, lo=-MAX_QUANTITY, hi=MAX_QUANTITY)
+            if not quantity:
+                errors["quantity"] = "Type the units to add (12) or to remove (-3)."
+        else:
+            quantity = parse_int(typed, lo=1, hi=MAX_QUANTITY)
+            if quantity is None:
+                errors["quantity"] = f"Type how many units: a whole number from 1 to {MAX_QUANTITY:,}."
+        if len(note) > NOTE_MAX:
+            errors["note"] = f"A note is at most {NOTE_MAX} characters (this one has {len(note)})."
+        if errors or location is None or quantity is None:
+            return await _product_page(request, db, principal, product, status_code=422, errors=errors,
+                                       values=data, selected=data.get("location", "")[:36])
+        sign = ADJUST_REASONS[reason][1]
+        line = ledger.Line(product.id, location.id, quantity * sign if sign else quantity)
+        try:
+            if sign is None:
+                await ledger.count(db, principal.tenant_id, line, actor=principal.label, reference=note or None)
+            else:
+                await ledger.adjust(db, principal.tenant_id, line, reason=reason, actor=principal.label,
+                                    reference=note or None, keep_reserved=True)
+        except ProblemError as problem:
+            await db.rollback()  # nothing of the refused change stays, not even an empty level
+            product = await _find_product(db, principal, str(line.product_id))  # read again after the rollback
+            return await _product_page(request, db, principal, product, status_code=problem.status,
+                                       errors={"quantity": problem.detail}, values=data,
+                                       selected=str(line.location_id))
+        return redirect(f"/app/catalog/{product.id}?location={location.id}", done="stock_adjusted")
+
+    @post("/{ref:str}/safety-stock", guards=[manage_stock])
+    async def safety_stock(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           ref: str) -> Template | Redirect:
+        """The units kept back at one location: routing and availability leave them alone."""
+        product = await _find_product(db, principal, ref)
+        data = await form_data(request)
+        location = _location_in(data.get("safety_location"), await locations.list_locations(db, principal))
+        units = parse_int(data.get("safety_stock", ""), lo=0, hi=MAX_QUANTITY)
+        errors: dict[str, str] = {}
+        if location is None:
+            errors["safety_location"] = "Choose the location."
+        if units is None:
+            errors["safety_stock"] = f"Type the units to keep back: a whole number from 0 to {MAX_QUANTITY:,}."
+        if errors or location is None or units is None:
+            return await _product_page(request, db, principal, product, status_code=422, errors=errors,
+                                       values=data, selected=data.get("safety_location", "")[:36])
+        await ledger.set_safety_stock(db, principal.tenant_id, ledger.Line(product.id, location.id, units),
+                                      actor=principal.label)
+        return redirect(f"/app/catalog/{product.id}?location={location.id}", done="safety_stock_set")
+
+
+def _import_choices(form: dict[str, Any]) -> dict[str, Any]:
+    """The encoding and separator chosen in the import form ("auto" unless one offered), and the offers."""
+    encoding, separator = str(form.get("encoding") or "auto"), str(form.get("separator") or "auto")
+    return {"encoding": encoding if encoding in catalog.ENCODINGS else "auto",
+            "separator": separator if separator in catalog.SEPARATORS else "auto",
+            "encodings": catalog.ENCODINGS, "separators": catalog.SEPARATORS}
+
+
+route_handlers = [InventoryPagesController, CatalogPagesController]

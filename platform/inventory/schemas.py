@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from core.limits import QUANTITY_MAX, Money
+from core.limits import CODE_MESSAGE, CODE_PATTERN, COUNTRY_MESSAGE, QUANTITY_MAX, TIMEZONE_MESSAGE, Money
 
-Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=CODE_PATTERN, extra={"message": CODE_MESSAGE})]
 # Stock figures are 32-bit in the database; a billion units anywhere is a typo, not stock.
 MAX_QUANTITY = QUANTITY_MAX
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=MAX_QUANTITY)]
@@ -21,8 +21,8 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     code: Code
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     kind: Literal["warehouse", "store", "marketplace"]
-    country: Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
-    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    country: Annotated[str, msgspec.Meta(min_length=2, max_length=2, extra={"message": COUNTRY_MESSAGE})]
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64, extra={"message": TIMEZONE_MESSAGE})]
     address_line1: Annotated[str, msgspec.Meta(max_length=200)] = ""
     city: Annotated[str, msgspec.Meta(max_length=100)] = ""
     postcode: Annotated[str, msgspec.Meta(max_length=20)] = ""
@@ -46,6 +46,23 @@ class LocationOut(LocationIn, kw_only=True):
     created_at: datetime
 
 
+# A product's attributes: free key/value pairs ("colour": "navy"), bounded so that every one can be
+# shown and edited in the console.
+MAX_ATTRIBUTES = 50
+ATTRIBUTE_KEY_MAX = 64
+ATTRIBUTE_VALUE_MAX = 500
+PRODUCT_STATUSES = ("active", "inactive")  # inactive: not for sale in new orders; placed ones go on
+AttributeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=ATTRIBUTE_KEY_MAX)]
+
+
+def attribute_problem(key: str, value: Any) -> str | None:
+    """What is wrong with one attribute's value, in plain words, or None."""
+    size = len(value) if isinstance(value, str) else len(msgspec.json.encode(value))
+    if size > ATTRIBUTE_VALUE_MAX:
+        return f"Attribute {key[:ATTRIBUTE_KEY_MAX]!r} is longer than {ATTRIBUTE_VALUE_MAX} characters."
+    return None
+
+
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     sku: Code
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -54,8 +71,13 @@ class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     brand: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     currency: Annotated[str, msgspec.Meta(max_length=3, pattern="^[A-Za-z]{3}$")] | None = None
     weight_grams: NonNegative | None = None
-    attributes: dict[str, Any] = {}
+    attributes: Annotated[dict[AttributeKey, Any], msgspec.Meta(max_length=MAX_ATTRIBUTES)] = {}
     status: Literal["active", "inactive"] = "active"
+
+    def __post_init__(self) -> None:
+        for key, value in self.attributes.items():
+            if problem := attribute_problem(key, value):
+                raise ValueError(problem)
 
 
 class ProductOut(msgspec.Struct):
@@ -154,9 +176,10 @@ class LocationAvailability(msgspec.Struct):
     name: str
     kind: str
     available: int
-    ships_to_customers: bool
+    ships_to_customers: bool  # the location's own "ships to customers" capability
     click_and_collect: bool
     open_now: bool | None = None
+    ship_from_store: bool = False  # a store sending online orders to customers' homes
     distance_km: float | None = None
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, get
 from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from core.auth import AuthMiddleware
@@ -22,6 +24,27 @@ from core.redis import close_redis
 from core.settings import WEB_DIR, get_settings
 from core.templating import template_config
 from oms import actors, models  # noqa: F401  (mappers and actors must be registered)
+
+# The API documentation's viewer, served from our static files (pinned, no CDN: it works offline).
+SWAGGER_UI = "/static/vendor/swagger-ui-5.35.0"
+FAVICON = WEB_DIR / "static" / "favicon.ico"
+
+
+@get("/favicon.ico", include_in_schema=False, cache_control=CacheControlHeader(max_age=86400, public=True),
+     sync_to_thread=False)
+def favicon() -> File:
+    """Browsers ask for it at the root whatever the page says."""
+    return File(FAVICON, media_type="image/x-icon", content_disposition_type="inline")
+
+
+def api_docs() -> SwaggerRenderPlugin:
+    return SwaggerRenderPlugin(
+        js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        css_url=f"{SWAGGER_UI}/swagger-ui.css",
+        standalone_preset_js_url=f"{SWAGGER_UI}/swagger-ui-standalone-preset.js",
+        favicon="<link rel='icon' href='/favicon.ico'>",
+        path="/",
+    )
 
 
 def create_app() -> Litestar:
@@ -54,6 +77,7 @@ def create_app() -> Litestar:
         *inventory_api.route_handlers, *inventory_pages.route_handlers,
         *orders_api.route_handlers, *orders_pages.route_handlers,
         *rules_api.route_handlers, *rules_pages.route_handlers,
+        favicon,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),
     ]
@@ -78,7 +102,7 @@ def create_app() -> Litestar:
             title="OMS API",
             version="1",
             path="/api/docs",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[api_docs()],
             components=Components(
                 security_schemes={"ApiKey": SecurityScheme(type="http", scheme="bearer",
                                                             description="A key from Settings → API keys")}

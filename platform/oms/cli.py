@@ -81,6 +81,7 @@ def web(host: str, port: int, workers: int) -> None:
     from core.logging import configure_logging
     from core.settings import get_settings
 
+    os.environ["PORT"] = str(port)  # links in mails point here unless PUBLIC_URL says otherwise
     configure_logging(json_logs=get_settings().log_json, level=get_settings().log_level)
     uvicorn.run(
         "oms.app:create_app", factory=True, host=host, port=port, proxy_headers=True,
@@ -134,6 +135,8 @@ def run(port: int, threads: int) -> None:
 
     if free_port(port) != port:
         raise click.ClickException(f"port {port} is in use; stop what runs there or set PORT=<another port>")
+    # Every process (the worker's mails too) links to this port unless PUBLIC_URL says otherwise.
+    os.environ["PORT"] = str(port)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     embedded_pg: EmbeddedPostgres | None = None
     embedded_redis: EmbeddedRedis | None = None

@@ -26,11 +26,11 @@ from inventory import locations as inventory_locations
 from inventory import snapshot as inventory_snapshot
 from inventory.ledger import Line, reserve
 from inventory.schemas import LocationOut
-from orders import lifecycle, queries, service_tasks, sourcing
+from orders import lifecycle, queries, service_tasks, sourcing, wording
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 from rules import routing
 from rules import service as rules
-from rules.facts import LineFacts, Moment, OrderFacts
+from rules.facts import LineFacts, LocationFacts, Moment, OrderFacts, StockSnapshot
 from tenants.service import timezone_of
 
 
@@ -120,12 +120,21 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
         routed_before = order.routing_version is not None
         order.routing_version = version.number
         order.routing = {"version": version.number, **decision.to_dict()}
-        if decision.outcome == "backorder":
-            lifecycle.move_order(session, order, "backordered", actor=actor,
-                                 reason=f"{decision.reason} (v{version.number}): waiting for stock")
-        elif decision.outcome != "fulfil":
-            await hold(session, order, f"{decision.reason} (v{version.number}): for customer service to decide",
-                       actor=actor)
+        if decision.outcome != "fulfil":
+            why, missing, scope = why_waiting(open_lines, snapshot, decision)
+            # The same in machine form, beside the trace: what is missing, counted where.
+            order.routing["missing"] = [{"sku": sku, "units": units} for sku, units in missing.items()]
+            order.routing["missing_where"] = scope
+            rule = f"rule “{decision.rule}”" if decision.rule else "no rule gave a plan"
+            if decision.outcome == "backorder":
+                lifecycle.move_order(session, order, "backordered", actor=actor,
+                                     reason=f"{why}; waiting for stock ({rule}, v{version.number}).")
+            elif decision.rule:
+                await hold(session, order, f"{why}. Rule “{decision.rule}” (v{version.number}) leaves it for "
+                                           f"customer service to decide.", actor=actor)
+            else:
+                await hold(session, order, f"{why}. No routing rule gave a plan (v{version.number}): for customer "
+                                           f"service to decide.", actor=actor)
         else:
             # Numbering goes on from the fulfilments of an earlier routing (before a rejection, say).
             earlier = list(await session.scalars(select(Fulfilment).where(
@@ -198,6 +207,35 @@ async def hold(session: AsyncSession, order: Order, reason: str, *, actor: str) 
     """Put the order on hold, with a task for customer service to decide."""
     lifecycle.move_order(session, order, "on_hold", actor=actor, reason=reason)
     await service_tasks.open_task(session, order, "order_on_hold", reason, actor=actor)
+
+
+def why_waiting(open_lines: list[tuple[OrderLine, int]], snapshot: StockSnapshot,
+                decision: routing.Decision) -> tuple[str, dict[str, int], str | None]:
+    """Why routing found no plan, in plain words ("Not enough stock: 485 units of BAG-01
+    missing"), with the units missing per SKU and where they were counted: in the whole network
+    ("network"), at the locations the rules allow ("allowed"), or nothing is missing (None: the
+    stock is there but no plan fits the rules)."""
+    wanted: dict[str, int] = {}
+    for line, quantity in open_lines:
+        wanted[line.sku] = wanted.get(line.sku, 0) + quantity
+
+    def short(locations: list[LocationFacts]) -> dict[str, int]:
+        missing = {sku: units - sum(loc.available.get(sku, 0) for loc in locations) for sku, units in wanted.items()}
+        return {sku: units for sku, units in sorted(missing.items()) if units > 0}
+
+    missing = short(list(snapshot.locations))
+    if missing:
+        return f"Not enough stock: {wording.missing_units(missing)}", missing, "network"
+    tried = [rule_trace for _, rule_trace in decision.trace.tried if rule_trace is not None]
+    allowed = {code for rule_trace in tried for code, verdict, _ in rule_trace.considered if verdict == "ranked"}
+    missing = short([loc for loc in snapshot.locations if loc.code in allowed])
+    if missing:
+        return (f"Not enough stock where the routing rules allow shipping from: {wording.missing_units(missing)} "
+                f"(the rest is at locations the rules leave out)"), missing, "allowed"
+    if not tried:
+        return "No routing rule applies to this order", {}, None
+    steps = [step for rule_trace in tried for step in rule_trace.steps if not step.startswith("fallback:")]
+    return "The stock is there, but no plan fits the routing rules" + (f": {steps[-1]}" if steps else ""), {}, None
 
 
 def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderLine, int]],

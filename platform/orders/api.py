@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post, put
+from litestar.params import Parameter
 from litestar.serialization import encode_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +24,12 @@ from core.idempotency import WithStatus
 from core.pages import client_ip
 from core.params import PageSize
 from core.problems import ProblemError
-from orders import allocation, cancellation, capture, fulfilment, payments, queries, service_tasks
+from orders import allocation, cancellation, capture, carriers, documents, fulfilment, payments, queries, service_tasks
 from orders.guards import handle_fulfilments, take_orders
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
 from orders.schemas import (
     CancelIn,
+    CarrierOut,
     FulfilmentActionIn,
     FulfilmentLineOut,
     FulfilmentOut,
@@ -38,10 +40,14 @@ from orders.schemas import (
     OrderPage,
     OrderSettings,
     OrderSummaryOut,
+    PickListLineOut,
+    PickListOut,
     ResolveIn,
     StripeAccountIn,
     TaskOut,
     TaskPage,
+    TrackingEventIn,
+    TrackingEventOut,
 )
 from tenants import service as tenants
 
@@ -61,6 +67,7 @@ def order_out(detail: queries.OrderDetail, *, with_events: bool = True) -> Order
         lines=[line_out(line) for line in detail.lines],
         fulfilments=[fulfilment_out(f, lines) for f, lines in detail.fulfilments],
         events=[event_out(e) for e in detail.events] if with_events else None, routing=order.routing,
+        language=order.language,
     )
 
 
@@ -77,7 +84,9 @@ def fulfilment_out(f: Fulfilment, lines: list[FulfilmentLine]) -> FulfilmentOut:
                          ship_to_store=f.ship_to_store, status=f.status, reason=f.reason,
                          lines=[FulfilmentLineOut(sku=line.sku, quantity=line.quantity) for line in lines
                                 if line.quantity > 0],
-                         created_at=f.created_at, updated_at=f.updated_at)
+                         created_at=f.created_at, updated_at=f.updated_at, carrier=f.carrier,
+                         carrier_name=carriers.name_of(f.carrier) or None, tracking_number=f.tracking_number,
+                         tracking_url=f.tracking_url, shipped_at=f.shipped_at, delivered_at=f.delivered_at)
 
 
 def event_out(e: OrderEvent) -> OrderEventOut:
@@ -219,15 +228,56 @@ class OrdersApiController(Controller):
         return [{"order": o.number, "order_id": o.id, **msgspec.structs.asdict(fulfilment_out(f, lines))}
                 for f, o, lines in rows]
 
+    @get("/fulfilments/pick-list", summary="A location's pick list: the units its accepted fulfilments need, by SKU")
+    async def pick_list(self, db: AsyncSession, principal: Principal, location: str) -> PickListOut:
+        picks = await documents.pick_list(db, principal, location)
+        return PickListOut(location=picks.location.code, fulfilments=picks.fulfilments,
+                           lines=[PickListLineOut(sku=line.sku, name=line.name, quantity=line.quantity, bin=line.bin,
+                                                  fulfilments=line.fulfilments) for line in picks.lines])
+
+    @get("/fulfilments/{fulfilment_id:uuid}/packing-slip", summary="A fulfilment's packing slip, as PDF",
+         media_type="application/pdf")
+    async def packing_slip(self, db: AsyncSession, principal: Principal, fulfilment_id: uuid.UUID) -> Response[bytes]:
+        slip = await documents.packing_slip(db, principal, fulfilment_id)
+        name = f"packing-slip-{slip.fulfilment.number}.pdf"
+        return Response(documents.packing_slip_pdf(slip, principal.timezone), media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="{name}"'})
+
     @post("/fulfilments/{fulfilment_id:uuid}/{action:str}",
           summary="accept, pick, pack, ship, ready, collect, deliver or reject a fulfilment",
+          description="Shipping takes the carrier (a code of GET /carriers, or 'other'), its tracking number "
+                      "(required with a listed carrier, whose tracking link is then made from it) and, for "
+                      "'other', an optional tracking_url; all three may be left out for a parcel without "
+                      "tracking. Delivering takes an optional delivered_at; delivering what is delivered "
+                      "changes nothing. Every problem is answered at once (422, by field).",
           guards=[handle_fulfilments], status_code=200)
     async def act(self, db: AsyncSession, principal: Principal, fulfilment_id: uuid.UUID, action: str,
                   data: FulfilmentActionIn | None = None) -> FulfilmentOut:
         data = data or FulfilmentActionIn()
         _, done = await fulfilment.act(db, principal, fulfilment_id, action, reason=data.reason,
-                                       tracking_number=data.tracking_number)
+                                       tracking_number=data.tracking_number, carrier=data.carrier,
+                                       tracking_url=data.tracking_url, delivered_at=data.delivered_at)
         return fulfilment_out(done, await fulfilment.lines_of(db, done))
+
+    @get("/carriers", summary="The carriers a parcel may ship with, a country's first")
+    async def list_carriers(self, country: Annotated[str, Parameter(max_length=2)] = "") -> list[CarrierOut]:
+        return [CarrierOut(code=c.code, name=c.name, countries=list(c.countries), tracking_url=c.tracking_url)
+                for c in carriers.choices(country)]
+
+    @post("/tracking-events", summary="A carrier's news of a parcel: delivered, in transit, or a problem",
+          description="For a carrier's (or a shipping tool's) tracking webhook, with an admin key. The parcel is "
+                      "found by carrier and tracking number: 'delivered' delivers its fulfilment (the order is "
+                      "delivered once all its parcels are), 'in_transit' and 'exception' go on the order's "
+                      "timeline, and an exception opens a customer-service task. The same news again changes "
+                      "nothing (changed: false). An unknown tracking number is 404.",
+          guards=[handle_fulfilments], status_code=200)
+    async def tracking_event(self, db: AsyncSession, principal: Principal, data: TrackingEventIn) -> TrackingEventOut:
+        outcome = await fulfilment.tracking_event(db, principal, carrier=data.carrier,
+                                                  tracking_number=data.tracking_number, status=data.status,
+                                                  occurred_at=data.occurred_at, detail=data.detail)
+        return TrackingEventOut(changed=outcome.changed,
+                                fulfilments=[fulfilment_out(f, await fulfilment.lines_of(db, f))
+                                             for f in outcome.fulfilments])
 
 
 class ServiceTasksApiController(Controller):

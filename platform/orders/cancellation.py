@@ -4,6 +4,7 @@ was captured for them is refunded, and the timeline says who and why."""
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,14 +15,25 @@ from inventory.ledger import Line, release
 from orders import allocation, lifecycle, notifications, payments, service_tasks
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 
+NOTHING_CHOSEN = "Choose what to cancel: the whole order, or a number of units of at least one line."
+
 
 def cancellable(line: OrderLine) -> int:
     return line.quantity - line.qty_cancelled - line.qty_shipped
 
 
+class Cancelled(NamedTuple):
+    order: Order
+    whole: bool  # the order is cancelled (else some of its units)
+    refunded_minor: int  # what this cancellation refunded
+
+
 async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUID, *,
-                 lines: list[tuple[int, int]] | None = None, reason: str = "", notify: bool = True) -> Order:
-    """Cancel the given (line number, quantity) pairs, or every unit not shipped yet."""
+                 lines: list[tuple[int, int]] | None = None, reason: str = "", notify: bool = True) -> Cancelled:
+    """Cancel the given (line number, quantity) pairs, or every unit not shipped yet. A list
+    that names no unit is refused before anything is read or written."""
+    if lines is not None and not lines:
+        raise invalid({"lines": NOTHING_CHOSEN}, detail=NOTHING_CHOSEN)
     order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order_id)
                                  .with_for_update())
     if order is None:
@@ -65,7 +77,8 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     lifecycle.record(session, order, "order.lines_cancelled", actor=principal.label, reason=reason or None,
                      lines={str(k): v for k, v in wanted.items()})
     refund_due = order.captured_minor if everything else value
-    await payments.refund(session, order, refund_due, actor=principal.label, reason=reason or "cancelled")
+    refunded = await payments.refund(session, order, refund_due, actor=principal.label,
+                                     reason=reason or "cancelled")
     if everything:
         lifecycle.move_order(session, order, "cancelled", actor=principal.label, reason=reason or None)
         await service_tasks.close_if_open(session, order, "order_on_hold", "the order was cancelled",
@@ -74,7 +87,7 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
             await notifications.tell_customer(session, order, "cancelled")
     else:
         await allocation.settle(session, order, actor=principal.label)
-    return order
+    return Cancelled(order, everything, refunded)
 
 
 def _requested(order: Order, order_lines: dict[int, OrderLine],

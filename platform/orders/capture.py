@@ -26,6 +26,7 @@ from customers.service import CustomerRef, find_or_create_many
 from inventory import catalog, locations
 from inventory.schemas import LocationOut
 from orders import lifecycle, notifications, payments
+from orders.mail_texts import language_code
 from orders.models import Order, OrderLine
 from orders.schemas import OrderIn
 from rules.fields import CHANNELS
@@ -111,6 +112,8 @@ def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, s
     # One address, checked as invitations are: a value with commas would mail several people.
     if problem := validation.check_email(data.customer.email)[1]:
         errors["customer.email"] = problem
+    if data.language is not None and language_code(data.language) is None:
+        errors["language"] = "Give the customer's language as a two-letter code, such as fr or en."
     if data.placed_at is not None and data.placed_at.tzinfo is None:
         errors["placed_at"] = "Give placed_at with its UTC offset."
     elif data.placed_at is not None and data.placed_at > clock.now() + timedelta(minutes=5):
@@ -220,8 +223,8 @@ async def capture_many(session: AsyncSession, principal: Principal,
         for i in accepted:
             if rows[i]["id"] in inserted:
                 order = bulk.detached(Order, rows[i])
-                outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found))
-                await notifications.tell_customer(session, order, "confirmation")
+                captured = outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found))
+                await notifications.tell_customer(session, order, "confirmation", lines=captured.lines)
                 continue
             # The other request rolled back after all: this one is a first, to send again.
             other = others.get((orders[i].channel, orders[i].external_number or ""))
@@ -259,6 +262,7 @@ def _order_row(principal: Principal, data: OrderIn, found: Lookups, customer: Cu
         payment_status="authorized" if data.payment and data.payment.authorized_minor else "none",
         authorized_minor=data.payment.authorized_minor if data.payment else 0,
         excluded_locations=[], created_by=principal.label, placed_at=data.placed_at or clock.now(),
+        language=language_code(data.language),
     )
 
 

@@ -73,7 +73,8 @@ def move_order(session: AsyncSession, order: Order, to: str, *, actor: str, reas
                                                   f"it can't become {to.replace('_', ' ')}.")
     record(session, order, "order." + to, actor=actor, reason=reason, from_status=order.status, to_status=to, **data)
     order.status = to
-    order.hold_reason = reason if to == "on_hold" else None
+    # Why it waits, shown where it is listed: on hold for customer service, or for stock.
+    order.hold_reason = reason[:500] if reason and to in ("on_hold", "backordered") else None
     announce(session, order, "order." + to, reason=reason)
 
 
@@ -100,5 +101,11 @@ def announce(session: AsyncSession, order: Order, event_type: str, *, fulfilment
                             "external_number": order.external_number, "status": order.status, "reason": reason}
     if fulfilment is not None:
         data["fulfilment"] = {"id": str(fulfilment.id), "number": fulfilment.number,
-                              "location": fulfilment.location_code, "status": fulfilment.status}
+                              "location": fulfilment.location_code, "status": fulfilment.status,
+                              "kind": fulfilment.kind, "carrier": fulfilment.carrier,
+                              "tracking_number": fulfilment.tracking_number,
+                              "tracking_url": fulfilment.tracking_url,
+                              "shipped_at": fulfilment.shipped_at.isoformat() if fulfilment.shipped_at else None,
+                              "delivered_at": fulfilment.delivered_at.isoformat() if fulfilment.delivered_at
+                              else None}
     webhooks.emit(session, order.tenant_id, event_type, data)

@@ -140,6 +140,8 @@ class Fulfilment(TenantScoped, Base):
         Index("ix_fulfilments_location_day", "tenant_id", "location_code", "created_at"),
         Index("ix_fulfilments_waiting_pickup", "tenant_id", "pickup_expires_at",
               postgresql_where=text("status = 'ready_for_pickup'")),
+        Index("ix_fulfilments_tracking", "tenant_id", "tracking_number",
+              postgresql_where=text("tracking_number IS NOT NULL")),  # a carrier's tracking events
         Index("ix_fulfilments_arriving", "tenant_id", "ship_to_store", "created_at",
               postgresql_where=text("kind = 'transfer' AND status IN ('shipped', 'ready_for_pickup')")),
     )

@@ -1,38 +1,403 @@
-"""What the customer hears about their order, through the platform's one mail interface."""
+"""What the customer hears about their order, in their language, through the platform's one mail
+interface.
+
+Each mail is rendered from ``web/templates/mail/order.html`` and ``order.txt`` (the HTML and its
+plain-text alternative) with an autoescaping Jinja environment per language whose gettext is the
+language's catalog (``orders.mail_texts``). It names the order by the channel's own number when
+there is one, the company by its name and brand colour, the pickup store by its name, address and
+opening hours, a parcel by its carrier and tracking link. The subject and introduction are the
+company's own when it wrote some for that kind and language (Settings → Notifications), else the
+catalog's.
+
+Capture sends a confirmation per order, so what the mails need of the company (its profile and
+its texts) is kept in the process for ``COMPANY_SECONDS``; saving them forgets it at once here.
+"""
 
 from __future__ import annotations
 
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_date, format_time, get_day_names
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.locale import format_money as money
+from core import clock
+from core.auth import Principal
+from core.locale import format_money, locale_of
 from core.mail import queue_mail
-from orders.models import Order
+from core.settings import WEB_DIR
+from inventory import locations as inventory_locations
+from orders import carriers
+from orders.mail_texts import KINDS, Texts, company_texts, default_texts, fill, language_of, translations
+from orders.models import Fulfilment, Order, OrderLine
+from tenants.service import CompanyProfile, company_profile
 
-SUBJECTS = {
-    "confirmation": "We have your order {number}",
-    "shipped": "Your order {number} is on its way",
-    "ready_for_pickup": "Your order {number} is ready for pickup",
-    "cancelled": "Your order {number} was cancelled",
-    "pickup_expired": "Your order {number} was not collected",
-}
-
-
-def _body(order: Order, kind: str, detail: str) -> str:
-    name = order.customer_name or "there"
-    lines = {
-        "confirmation": f"Thank you for your order {order.number} of {money(order.total_minor, order.currency)}. "
-                        "We'll write again when it leaves us.",
-        "shipped": f"Order {order.number} has shipped.",
-        "ready_for_pickup": f"Order {order.number} is waiting for you at {order.pickup_location_code}.",
-        "cancelled": f"Order {order.number} was cancelled.",
-        "pickup_expired": f"Order {order.number} was not collected in time from {order.pickup_location_code}, so "
-                          "we cancelled it.",
-    }[kind]
-    return f"Hello {name},\n\n{lines}{' ' + detail if detail else ''}\n"
+COMPANY_SECONDS = 30.0
+DEFAULT_COLOUR = "#1d4ed8"
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DASH = " \u2013 "  # an en dash between two days or two times
 
 
-async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: str = "") -> None:
+# --- what a mail says ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    quantity: int
+    amount_minor: int  # the line's amount after its own discount
+
+
+@dataclass(frozen=True)
+class Store:
+    name: str
+    address_line1: str
+    postcode: str
+    city: str
+    country: str
+    timezone: str
+    opening_hours: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Shipment:
+    carrier: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+
+
+@dataclass(frozen=True)
+class MailFacts:
+    """Everything a mail tells of one order: read from the order, a fulfilment and the pickup
+    store, or made up for a preview."""
+
+    number: str
+    customer_name: str
+    currency: str
+    total_minor: int
+    delivery_mode: str
+    shipping_minor: int = 0
+    discount_minor: int = 0
+    refunded_minor: int = 0
+    ship_name: str = ""
+    ship_line1: str = ""
+    ship_postcode: str = ""
+    ship_city: str = ""
+    ship_country: str = ""
+    items: Sequence[Item] = ()
+    store: Store | None = None
+    shipment: Shipment | None = None
+    pickup_by: datetime | None = None
+    note: str = ""
+
+    @classmethod
+    def of(cls, order: Order, *, lines: Sequence[OrderLine] = (), store: Store | None = None,
+           fulfilment: Fulfilment | None = None, note: str = "") -> MailFacts:
+        shipment = None
+        if fulfilment is not None and (fulfilment.carrier or fulfilment.tracking_number or fulfilment.tracking_url):
+            shipment = Shipment(fulfilment.carrier, fulfilment.tracking_number, fulfilment.tracking_url)
+        return cls(
+            number=order.external_number or order.number, customer_name=order.customer_name or "",
+            currency=order.currency, total_minor=order.total_minor, delivery_mode=order.delivery_mode,
+            shipping_minor=order.shipping_fee_minor or 0, discount_minor=order.discount_minor or 0,
+            refunded_minor=order.refunded_minor or 0, ship_name=order.ship_name or "",
+            ship_line1=order.ship_line1 or "", ship_postcode=order.ship_postcode or "",
+            ship_city=order.ship_city or "", ship_country=order.ship_country or "",
+            items=[Item(line.name or line.sku, line.quantity,
+                        line.unit_price_minor * line.quantity - (line.discount_minor or 0)) for line in lines],
+            store=store, shipment=shipment,
+            pickup_by=fulfilment.pickup_expires_at if fulfilment is not None else None, note=note,
+        )
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    language: str
+    subject: str
+    text: str
+    html: str
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def environment(language: str) -> Environment:
+    """Jinja for the mails of one language: HTML autoescaped, text not, gettext from the catalog."""
+    env = Environment(loader=FileSystemLoader(WEB_DIR / "templates" / "mail"),
+                      autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+                      extensions=["jinja2.ext.i18n"], undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True)
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def _on_colour(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour``."""
+    red, green, blue = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    channel = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)]
+    luminance = 0.2126 * channel[0] + 0.7152 * channel[1] + 0.0722 * channel[2]
+    return "#111827" if luminance > 0.4 else "#ffffff"
+
+
+def _link(url: str | None) -> str | None:
+    """A web address that may be a link: http(s) with a host, nothing else (no javascript:)."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def carrier_name(code: str | None) -> str | None:
+    """A listed carrier's name; none for "other" (the mail shows its number and link only)."""
+    if not code or code == carriers.OTHER:
+        return None
+    return carriers.name_of(code)
+
+
+def _opening_hours(hours: dict[str, Any], locale: Locale, closed: str) -> list[tuple[str, str]]:
+    """(days, hours) rows, consecutive days with the same hours together ("Monday to Friday",
+    "9:00 AM to 7:00 PM", with an en dash for "to"). Empty when the store gave no hours."""
+    if not hours:
+        return []
+    names = get_day_names("wide", locale=locale)
+
+    def at(text: str) -> str:
+        hour, minute = (int(part) for part in text.split(":"))
+        return format_time(clock_time(hour, minute), "short", locale=locale)
+
+    per_day = []
+    for index, day in enumerate(DAYS):
+        windows = [w for w in hours.get(day) or [] if isinstance(w, list | tuple) and len(w) == 2]
+        try:
+            shown = ", ".join(f"{at(start)}{DASH}{at(end)}" for start, end in windows) or closed
+        except ValueError:
+            shown = closed
+        per_day.append((names[index], shown))
+    rows: list[tuple[str, str]] = []
+    start = 0
+    for index in range(1, len(per_day) + 1):
+        if index == len(per_day) or per_day[index][1] != per_day[start][1]:
+            first, last = per_day[start][0], per_day[index - 1][0]
+            label = first if start == index - 1 else f"{first}{DASH}{last}"
+            rows.append((label[:1].upper() + label[1:], per_day[start][1]))
+            start = index
+    return rows
+
+
+def _when(value: datetime, timezone: str, locale: Locale, gettext: Any) -> str:
+    local = value.astimezone(ZoneInfo(timezone))
+    return fill(gettext("{date} at {time}"), {"date": format_date(local.date(), "full", locale=locale),
+                                             "time": format_time(local.time(), "short", locale=locale)})
+
+
+def render(kind: str, language: str, facts: MailFacts, profile: CompanyProfile, texts: Texts) -> RenderedMail:
+    """The mail of ``kind`` about ``facts``, in ``language`` (one with a catalog)."""
+    locale = locale_of(language, profile.country)
+    gettext = translations(language).gettext
+
+    def money(minor: int) -> str:
+        return format_money(minor, facts.currency, locale)
+
+    store_timezone = facts.store.timezone if facts.store and facts.store.timezone else profile.timezone
+    pickup_by = _when(facts.pickup_by, store_timezone, locale, gettext) if facts.pickup_by else ""
+    shipment = facts.shipment
+    carrier = carrier_name(shipment.carrier) if shipment else None
+    values = {
+        "order_number": facts.number, "customer_name": facts.customer_name, "company": profile.name,
+        "total": money(facts.total_minor), "store": facts.store.name if facts.store else "",
+        "pickup_by": pickup_by, "carrier": carrier or "",
+        "tracking_number": (shipment.tracking_number or "") if shipment else "",
+        "refund": money(facts.refunded_minor) if facts.refunded_minor else "",
+    }
+    subject_text, intro_text = texts.get((kind, language)) or default_texts(kind, language)
+    subject = " ".join(fill(subject_text, values).split())
+    intro = fill(intro_text, values).strip()
+    colour = profile.brand_colour if _COLOUR.fullmatch(profile.brand_colour or "") else DEFAULT_COLOUR
+    territories = locale.territories
+    store = facts.store
+    context = {
+        "kind": kind, "lang": language, "subject": subject, "company": profile.name, "colour": colour,
+        "on_colour": _on_colour(colour), "customer_name": facts.customer_name, "number": facts.number,
+        "intro": intro,
+        "intro_html": [Markup("<br>").join(escape(line) for line in paragraph.split("\n"))
+                       for paragraph in re.split(r"\n\s*\n", intro) if paragraph.strip()],
+        "items": [{"name": item.name, "quantity": item.quantity, "amount": money(item.amount_minor)}
+                  for item in facts.items],
+        "discount": money(facts.discount_minor) if facts.discount_minor else "",
+        "shipping": money(facts.shipping_minor) if facts.shipping_minor else "",
+        "total": money(facts.total_minor),
+        "delivery_mode": facts.delivery_mode,
+        "address": [line for line in (facts.ship_name, facts.ship_line1,
+                                      " ".join(p for p in (facts.ship_postcode, facts.ship_city) if p),
+                                      territories.get(facts.ship_country, facts.ship_country)) if line],
+        "store": None if store is None else {
+            "name": store.name,
+            "address": [line for line in (store.address_line1, " ".join(p for p in (store.postcode, store.city) if p),
+                                          territories.get(store.country, store.country)) if line],
+            "hours": _opening_hours(store.opening_hours, locale, gettext("Closed")),
+        },
+        "pickup_by": pickup_by,
+        "shipment": None if shipment is None else {
+            "carrier": carrier, "tracking_number": shipment.tracking_number,
+            "tracking_url": _link(shipment.tracking_url),
+        },
+        "refund": values["refund"],
+        "note": facts.note,
+    }
+    env = environment(language)
+    return RenderedMail(language=language, subject=subject,
+                        text=env.get_template("order.txt").render(context),
+                        html=env.get_template("order.html").render(context))
+
+
+# --- the company, kept briefly ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Company:
+    profile: CompanyProfile
+    texts: Texts = field(default_factory=dict)
+
+
+_companies: dict[uuid.UUID, tuple[float, Company]] = {}
+
+
+async def company(session: AsyncSession, tenant_id: uuid.UUID, *, fresh: bool = False) -> Company:
+    cached = _companies.get(tenant_id)
+    if cached is not None and cached[0] > time.monotonic() and not fresh:
+        return cached[1]
+    found = Company(await company_profile(session, tenant_id), await company_texts(session, tenant_id))
+    if len(_companies) > 10_000:  # a bound on what idle companies keep here
+        _companies.clear()
+    _companies[tenant_id] = (time.monotonic() + COMPANY_SECONDS, found)
+    return found
+
+
+def forget_company(tenant_id: uuid.UUID) -> None:
+    """After the company's look or texts changed: the next mail reads them again."""
+    _companies.pop(tenant_id, None)
+
+
+# --- sending ------------------------------------------------------------------------------------
+
+
+async def _store(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> Store | None:
+    if not code:
+        return None
+    found = (await inventory_locations.by_codes(session, tenant_id, [code])).get(code)
+    if found is None:
+        return None
+    return Store(found.name, found.address_line1, found.postcode, found.city, found.country, found.timezone,
+                 dict(found.opening_hours or {}))
+
+
+_FULFILMENT_OF_KIND = {"shipped": ("shipped", ("ship",)), "delivered": ("delivered", ("ship",)),
+                       "ready_for_pickup": ("ready_for_pickup", ("pickup", "transfer"))}
+
+
+async def _fulfilment(session: AsyncSession, order: Order, kind: str) -> Fulfilment | None:
+    """The fulfilment a mail is about when the caller did not say: the newest in that state."""
+    if kind not in _FULFILMENT_OF_KIND:
+        return None
+    status, kinds = _FULFILMENT_OF_KIND[kind]
+    return await session.scalar(
+        select(Fulfilment).where(Fulfilment.tenant_id == order.tenant_id, Fulfilment.order_id == order.id,
+                                 Fulfilment.status == status, Fulfilment.kind.in_(kinds))
+        .order_by(Fulfilment.updated_at.desc()).limit(1))
+
+
+async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: str = "", *,
+                        fulfilment: Fulfilment | None = None, lines: Sequence[OrderLine] | None = None) -> None:
+    """Queue the mail of ``kind`` about ``order`` to its customer, in their language. ``fulfilment``
+    is the parcel or pickup it is about (found when not given); ``lines`` the order's lines for a
+    confirmation (read when not given); ``detail`` a note added as it is, when no fulfilment says
+    more."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of customer mail: {kind}")
     if not order.customer_email or "@" not in order.customer_email:
         return
+    known = await company(session, order.tenant_id)
+    language = language_of(order.language, known.profile.language)
+    if fulfilment is None:
+        fulfilment = await _fulfilment(session, order, kind)
+    if kind == "confirmation" and lines is None:
+        lines = list(await session.scalars(select(OrderLine).where(
+            OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
+    store = await _store(session, order.tenant_id, order.pickup_location_code) \
+        if kind in ("ready_for_pickup", "pickup_expired") else None
+    note = detail if fulfilment is None else ""
+    facts = MailFacts.of(order, lines=lines or (), store=store, fulfilment=fulfilment, note=note)
+    mail = render(kind, language, facts, known.profile, known.texts)
     await queue_mail(session, tenant_id=order.tenant_id, to=order.customer_email, kind=f"order.{kind}",
-                     subject=SUBJECTS[kind].format(number=order.number), body=_body(order, kind, detail))
+                     subject=mail.subject, body=mail.text, body_html=mail.html, sender_name=known.profile.name,
+                     meta={"language": language, "order_id": str(order.id)})
+
+
+# --- previews and tests, for Settings → Notifications -------------------------------------------
+
+
+SAMPLE_STORE = Store("Rivoli", "12 rue de Rivoli", "75004", "Paris", "FR", "Europe/Paris",
+                     {day: [["10:00", "19:00"]] for day in DAYS[:6]})
+
+
+SAMPLE_ITEMS = {"en": ("Leather ankle boots", "Merino socks"), "fr": ("Bottines en cuir", "Chaussettes en mérinos")}
+
+
+async def sample_facts(session: AsyncSession, principal: Principal, kind: str, language: str,
+                       profile: CompanyProfile) -> MailFacts:
+    """A made-up order to show a mail with: the company's first pickup store when it has one."""
+    stores = [loc for loc in await inventory_locations.active(session, principal.tenant_id) if loc.click_and_collect]
+    store = SAMPLE_STORE if not stores else Store(
+        stores[0].name, stores[0].address_line1, stores[0].postcode, stores[0].city, stores[0].country,
+        stores[0].timezone, dict(stores[0].opening_hours or {}))
+    pickup = kind in ("ready_for_pickup", "pickup_expired")
+    boots, socks = SAMPLE_ITEMS.get(language, SAMPLE_ITEMS["en"])
+    items = [Item(boots, 1, 12900), Item(socks, 2, 2400)] if kind == "confirmation" else []
+    facts = MailFacts(
+        number="WEB-100234", customer_name="Camille Martin", currency=principal.currency, total_minor=15300,
+        shipping_minor=0 if pickup else 500, discount_minor=0 if pickup else 500,
+        delivery_mode="pickup" if pickup else "ship",
+        ship_name="Camille Martin", ship_line1="8 avenue Foch", ship_postcode="69006", ship_city="Lyon",
+        ship_country="FR", items=items, store=store if pickup else None,
+        refunded_minor=15300 if kind in ("cancelled", "pickup_expired") else 0,
+    )
+    if kind in ("shipped", "delivered"):
+        sample = carriers.choices(profile.country)[0]  # the first carrier of the company's country
+        facts = replace(facts, shipment=Shipment(sample.code, "6A12345678901", sample.link("6A12345678901")))
+    if kind == "ready_for_pickup":
+        facts = replace(facts, pickup_by=clock.now() + timedelta(days=7))
+    return facts
+
+
+async def preview(session: AsyncSession, principal: Principal, kind: str, language: str, subject: str,
+                  intro: str) -> RenderedMail:
+    """The mail of ``kind`` in ``language`` with these texts, about a sample order."""
+    known = await company(session, principal.tenant_id, fresh=True)
+    facts = await sample_facts(session, principal, kind, language, known.profile)
+    return render(kind, language, facts, known.profile, {(kind, language): (subject, intro)})
+
+
+async def send_test(session: AsyncSession, principal: Principal, kind: str, language: str, subject: str,
+                    intro: str) -> str:
+    """Queue the preview to the signed-in person; returns their address."""
+    mail = await preview(session, principal, kind, language, subject, intro)
+    known = await company(session, principal.tenant_id)
+    await queue_mail(session, tenant_id=principal.tenant_id, to=principal.label, kind=f"test.order.{kind}",
+                     subject=mail.subject, body=mail.text, body_html=mail.html, sender_name=known.profile.name,
+                     sent_by=principal.user_id, meta={"language": language, "test": True})
+    return principal.label

@@ -5,13 +5,13 @@ Settings → Orders and → Payments."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, ServerSentEvent, Template
 from litestar.response.sse import ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,22 +19,41 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS
-from core.forms import parse_float, parse_int
-from core.limits import MONEY_MAX
-from core.pages import NOTICES, client_ip, form_errors, page, redirect, safe_next
+from core.forms import parse_int
+from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
 from core.problems import ProblemError, invalid, not_found
+from inventory import catalog
 from inventory import locations as inventory_locations
-from orders import allocation, cancellation, capture, fulfilment, lifecycle, payments, queries, service_tasks
+from orders import (
+    allocation,
+    cancellation,
+    carriers,
+    documents,
+    fulfilment,
+    lifecycle,
+    manual,
+    payments,
+    queries,
+    service_tasks,
+    wording,
+)
 from orders.guards import HANDLERS, TAKERS, handle_fulfilments, take_orders
-from orders.schemas import OrderIn
+from orders.notification_pages import NotificationSettingsPagesController
 from rules.fields import CHANNELS
 from tenants import service as tenants
 
 LIVE_SECONDS = 300
+PRODUCTS_SHOWN = 20  # matches of the manual order's product search
 
 NOTICES.update({
     "order_created": "Order received: it is being routed.",
-    "order_cancelled": "Cancelled: reservations released and the refund recorded.",
+    # What a cancellation did, never more: a refund is mentioned only when one was recorded.
+    "order_cancelled_refunded": "Order cancelled: its stock is released and the refund is recorded.",
+    "order_cancelled_nothing_to_refund": "Order cancelled: its stock is released. Nothing to refund: no payment "
+                                         "was captured.",
+    "units_cancelled_refunded": "Units cancelled: their stock is released and their refund is recorded.",
+    "units_cancelled_nothing_to_refund": "Units cancelled: their stock is released. Nothing to refund: no payment "
+                                         "was captured for them.",
     "order_released": "Released: the order is being routed again.",
     "fulfilment_updated": "Fulfilment updated.",
 })
@@ -91,37 +110,65 @@ class OrdersPagesController(Controller):
 
     @get("/orders/new", guards=[take_orders])
     async def new_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
-        return page(request, "orders/new.html", channels=CHANNELS, values={"channel": "phone", "mode": "ship"},
-                    stores=[loc for loc in await inventory_locations.active(db, principal.tenant_id)
-                            if loc.click_and_collect])
+        country = principal.locale.partition("_")[2]
+        draft = await manual.read(db, principal, {"channel": "phone", "mode": "ship", "country": country})
+        return await _builder(request, db, principal, draft)
+
+    @get("/orders/new/products", guards=[take_orders])
+    async def find_products(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                            q: str = "") -> Template:
+        """The manual order's product search (htmx, as the person types)."""
+        q = q.strip()[:100]
+        return page(request, "orders/_new_products.html", q=q, limit=PRODUCTS_SHOWN,
+                    products=await catalog.find_for_sale(db, principal.tenant_id, q, limit=PRODUCTS_SHOWN))
+
+    @post("/orders/new/lines", guards=[take_orders])
+    async def builder_lines(self, request: Request[Any, Any, Any], db: AsyncSession,
+                            principal: Principal) -> Template:
+        """The manual order's lines and total after a product is added or removed, a quantity or a
+        price changed (htmx): the server counts, the page shows."""
+        values = await form_data(request)
+        draft = await manual.read(db, principal, values, add=values.get("add"),
+                                  remove=parse_int(values.get("remove"), lo=0))
+        total_only = request.headers.get("HX-Target") == "order-total"
+        return page(request, "orders/_new_total.html" if total_only else "orders/_new_lines.html", draft=draft,
+                    values=draft.form_values(), errors=draft.errors, total_only=total_only)
 
     @post("/orders/new", guards=[take_orders])
     async def create_order(self, request: Request[Any, Any, Any], db: AsyncSession,
                            principal: Principal) -> Template | Redirect:
-        form = await request.form()
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        """Every step of the manual order without JavaScript (search, add, remove, update the
+        total), then its review and its placing, once."""
+        values = await form_data(request)
+        action = values.get("action", "review")
+        draft = await manual.read(db, principal, values, add=values.get("add"),
+                                  remove=parse_int(values.get("remove"), lo=0))
+        if values.get("add") or values.get("remove") or action not in ("review", "place"):
+            return await _builder(request, db, principal, draft, show_errors=action != "edit")
+        data = await manual.check(db, principal, draft)
+        if data is None:
+            return await _builder(request, db, principal, draft, status_code=422)
+        if action == "review":
+            return _review(request, principal, draft, manual.new_token())
+        token = values.get("order_token", "")
+        if not re.fullmatch(r"[0-9a-f]{32}", token):
+            return _review(request, principal, draft, manual.new_token())
         try:
-            data = _order_from_form(values, principal)
-            order, _, _ = await capture.capture(db, principal, data)
+            order_id = await manual.place(db, principal, token, data)
         except ProblemError as problem:
-            if problem.status != 422:
+            if problem.status not in (409, 422):
                 raise
             await db.rollback()
-            return page(request, "orders/new.html", status_code=422, channels=CHANNELS, values=values,
-                        errors=form_errors(problem), problem=problem,
-                        stores=[loc for loc in await inventory_locations.active(db, principal.tenant_id)
-                                if loc.click_and_collect])
-        return redirect(f"/app/orders/{order.id}", done="order_created")
+            # Something changed since the review (a product withdrawn, a store paused...).
+            for name, message in form_errors(problem).items():
+                draft.errors.setdefault(manual.form_field(name), message)
+            return await _builder(request, db, principal, draft, status_code=problem.status)
+        return redirect(f"/app/orders/{order_id}", done="order_created")
 
     @get("/orders/{order_id:uuid}")
     async def order_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                          order_id: uuid.UUID) -> Template:
-        detail = await queries.order_detail(db, principal, order_id)
-        template = "orders/_order.html" if request.headers.get("HX-Request") == "true" else "orders/order.html"
-        tasks, _ = await service_tasks.listing(db, principal, status="open", order_id=order_id)
-        return page(request, template, detail=detail, order=detail.order, can_take=principal.role in TAKERS,
-                    can_handle=principal.role in HANDLERS, tasks=[row.task for row in tasks],
-                    task_kinds=service_tasks.KINDS)
+        return await _order_page(request, db, principal, order_id)
 
     @get("/orders/{order_id:uuid}/live")
     async def order_live(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> ServerSentEvent:
@@ -130,19 +177,31 @@ class OrdersPagesController(Controller):
 
     @post("/orders/{order_id:uuid}/cancel", guards=[take_orders])
     async def cancel_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                           order_id: uuid.UUID) -> Redirect:
-        form = await request.form()
-        lines = []
-        for key, value in form.items():
-            if key.startswith("cancel_line_") and isinstance(value, str) and value.strip() not in ("", "0"):
+                           order_id: uuid.UUID) -> Template | Redirect:
+        values = await form_data(request)
+        whole = values.get("whole") == "1"
+        lines, errors = [], {}
+        for key, value in values.items():
+            if key.startswith("cancel_line_") and value.strip() not in ("", "0"):
                 units, line_no = parse_int(value, lo=0), parse_int(key.removeprefix("cancel_line_"), lo=1)
                 if units is None or line_no is None:
-                    raise invalid({key: f"{value[:20]!r} is not a number of units."})
-                lines.append((line_no, units))
-        reason = str(form.get("reason") or "")
-        whole = form.get("whole") == "1"
-        await cancellation.cancel(db, principal, order_id, lines=None if whole else lines, reason=reason)
-        return redirect(f"/app/orders/{order_id}", done="order_cancelled")
+                    errors[key] = f"{value[:20]!r} is not a number of units: type a whole number, such as 2."
+                else:
+                    lines.append((line_no, units))
+        try:
+            if errors and not whole:
+                raise invalid(errors)
+            done = await cancellation.cancel(db, principal, order_id, lines=None if whole else lines,
+                                             reason=values.get("reason", ""))
+        except ProblemError as problem:
+            if problem.status != 422:
+                raise
+            await db.rollback()
+            # The line fields of the API's answer ("lines[0].quantity") are the form's fields here.
+            shown = {_cancel_field(field, lines): message for field, message in form_errors(problem).items()}
+            return await _order_page(request, db, principal, order_id, status_code=422, errors=shown,
+                                     values=values)
+        return redirect(f"/app/orders/{order_id}", done=_cancel_notice(done))
 
     @post("/orders/{order_id:uuid}/release", guards=[take_orders])
     async def release_order(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Redirect:
@@ -153,13 +212,8 @@ class OrdersPagesController(Controller):
     async def fulfilment_queue(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                                location: str = "") -> Template:
         # A store associate sees their own locations' queues only (another's answers 404).
-        locations = [loc for loc in await inventory_locations.active(db, principal.tenant_id)
-                     if principal.works_at(loc.code)]
-        code = location or (locations[0].code if locations else "")
-        rows = await queries.queue(db, principal, code) if code else []
         template = "orders/_queue.html" if request.headers.get("HX-Request") == "true" else "orders/queue.html"
-        return page(request, template, rows=rows, location=code, locations=locations,
-                    can_handle=principal.role in HANDLERS)
+        return page(request, template, **await _queue(db, principal, location))
 
     @get("/fulfilments/live")
     async def queue_live(self, principal: Principal, location: str = "") -> ServerSentEvent:
@@ -169,15 +223,121 @@ class OrdersPagesController(Controller):
 
     @post("/fulfilments/{fulfilment_id:uuid}/{action:str}", guards=[handle_fulfilments])
     async def act(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                  fulfilment_id: uuid.UUID, action: str) -> Redirect:
-        form = await request.form()
-        order, done = await fulfilment.act(db, principal, fulfilment_id, action,
-                                           reason=str(form.get("reason") or ""),
-                                           tracking_number=str(form.get("tracking_number") or "") or None)
-        back, here = str(form.get("back") or ""), str(form.get("location") or "")
+                  fulfilment_id: uuid.UUID, action: str) -> Template | Redirect:
+        """One step of a fulfilment. From the queue with htmx, the answer is that fulfilment's card
+        alone (its problems inside it); without, a redirect back, or the queue with the ship form's
+        problems next to its fields."""
+        values = await form_data(request)
+        back, here = values.get("back", ""), values.get("location", "")
+        swap = request.headers.get("HX-Request") == "true" and back != "order"
+        carrier = values.get("carrier") or None
+        try:
+            order, done = await fulfilment.act(
+                db, principal, fulfilment_id, action, reason=values.get("reason", ""),
+                tracking_number=values.get("tracking_number") or None, carrier=carrier,
+                # The link is typed for another carrier only: what stayed in the field after choosing a
+                # listed one is not what the person meant.
+                tracking_url=(values.get("tracking_url") or None) if carrier == carriers.OTHER else None,
+                carrier_required=True)
+        except ProblemError as problem:
+            if problem.status not in (409, 422) or back == "order" or (problem.status == 409 and not swap):
+                raise
+            await db.rollback()
+            context = await _queue(db, principal, here, failed=fulfilment_id, errors=form_errors(problem),
+                                   values=values, problem=problem)
+            row = next((r for r in context["rows"] if r[0].id == fulfilment_id), None)
+            if swap:  # htmx swaps 2xx answers only: the card with its problems (or them, the card gone)
+                return page(request, "orders/_queue_card.html", row=row, gone=problem.detail, **context)
+            if row is None:
+                raise
+            return page(request, "orders/queue.html", status_code=problem.status, **context)
         here = here if here in (done.location_code, done.ship_to_store) else done.location_code
+        if swap:
+            return await _card(request, db, principal, order, done, here)
         target = f"/app/orders/{order.id}" if back == "order" else f"/app/fulfilments?location={quote(here)}"
         return redirect(target, done="fulfilment_updated")
+
+
+class FulfilmentDocumentsController(Controller):
+    """What the stock room prints: a location's pick list and a fulfilment's packing slip, each
+    as a page to print and as PDF."""
+
+    path = "/app/fulfilments"
+    include_in_schema = False
+    guards = [signed_in]
+    dependencies = DEPS
+
+    @get("/pick-list")
+    async def pick_list(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                        location: str = "") -> Template:
+        picks = await documents.pick_list(db, principal, location or await _first_location(db, principal))
+        return page(request, "orders/pick_list.html", picks=picks)
+
+    @get("/pick-list.pdf")
+    async def pick_list_pdf(self, db: AsyncSession, principal: Principal, location: str = "") -> Response[bytes]:
+        picks = await documents.pick_list(db, principal, location or await _first_location(db, principal))
+        return _pdf(documents.pick_list_pdf(picks, principal.timezone), f"pick-list-{picks.location.code}")
+
+    @get("/{fulfilment_id:uuid}/packing-slip")
+    async def packing_slip(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           fulfilment_id: uuid.UUID) -> Template:
+        slip = await documents.packing_slip(db, principal, fulfilment_id)
+        return page(request, "orders/packing_slip.html", slip=slip)
+
+    @get("/{fulfilment_id:uuid}/packing-slip.pdf")
+    async def packing_slip_pdf(self, db: AsyncSession, principal: Principal,
+                               fulfilment_id: uuid.UUID) -> Response[bytes]:
+        slip = await documents.packing_slip(db, principal, fulfilment_id)
+        return _pdf(documents.packing_slip_pdf(slip, principal.timezone), f"packing-slip-{slip.fulfilment.number}")
+
+
+def _pdf(content: bytes, name: str) -> Response[bytes]:
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in name)
+    return Response(content, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{safe}.pdf"', "Cache-Control": "no-store"})
+
+
+async def _first_location(db: AsyncSession, principal: Principal) -> str:
+    for loc in await inventory_locations.active(db, principal.tenant_id):
+        if principal.works_at(loc.code):
+            return loc.code
+    return ""
+
+
+async def _queue(db: AsyncSession, principal: Principal, location: str, *, failed: uuid.UUID | None = None,
+                 errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+                 problem: ProblemError | None = None) -> dict[str, Any]:
+    """What the queue page shows: the location's work, the names of what it handles, the carriers
+    to offer (the location's country's first) and, after a refused step, its problems."""
+    locations = [loc for loc in await inventory_locations.active(db, principal.tenant_id)
+                 if principal.works_at(loc.code)]
+    code = location or (locations[0].code if locations else "")
+    rows = await queries.queue(db, principal, code) if code else []
+    here = next((loc for loc in locations if loc.code == code), None)
+    names = await fulfilment.line_names(db, principal.tenant_id, [line for _, _, lines in rows for line in lines])
+    to_pick = sum(1 for f, _, _ in rows if f.location_code == code and f.status in documents.PICKING)
+    return {"rows": rows, "location": code, "locations": locations, "can_handle": principal.role in HANDLERS,
+            "names": names, "carriers": carriers.choices(here.country if here else None), "to_pick": to_pick,
+            "carrier_name": carriers.name_of,
+            "failed": failed, "errors": errors or {}, "values": values or {}, "problem": problem}
+
+
+async def _card(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, order: Any,
+                done: Any, here: str) -> Template:
+    """The fulfilment's card after a step: as it is now while the location still has work on it,
+    else a line saying what was done."""
+    in_queue = (done.location_code == here and done.status in queries.OPEN) or (
+        done.kind == "transfer" and done.ship_to_store == here and done.status in queries.ARRIVING)
+    context: dict[str, Any] = {"location": here, "can_handle": principal.role in HANDLERS, "failed": None,
+                               "errors": {}, "values": {}, "problem": None, "names": {}, "carriers": [],
+                               "carrier_name": carriers.name_of}
+    if not in_queue:
+        return page(request, "orders/_queue_card.html", row=None, finished=done, **context)
+    lines = await fulfilment.lines_of(db, done)
+    place = (await inventory_locations.by_codes(db, principal.tenant_id, [here])).get(here)
+    context["names"] = await fulfilment.line_names(db, principal.tenant_id, lines)
+    context["carriers"] = carriers.choices(place.country if place else None)
+    return page(request, "orders/_queue_card.html", row=(done, order, lines), **context)
 
 
 class ServiceTasksPagesController(Controller):
@@ -266,66 +426,60 @@ class PaymentsPagesController(Controller):
         return redirect("/app/settings/payments", done="stripe_saved")
 
 
-def _order_from_form(values: dict[str, str], principal: Principal) -> OrderIn:
-    """The manual order form as the API's order; the totals are computed, not typed."""
-    from core import money
-
-    errors: dict[str, str] = {}
-    lines: list[dict[str, Any]] = []
-    for k in range(10):
-        sku = values.get(f"line.{k}.sku", "").strip()
-        if not sku:
-            continue
-        typed, price = values.get(f"line.{k}.quantity", "1").strip(), values.get(f"line.{k}.price", "").strip()
-        minor = money.to_minor(price, principal.currency) if price else None
-        quantity = parse_int(typed)
-        if quantity is None:
-            errors[f"line.{k}.quantity"] = f"Line {k + 1}: {typed[:20]!r} is not a whole number."
-            continue
-        if minor is None:
-            errors[f"line.{k}.price"] = f"Line {k + 1}: give the unit price, such as 19.99."
-            continue
-        lines.append({"sku": sku, "quantity": quantity, "unit_price_minor": minor})
-    shipping = money.to_minor(values.get("shipping_fee", "0") or "0", principal.currency)
-    if shipping is None:
-        errors["shipping_fee"] = "The shipping fee is an amount, such as 4.90."
-    if errors:
-        raise invalid(errors, detail=next(iter(errors.values())))
-    total = sum(int(line["unit_price_minor"]) * int(line["quantity"]) for line in lines) + (shipping or 0)
-    if abs(total) > MONEY_MAX:
-        raise invalid({"line.0.quantity": "The order's total is more than can be recorded."})
-    mode = values.get("mode", "ship")
-    raw: dict[str, Any] = {
-        "channel": values.get("channel", "phone"), "currency": principal.currency, "lines": lines,
-        "customer": {"email": values.get("email", "").strip() or "-", "name": values.get("name", "").strip(),
-                     "phone": values.get("phone", "").strip()},
-        "delivery": {"mode": mode},
-        "shipping_fee_minor": shipping or 0, "total_minor": total,
-        "payment": {"provider": "external", "method": values.get("payment_method", "card") or "card",
-                    "authorized_minor": total} if values.get("paid") == "on" else None,
-    }
-    if mode == "ship":
-        address: dict[str, Any] = {"country": values.get("country", "").strip().upper()[:2] or "--"}
-        for name in ("name", "line1", "city", "postcode"):
-            address[name] = values.get(name, "").strip()
-        for name, bound in (("latitude", 90.0), ("longitude", 180.0)):
-            text = values.get(name, "").strip()
-            if text:
-                number = parse_float(text, lo=-bound, hi=bound)
-                if number is None:
-                    errors[name] = f"{text[:20]!r} is not a number (a {name} is between -{bound:g} and {bound:g})."
-                else:
-                    address[name] = number
-        raw["delivery"]["address"] = address
-    else:
-        raw["delivery"]["pickup_location"] = values.get("pickup_location", "").strip() or None
-    if errors:
-        raise invalid(errors, detail=next(iter(errors.values())))
-    try:
-        return msgspec.convert(raw, OrderIn)
-    except msgspec.ValidationError as exc:
-        raise invalid({"__all__": str(exc)}, detail=str(exc)) from None
+async def _order_page(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                      order_id: uuid.UUID, *, status_code: int = 200, errors: dict[str, str] | None = None,
+                      values: dict[str, str] | None = None) -> Template:
+    """The order page (or, for htmx, its panel): its money as placed and as it stands, and its
+    payment and timeline in words (``orders.wording``)."""
+    detail = await queries.order_detail(db, principal, order_id)
+    order = detail.order
+    template = "orders/_order.html" if request.headers.get("HX-Request") == "true" else "orders/order.html"
+    tasks, _ = await service_tasks.listing(db, principal, status="open", order_id=order_id)
+    figures = payments.figures(order, detail.lines)
+    refunds = await payments.refunds_by_status(db, order) if order.refunded_minor else {}
+    words = wording.payment_sentence(order, figures, locale=principal.locale,
+                                     refunds_waiting=refunds.get("pending", 0),
+                                     refunds_failed=refunds.get("failed", 0))
+    return page(request, template, status_code=status_code, detail=detail, order=order,
+                can_take=principal.role in TAKERS, can_handle=principal.role in HANDLERS,
+                tasks=[row.task for row in tasks], task_kinds=service_tasks.KINDS, figures=figures,
+                payment_words=words, balance_label=wording.balance_label(order, figures),
+                event_title=wording.event_title, errors=errors or {}, values=values or {},
+                carrier_name=carriers.name_of)
 
 
-route_handlers = [OrdersPagesController, ServiceTasksPagesController, OrderSettingsPagesController,
-                  PaymentsPagesController]
+def _cancel_field(field: str, lines: list[tuple[int, int]]) -> str:
+    """``lines[i].quantity`` of the cancellation is the form's ``cancel_line_<line number>``."""
+    if field.startswith("lines[") and "]" in field:
+        index = parse_int(field[len("lines["):field.index("]")], lo=0)
+        if index is not None and index < len(lines):
+            return f"cancel_line_{lines[index][0]}"
+    return "lines" if field == "__all__" else field
+
+
+def _cancel_notice(done: cancellation.Cancelled) -> str:
+    if done.refunded_minor > 0:
+        return "order_cancelled_refunded" if done.whole else "units_cancelled_refunded"
+    return "order_cancelled_nothing_to_refund" if done.whole else "units_cancelled_nothing_to_refund"
+
+
+async def _builder(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, draft: manual.Draft,
+                   *, status_code: int = 200, show_errors: bool = True) -> Template:
+    """The manual order form, with what the person asked for done (and the search results, when
+    searching without JavaScript)."""
+    q = draft.values.get("q", "").strip()[:100]
+    products = await catalog.find_for_sale(db, principal.tenant_id, q, limit=PRODUCTS_SHOWN) if q else []
+    stores = [loc for loc in await inventory_locations.active(db, principal.tenant_id) if loc.click_and_collect]
+    return page(request, "orders/new.html", status_code=status_code, channels=CHANNELS, stores=stores, draft=draft,
+                values=draft.form_values(), errors=draft.errors if show_errors else {}, q=q, products=products,
+                limit=PRODUCTS_SHOWN, modes=manual.DELIVERY_MODES, review=False)
+
+
+def _review(request: Request[Any, Any, Any], principal: Principal, draft: manual.Draft, token: str) -> Template:
+    """The order as it will be placed, its total, and the button that places it."""
+    return page(request, "orders/new.html", draft=draft, values=draft.form_values(), token=token,
+                modes=manual.DELIVERY_MODES, review=True)
+
+
+route_handlers = [OrdersPagesController, FulfilmentDocumentsController, ServiceTasksPagesController,
+                  OrderSettingsPagesController, PaymentsPagesController, NotificationSettingsPagesController]

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
@@ -57,6 +59,57 @@ def cancelled_value(line: OrderLine, units: int) -> int:
     """What cancelling ``units`` more units of the line gives back (call before counting them as
     cancelled): its value with them minus its value without."""
     return value_of(line, line.qty_cancelled + units) - value_of(line, line.qty_cancelled)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """An order's money as placed and as it stands now, its cancelled and returned units taken
+    off at what they were worth (their line nets, as refunds count them), and what moved."""
+
+    lines_original: int  # the lines after their own discounts
+    lines_now: int
+    discount_original: int  # the order-level discount
+    discount_now: int  # its share on the units kept
+    shipping_original: int
+    shipping_now: int  # waived when every unit is cancelled (the cancellation refunds it)
+    total_original: int
+    total_now: int
+    authorized: int
+    captured: int
+    refunded: int
+
+    @property
+    def paid(self) -> int:
+        return self.captured - self.refunded
+
+    @property
+    def balance(self) -> int:
+        """What the customer still owes (above 0) or is owed back (below 0)."""
+        return self.total_now - self.paid
+
+
+def figures(order: Order, lines: Iterable[OrderLine]) -> Figures:
+    lines_now = kept_net = 0
+    every_unit_cancelled = True
+    for line in lines:
+        gross = line.unit_price_minor * line.quantity - line.discount_minor
+        gone = min(line.quantity, line.qty_cancelled + line.qty_returned)
+        lines_now += gross - gross * gone // line.quantity
+        kept_net += net_of(line) - value_of(line, gone)
+        every_unit_cancelled = every_unit_cancelled and line.qty_cancelled >= line.quantity
+    shipping_now = 0 if every_unit_cancelled else order.shipping_fee_minor
+    return Figures(
+        lines_original=order.subtotal_minor, lines_now=lines_now, discount_original=order.discount_minor,
+        discount_now=lines_now - kept_net, shipping_original=order.shipping_fee_minor, shipping_now=shipping_now,
+        total_original=order.total_minor, total_now=kept_net + shipping_now, authorized=order.authorized_minor,
+        captured=order.captured_minor, refunded=order.refunded_minor)
+
+
+async def refunds_by_status(session: AsyncSession, order: Order) -> dict[str, int]:
+    """What the order's refunds add up to per status (pending, sent, failed, abandoned)."""
+    rows = await session.execute(select(Refund.status, func.sum(Refund.amount_minor)).where(
+        Refund.tenant_id == order.tenant_id, Refund.order_id == order.id).group_by(Refund.status))
+    return {status: int(total or 0) for status, total in rows}
 
 
 async def payable(session: AsyncSession, order: Order) -> int:
@@ -358,7 +411,7 @@ def masked(key: str) -> str:
 
 async def save_stripe(session: AsyncSession, principal: Principal, key: str) -> PaymentAccount:
     key = key.strip()
-    if not key.startswith(("sk_", "rk_")) or len(key) < 12:
+    if not key.startswith(("sk_", "rk_")) or not 12 <= len(key) <= 300:  # 300: its column
         raise invalid({"secret_key": "Paste a Stripe secret or restricted key (it starts with sk_ or rk_)."})
     account = await session.scalar(select(PaymentAccount).where(PaymentAccount.tenant_id == principal.tenant_id,
                                                                 PaymentAccount.provider == "stripe"))

@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from core.limits import Int32, SignedMoney
+from core.limits import COUNTRY_MESSAGE, CURRENCY_MESSAGE, Int32, SignedMoney
 
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 
 
 class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
-    country: Annotated[str, msgspec.Meta(min_length=2, max_length=2)]
+    country: Annotated[str, msgspec.Meta(min_length=2, max_length=2, extra={"message": COUNTRY_MESSAGE})]
     name: Text = ""
     line1: Text = ""
     city: Annotated[str, msgspec.Meta(max_length=100)] = ""
@@ -55,7 +55,7 @@ class PaymentIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     channel: Annotated[str, msgspec.Meta(max_length=20)]
-    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=3)]
+    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=3, extra={"message": CURRENCY_MESSAGE})]
     lines: Annotated[list[OrderLineIn], msgspec.Meta(max_length=500)]
     customer: CustomerIn
     delivery: DeliveryIn
@@ -65,6 +65,11 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     discount_minor: SignedMoney = 0
     payment: PaymentIn | None = None
     placed_at: datetime | None = None
+    # The customer's language for their mails ("fr", "fr-BE"); one without a catalog, or none,
+    # gets the company's default.
+    language: Annotated[str, msgspec.Meta(max_length=35, description=(
+        "The customer's language for their mails, as a two-letter code (fr, en; fr-BE is read as fr). "
+        "A language the mails are not written in falls back to the company's"))] | None = None
 
 
 class OrderLineOut(msgspec.Struct):
@@ -97,6 +102,12 @@ class FulfilmentOut(msgspec.Struct):
     lines: list[FulfilmentLineOut]
     created_at: datetime
     updated_at: datetime
+    carrier: str | None = None  # a code of GET /carriers, or "other"
+    carrier_name: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None  # the carrier's tracking page for the parcel
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
 
 
 class OrderEventOut(msgspec.Struct):
@@ -136,6 +147,7 @@ class OrderOut(msgspec.Struct):
     fulfilments: list[FulfilmentOut]
     events: list[OrderEventOut] | None = None
     routing: dict[str, Any] | None = None
+    language: str | None = None  # the customer's, for their mails (none: the company's)
 
 
 class OrderSummaryOut(msgspec.Struct):
@@ -167,8 +179,52 @@ class CancelLineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class FulfilmentActionIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
-    tracking_number: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=500, description="Why (required to reject)")] = ""
+    carrier: Annotated[str, msgspec.Meta(
+        max_length=40, description="Shipping: a carrier code of GET /carriers, or 'other'")] | None = None
+    tracking_number: Annotated[str, msgspec.Meta(
+        max_length=100, description="Shipping: letters, digits and dashes (spaces are taken out); required with a "
+                                    "listed carrier")] | None = None
+    tracking_url: Annotated[str, msgspec.Meta(
+        max_length=500, description="Shipping with carrier 'other': its tracking page, http(s)")] | None = None
+    delivered_at: Annotated[datetime, msgspec.Meta(
+        description="Delivering: when the parcel arrived (default now; without offset, the company's time)")] \
+        | None = None
+
+
+class CarrierOut(msgspec.Struct):
+    code: str
+    name: str
+    countries: list[str]
+    tracking_url: str | None  # {number} stands for the tracking number
+
+
+class TrackingEventIn(msgspec.Struct, forbid_unknown_fields=True):
+    carrier: Annotated[str, msgspec.Meta(max_length=40, description="The carrier code the parcel shipped with")]
+    tracking_number: Annotated[str, msgspec.Meta(max_length=100)]
+    status: Literal["delivered", "in_transit", "exception"]
+    occurred_at: Annotated[datetime, msgspec.Meta(
+        description="When it happened (default now; without offset, the company's time)")] | None = None
+    detail: Annotated[str, msgspec.Meta(max_length=500, description="The carrier's words, for the timeline")] = ""
+
+
+class TrackingEventOut(msgspec.Struct):
+    changed: bool  # False: the same news was recorded before, nothing changed
+    fulfilments: list[FulfilmentOut]
+
+
+class PickListLineOut(msgspec.Struct):
+    sku: str
+    name: str
+    quantity: int
+    bin: str | None
+    fulfilments: list[str]
+
+
+class PickListOut(msgspec.Struct):
+    location: str
+    fulfilments: list[str]
+    lines: list[PickListLineOut]
 
 
 class TaskOut(msgspec.Struct):

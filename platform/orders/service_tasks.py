@@ -30,6 +30,7 @@ KINDS = {
     "payment_capture_failed": "Payment capture failed",
     "refund_failed": "Refund failed",
     "order_on_hold": "Order on hold",
+    "delivery_exception": "Delivery problem",  # a carrier's tracking reported one (orders.fulfilment)
 }
 STATUSES = ("open", "resolved")
 PAGE_SIZE = 50

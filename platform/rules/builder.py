@@ -11,12 +11,13 @@ always refer to the same draft.
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from core import money
 from core.forms import parse_float, parse_int
+from core.locale import money_input, parse_money
 from rules.conditions import Problem
 from rules.fields import FIELDS, OPERATORS, static_choices
 from rules.routing import FILTERS, SORTS, TERMINAL, new_rule
@@ -26,16 +27,18 @@ Getter = Callable[[str], str | None]
 GetAll = Callable[[str], list[str]]
 
 
-def major(minor: Any, currency: str) -> str:
-    """Minor units as typed in the builder ("49.90"); anything else as it is, for correction."""
+def major(minor: Any, currency: str, locale: str | None = None) -> str:
+    """Minor units as the builder shows them for editing, in the company's locale ("49,90" in
+    French, "49.90" in English); anything else as it is, for correction."""
     if isinstance(minor, bool) or not isinstance(minor, int):
         return "" if minor is None else str(minor)
-    return money.major(minor, currency)
+    return money_input(minor, currency, locale)
 
 
-def to_minor(text: str, currency: str) -> int | str:
-    """A typed amount in minor units; the text itself when it is not an amount (the validator says so)."""
-    minor = money.to_minor(text, currency)
+def to_minor(text: str, currency: str, locale: str | None = None) -> int | str:
+    """A typed amount in minor units, as people write it ("59,00 €", "59.00", "1 234,56"); the
+    text itself when it is not an amount (the validator says so next to the field)."""
+    minor = parse_money(text, currency, locale)
     return text if minor is None else minor
 
 
@@ -116,23 +119,70 @@ def document_of(rules: list[dict[str, Any]], otherwise: str) -> tuple[dict[str, 
     return {"rules": out, "otherwise": otherwise}, where
 
 
-def row_errors(problems: list[Problem], where: dict[str, str]) -> tuple[dict[str, str], dict[int, list[str]]]:
-    """Problems by builder row (conditions), and the rest by rule index (names, sourcing)."""
-    rows: dict[str, str] = {}
-    per_rule: dict[int, list[str]] = {}
+class Placed(NamedTuple):
+    """The problems of a draft, each where the builder shows it."""
+
+    rows: dict[str, str]  # condition row or group (builder path) -> its message, shown in the row
+    controls: dict[str, str]  # id of the control at fault -> message (it gets aria-invalid)
+    per_rule: dict[int, list[str]]  # problems with no control of their own, by rule (-1: the document)
+    links: list[tuple[str, str]]  # (id to jump to, message), in the validator's order
+
+
+_FILTER_VALUE = re.compile(r"then\.filters\[(\d+)\]\.(locations|tags|km|min)")
+_SORT = re.compile(r"then\.sorts\[(\d+)\](\.band)?")
+_RULE = re.compile(r"rules\[(\d+)\](?:\.(.*))?")
+
+
+def effect_control(rule_index: int, rest: str) -> str | None:
+    """The builder control of a rule-level path (``then.filters[1].km`` -> ``r0.then.filters.1.km``)."""
+    at = f"r{rule_index}"
+    if rest == "name":
+        return f"{at}.name"
+    if rest == "then.location_types":
+        return f"{at}.then.type.0"
+    if rest == "then.fallback":
+        return f"{at}.then.fallback.0"
+    if rest in ("then.split.max_shipments", "then.split.min_order_value", "then.split.never_split_line"):
+        return f"{at}.{rest}"
+    if match := _FILTER_VALUE.fullmatch(rest):
+        return f"{at}.then.filters.{match[1]}.{match[2]}"
+    if match := _SORT.fullmatch(rest):
+        return f"{at}.then.sorts.{match[1]}.{'band' if match[2] else 'by'}"
+    return None
+
+
+def place_problems(problems: list[Problem], where: dict[str, str]) -> Placed:
+    """Each problem at the control it is about: a condition's field, operator or value, a rule's
+    name, a filter's distance, the split threshold... and the rest with its rule."""
+    placed = Placed({}, {}, {}, [])
     for problem in problems:
-        node_path = problem.path
-        for suffix in (".value", ".op", ".field"):
-            node_path = node_path.removesuffix(suffix)
-        if node_path in where:
-            rows.setdefault(where[node_path], problem.message)
-            continue
-        if problem.path.startswith("rules["):
-            index = int(problem.path[6:problem.path.index("]")])
-            per_rule.setdefault(index, []).append(problem.message)
+        node_path, suffix = problem.path, ""
+        for end in (".value", ".op", ".field"):
+            if node_path.endswith(end):
+                node_path, suffix = node_path.removesuffix(end), end
+                break
+        anchor: str | None = None
+        if node_path in where:  # a condition row, or a group
+            row = where[node_path]
+            placed.rows.setdefault(row, problem.message)
+            anchor = f"{row}{suffix or '.mode'}"
+            placed.controls.setdefault(anchor, problem.message)
+        elif match := _RULE.fullmatch(problem.path):
+            index = int(match[1])
+            anchor = effect_control(index, match[2] or "")
+            if anchor is None:
+                placed.per_rule.setdefault(index, []).append(problem.message)
+                anchor = f"rule-{index}"
+            else:
+                placed.controls.setdefault(anchor, problem.message)
+        elif problem.path == "otherwise":
+            anchor = "otherwise"
+            placed.controls.setdefault(anchor, problem.message)
         else:
-            per_rule.setdefault(-1, []).append(problem.message)
-    return rows, per_rule
+            placed.per_rule.setdefault(-1, []).append(problem.message)
+            anchor = "builder"
+        placed.links.append((anchor, problem.message))
+    return placed
 
 
 # --- form values ----------------------------------------------------------------------------------
@@ -160,18 +210,19 @@ def new_leaf(field_key: str = "order.channel") -> dict[str, Any]:
     return {"type": "leaf", "field": field_key, "op": op, "value": _default_value(field_key, op)}
 
 
-def _scalar(field_key: str, text: str, currency: str) -> Any:
+def _scalar(field_key: str, text: str, currency: str, locale: str | None) -> Any:
     kind = FIELDS[field_key].type
     text = text.strip()
     if kind == "integer":
         number = parse_int(text)
         return text if number is None else number
     if kind == "money":
-        return to_minor(text, currency)
+        return to_minor(text, currency, locale)
     return text
 
 
-def _read_leaf(leaf: dict[str, Any], path: str, get: Getter, getall: GetAll, currency: str) -> None:
+def _read_leaf(leaf: dict[str, Any], path: str, get: Getter, getall: GetAll, currency: str,
+               locale: str | None) -> None:
     field_key = get(f"{path}.field") or leaf["field"]
     op = get(f"{path}.op") or leaf["op"]
     if field_key not in FIELDS:
@@ -191,28 +242,29 @@ def _read_leaf(leaf: dict[str, Any], path: str, get: Getter, getall: GetAll, cur
     if arity == "one":
         raw = get(f"{path}.value")
         if raw is not None:
-            leaf["value"] = _scalar(field_key, raw, currency)
+            leaf["value"] = _scalar(field_key, raw, currency, locale)
     elif arity == "range":
         low, high = get(f"{path}.value"), get(f"{path}.value2")
         if low is not None and high is not None:
-            leaf["value"] = [_scalar(field_key, low, currency), _scalar(field_key, high, currency)]
+            leaf["value"] = [_scalar(field_key, low, currency, locale), _scalar(field_key, high, currency, locale)]
     elif get(f"{path}.present") is not None:
         values = getall(f"{path}.value")
         if field.type != "choice":  # text and tags are typed as one comma-separated list
             values = [part for value in values for part in value.split(",")]
-        leaf["value"] = [_scalar(field_key, v, currency) for v in values if v.strip()]
+        leaf["value"] = [_scalar(field_key, v, currency, locale) for v in values if v.strip()]
 
 
-def _read_group(group: dict[str, Any], path: str, get: Getter, getall: GetAll, currency: str) -> None:
+def _read_group(group: dict[str, Any], path: str, get: Getter, getall: GetAll, currency: str,
+                locale: str | None) -> None:
     mode = get(f"{path}.mode")
     if mode in MODES:
         group["mode"] = mode
     for i, child in enumerate(group["children"]):
         child_path = f"{path}.{i}"
         if child["type"] == "group":
-            _read_group(child, child_path, get, getall, currency)
+            _read_group(child, child_path, get, getall, currency, locale)
         else:
-            _read_leaf(child, child_path, get, getall, currency)
+            _read_leaf(child, child_path, get, getall, currency, locale)
 
 
 def _number(text: str | None, default: Any) -> Any:
@@ -226,7 +278,8 @@ def _number(text: str | None, default: Any) -> Any:
     return text if number is None else number
 
 
-def _read_effect(rule: dict[str, Any], i: int, get: Getter, getall: GetAll, currency: str) -> None:
+def _read_effect(rule: dict[str, Any], i: int, get: Getter, getall: GetAll, currency: str,
+                 locale: str | None) -> None:
     then = rule["then"]
     prefix = f"r{i}.then"
     if get(f"{prefix}.present") is None:
@@ -250,7 +303,7 @@ def _read_effect(rule: dict[str, Any], i: int, get: Getter, getall: GetAll, curr
     split = then.setdefault("split", {})
     split["max_shipments"] = _number(get(f"{prefix}.split.max_shipments"), split.get("max_shipments", 1))
     threshold = get(f"{prefix}.split.min_order_value")
-    split["min_order_value"] = to_minor(threshold or "0", currency)
+    split["min_order_value"] = to_minor(threshold or "0", currency, locale)
     split["never_split_line"] = get(f"{prefix}.split.never_split_line") is not None
     steps = [get(f"{prefix}.fallback.{k}") or "" for k in range(3)]
     chain: list[str] = []
@@ -262,8 +315,8 @@ def _read_effect(rule: dict[str, Any], i: int, get: Getter, getall: GetAll, curr
     then["fallback"] = chain
 
 
-def read_form(document: dict[str, Any], get: Getter, getall: GetAll, currency: str) -> tuple[
-        list[dict[str, Any]], str]:
+def read_form(document: dict[str, Any], get: Getter, getall: GetAll, currency: str,
+              locale: str | None = None) -> tuple[list[dict[str, Any]], str]:
     """The draft's rules (as builder trees) with the posted values applied."""
     rules = editable(document)
     for i, rule in enumerate(rules):
@@ -273,8 +326,8 @@ def read_form(document: dict[str, Any], get: Getter, getall: GetAll, currency: s
         if name is not None:
             rule["name"] = name.strip()
         rule["enabled"] = get(f"r{i}.enabled") is not None
-        _read_group(rule["tree"], f"r{i}", get, getall, currency)
-        _read_effect(rule, i, get, getall, currency)
+        _read_group(rule["tree"], f"r{i}", get, getall, currency, locale)
+        _read_effect(rule, i, get, getall, currency, locale)
     otherwise = get("otherwise") or document.get("otherwise", "hold")
     return rules, otherwise
 

@@ -31,6 +31,19 @@ def problems_error(problems: list[Problem]) -> ProblemError:
                         errors=[FieldError(p.path, p.message) for p in problems])
 
 
+EMPTY_DRAFT = "The draft has no rules yet: add a rule before publishing."
+
+
+def publish_problems(document: dict[str, Any], source: int | None = None) -> list[Problem]:
+    """What stops a document from being published: its problems, or having no rule at all (a
+    version without rules would hold every order, which no one means to publish)."""
+    problems = routing.validate_document(document)
+    if not problems and not document.get("rules"):
+        message = EMPTY_DRAFT if source is None else f"Version {source} has no rules: there is nothing to publish."
+        problems = [Problem("rules", message)]
+    return problems
+
+
 async def routing_set(session: AsyncSession, principal: Principal, *, lock: bool = False) -> RuleSet:
     """The tenant's routing rule set, created empty on first use."""
     now = clock.now()
@@ -89,7 +102,7 @@ async def publish(session: AsyncSession, principal: Principal, *, source: int | 
     version in force from ``effective_from`` (now when None) until ``effective_to``."""
     rule_set = await routing_set(session, principal, lock=True)
     document = rule_set.draft if source is None else (await version(session, rule_set, source)).document
-    problems = routing.validate_document(document)
+    problems = publish_problems(document, source)
     if problems:
         raise problems_error(problems)
     now = clock.now()

@@ -15,8 +15,9 @@ from core import validation as v
 from core import webhooks
 from core.auth import Principal, admins_only, role_choices, signed_in
 from core.deps import DEPS, provide_db
+from core.forms import convert, html_attributes
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
-from core.problems import ProblemError
+from core.problems import ProblemError, invalid
 from core.sessions import (
     create_session,
     destroy_session,
@@ -54,6 +55,7 @@ NOTICES.update({"endpoint_added": "Endpoint added: events are sent to it from no
 
 
 DB = {"db": Provide(provide_db)}
+ENDPOINT_RULES = html_attributes(EndpointIn)  # the browser checks what the server checks
 SIGNUPS_PER_ADDRESS = 5  # attempts an hour, failed ones included
 SIGNUPS_PER_NETWORK = 20
 
@@ -380,11 +382,11 @@ class WebhooksPagesController(Controller):
     dependencies = DEPS
 
     async def _page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                    **context: Any) -> Template:
+                    status_code: int = 200, **context: Any) -> Template:
         endpoints = await webhook_endpoints.endpoints(db, principal)
-        return page(request, "settings/webhooks.html", endpoints=endpoints, events=webhooks.EVENTS,
-                    deliveries=await webhook_endpoints.deliveries(db, principal),
-                    urls={e.id: e.url for e in endpoints}, **context)
+        return page(request, "settings/webhooks.html", status_code=status_code, endpoints=endpoints,
+                    events=webhooks.EVENTS, deliveries=await webhook_endpoints.deliveries(db, principal),
+                    urls={e.id: e.url for e in endpoints}, rules=ENDPOINT_RULES, **context)
 
     @get("/")
     async def webhooks_page(self, request: Request[Any, Any, Any], db: AsyncSession,
@@ -395,16 +397,24 @@ class WebhooksPagesController(Controller):
     async def add(self, request: Request[Any, Any, Any], db: AsyncSession,
                   principal: Principal) -> Template | Redirect:
         form = await request.form()
-        data = EndpointIn(url=str(form.get("url") or ""), description=str(form.get("description") or ""),
-                          events=[e for e in form.getall("events", []) if isinstance(e, str)])
+        url, description = str(form.get("url") or "").strip(), str(form.get("description") or "").strip()
+        raw: dict[str, Any] = {"url": url, "description": description,
+                               "events": [e for e in form.getall("events", []) if isinstance(e, str)]}
         try:
+            try:
+                data = convert(raw, EndpointIn)
+            except ProblemError as problem:  # the address is checked too, so that all is told at once
+                errors = form_errors(problem)
+                if "url" not in errors and (url_problem := await webhooks.check_url(url)):
+                    errors["url"] = url_problem
+                raise invalid(errors) from None
             await webhook_endpoints.add_endpoint(db, principal, data)
         except ProblemError as problem:
             if problem.status != 422:
                 raise
             await db.rollback()
-            return await self._page(request, db, principal, errors=form_errors(problem),
-                                    values={"url": data.url, "description": data.description})
+            return await self._page(request, db, principal, status_code=422, errors=form_errors(problem),
+                                    values=raw)
         return redirect("/app/settings/webhooks", done="endpoint_added")
 
     @post("/{endpoint_id:uuid}/disable")

@@ -33,6 +33,7 @@ class MemberOut(msgspec.Struct):
     locations: list[str] = []  # a store associate's
 
 
+WEB_ADDRESS = "Enter a web address such as https://example.com/oms-events."
 LocationCodes = Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=500)]
 
 
@@ -62,6 +63,6 @@ class AuditEventOut(msgspec.Struct):
 
 
 class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000, extra={"message": WEB_ADDRESS})]
     description: Annotated[str, msgspec.Meta(max_length=200)] = ""
     events: Annotated[list[Annotated[str, msgspec.Meta(max_length=60)]], msgspec.Meta(max_length=50)] = []  # none: all

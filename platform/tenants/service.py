@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import validation as v
 from core.auth import Principal, role_choices
 from core.db import set_scope, utcnow
-from core.locale import locale_of
+from core.locale import LANGUAGES, locale_of
 from core.mail import queue_mail
 from core.problems import ProblemError, invalid, not_found
 from core.security import (
@@ -659,3 +660,53 @@ async def setup_counts(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str,
         counts[name] = int(await session.scalar(select(func.count()).select_from(model)
                                                 .where(model.tenant_id == tenant_id)) or 0)
     return counts
+
+
+# --- how the company's mails look ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CompanyProfile:
+    """What a mail to the company's customers needs to know of it."""
+
+    name: str
+    country: str
+    currency: str
+    timezone: str
+    language: str  # the default language of its customer mails (and of its console's formats)
+    brand_colour: str  # "#rrggbb"
+
+
+async def company_profile(session: AsyncSession, tenant_id: uuid.UUID) -> CompanyProfile:
+    row = (await session.execute(select(Tenant.name, Tenant.country, Tenant.currency, Tenant.timezone,
+                                        Tenant.language, Tenant.brand_colour).where(Tenant.id == tenant_id))).first()
+    if row is None:
+        raise not_found("Tenant")
+    return CompanyProfile(*row)
+
+
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+async def set_mail_look(session: AsyncSession, principal: Principal, *, language: str, brand_colour: str,
+                        ip: str | None = None) -> Tenant:
+    """The company's default language and brand colour, every problem reported at once."""
+    errors: dict[str, str] = {}
+    language, brand_colour = (language or "").strip(), (brand_colour or "").strip()
+    if language not in LANGUAGES:
+        errors["language"] = f"Choose one of the languages offered: {', '.join(LANGUAGES.values())}."
+    if not _COLOUR.fullmatch(brand_colour):
+        errors["brand_colour"] = "Give the colour as # followed by six hexadecimal digits, such as #1d4ed8."
+    if errors:
+        raise invalid(errors)
+    tenant = await get_tenant(session, principal)
+    brand_colour = brand_colour.lower()
+    actor = Actor.of(principal, ip)
+    if tenant.language != language:
+        await audit(session, principal.tenant_id, actor, "settings.language_changed",
+                    target=f"{tenant.language} → {language}")
+        tenant.language = language
+    if tenant.brand_colour != brand_colour:
+        await audit(session, principal.tenant_id, actor, "settings.brand_colour_changed",
+                    target=f"{tenant.brand_colour} → {brand_colour}")
+        tenant.brand_colour = brand_colour
+    return tenant

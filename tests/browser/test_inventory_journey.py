@@ -29,7 +29,8 @@ TSHIRT-BLU-M,Blue T-shirt M,1999,Tops,Maison
 JEANS-32,Slim jeans 32,5990,Bottoms,Maison
 SCARF-RED,Red wool scarf,2450,Accessories,Atelier
 """
-PRICES = {"TSHIRT-BLU-M": "19.99 EUR", "JEANS-32": "59.90 EUR", "SCARF-RED": "24.50 EUR"}
+# As the French company reads its amounts (the console writes money in the company's locale).
+PRICES = {"TSHIRT-BLU-M": "19,99 €", "JEANS-32": "59,90 €", "SCARF-RED": "24,50 €"}
 
 # Row numbers are the file's line numbers (the header is row 1): the bad price is on row 3, and the
 # second CAP-GRN on row 5 (the first is on row 2).
@@ -123,8 +124,12 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, j
     page.get_by_label("Daily order capacity").fill("500")
     journey.shot(page, "warehouse-form")
     page.get_by_role("button", name="Save location").click()
-    expect(page).to_have_url(re.compile(re.escape(f"{base}/app/locations") + r"(\?.*)?$"))
+    # No coordinates typed: they are found from the city, and the saved form shows them to check.
+    expect(page).to_have_url(re.compile(re.escape(f"{base}/app/locations/") + r"[0-9a-f-]{36}\?done=location_saved$"),
+                             timeout=60_000)  # the first lookup reads the shipped places once
     expect(page.get_by_role("status")).to_have_text("Location saved.")
+    expect(page.locator("#coordinates .field-note")).to_contain_text("Placed at Saint-Denis, FR (48.94, 2.35)")
+    page.get_by_role("link", name="← Locations").click()
 
     page.get_by_role("button", name="Add a location").click()
     page.get_by_label("Code", exact=True).fill("ST-LYON")
@@ -177,15 +182,17 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, j
     preview = page.locator("#import-preview")
     expect(preview.locator("header")).to_have_text("good-catalog.csv: 3 valid products")
     expect(preview.locator("table.errors")).to_have_count(0)
-    assert table_rows(page, "#import-preview table tbody tr") == [
-        ["TSHIRT-BLU-M", "Blue T-shirt M", "Tops", "Maison", "1999"],
-        ["JEANS-32", "Slim jeans 32", "Bottoms", "Maison", "5990"],
-        ["SCARF-RED", "Red wool scarf", "Accessories", "Atelier", "2450"],
+    assert [[*row[:4], " ".join(row[4].split())] for row in table_rows(page, "#import-preview table tbody tr")] == [
+        ["TSHIRT-BLU-M", "Blue T-shirt M", "Tops", "Maison", PRICES["TSHIRT-BLU-M"]],
+        ["JEANS-32", "Slim jeans 32", "Bottoms", "Maison", PRICES["JEANS-32"]],
+        ["SCARF-RED", "Red wool scarf", "Accessories", "Atelier", PRICES["SCARF-RED"]],
     ]
+    expect(preview.locator("#import-plan")).to_have_text(
+        "Importing creates 3 products and updates 0; 0 are already as in the file.")
     journey.shot(page, "catalog-preview-good")
     page.get_by_role("button", name="Import 3 products").click()
     expect(page).to_have_url(re.compile(re.escape(f"{base}/app/catalog") + r"(\?.*)?$"))
-    expect(page.get_by_role("status")).to_have_text("Catalog imported.")
+    expect(page.get_by_role("status")).to_have_text("3 products created, 0 updated, 0 unchanged.")
     expect(page.locator("main table tbody tr")).to_have_count(3)
     for sku, price in PRICES.items():
         expect(page.locator(f'tr[data-sku="{sku}"] td').nth(4)).to_have_text(price)
@@ -338,6 +345,42 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, j
     assert movement[1:8] == ["TSHIRT-BLU-M", "WH-PARIS", "+40", "", "", "snapshot", f"feed {feed_id}"], movement
     assert movement[8] == email, movement
     journey.shot(page, "movements")
+
+    # 8. From the grid to the product: two units damaged at the warehouse, with a note; the figures
+    # and the product's movements show it. Then its price, typed the French way, and an attribute.
+    page.goto("/app/inventory")
+    tshirt_paris.get_by_role("link", name="Adjust stock of TSHIRT-BLU-M at WH-PARIS").click()
+    expect(page.get_by_role("heading", name="Blue T-shirt M", level=1)).to_be_visible()
+    adjust = page.locator("#adjust")
+    expect(adjust.get_by_label("Location")).to_have_value(re.compile(r"[0-9a-f-]{36}"))
+    adjust.get_by_label("What happened").select_option(label="Damaged or lost")
+    adjust.get_by_label("Quantity").fill("2")
+    adjust.get_by_label("Note").fill("torn in transit")
+    journey.shot(page, "product-adjust")
+    adjust.get_by_role("button", name="Adjust stock").click()
+    expect(page.get_by_role("status")).to_have_text("Stock adjusted.")
+    paris_stock = page.locator('table.product-stock tr[data-location="WH-PARIS"]')
+    expect(paris_stock.locator('[data-figure="on_hand"]')).to_have_text("38")
+    expect(paris_stock.locator('[data-figure="available"]')).to_have_text("38")
+    expect(page.locator("table.product-movements tbody tr").first).to_contain_text("torn in transit")
+    expect(page.locator("table.product-movements tbody tr").first).to_contain_text("-2")
+
+    page.get_by_role("button", name="Edit product").click()
+    expect(page.get_by_label("Price")).to_have_value("19,99")
+    page.get_by_label("Price").fill("17,50")
+    page.get_by_label("Name of attribute 1").fill("colour")
+    page.get_by_label("Value of attribute 1").fill("blue")
+    page.get_by_role("button", name="Add an attribute").click()
+    expect(page.get_by_label("Name of attribute 2")).to_be_focused()
+    page.get_by_label("Name of attribute 2").fill("size")
+    page.get_by_label("Value of attribute 2").fill("M")
+    journey.shot(page, "product-form")
+    page.get_by_role("button", name="Save product").click()
+    expect(page.get_by_role("status")).to_have_text("Product saved.")
+    expect(page.locator('[data-field="price"]')).to_have_text("17,50 €")
+    assert table_rows(page, "table.attributes tbody tr") == [["blue"], ["M"]]
+    assert page.locator("table.attributes tbody th").all_inner_texts() == ["colour", "size"]
+    journey.shot(page, "product-page")
 
     # The wide tables at a laptop-narrow width, for a look (no assertions on layout).
     page.set_viewport_size({"width": 820, "height": 900})

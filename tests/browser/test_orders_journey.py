@@ -138,7 +138,7 @@ def test_scheduled_routing_change_and_a_pickup_carried_through_live(live_server:
     card.get_by_role("button", name="Handed over").click()
     expect(queue_tab.locator(f'[data-fulfilment="{pickup["number"]}"]')).to_have_count(0)
     expect(order_tab.locator("#order-status")).to_have_text("collected")
-    expect(order_tab.locator("#order-timeline")).to_contain_text("fulfilment collected")
+    expect(order_tab.locator("#order-timeline")).to_contain_text("Fulfilment collected by the customer")
     journey.shot(order_tab, "order-collected-live")
 
     assert journey.page_errors == []

@@ -1,7 +1,8 @@
 """A merchandiser's routing change, in the real Chromium against the real web server: build a rule
 in the visual builder (adding, reordering by drag and drop and by buttons, and deleting rows with
-the mouse), simulate it on a sample order and read the trace, then schedule it for a future date
-in the company's time zone and see it on the timeline as scheduled."""
+the mouse), follow a problem to the control at fault, simulate it on a sample order and read the
+trace with the results across the page, see what the draft changes, then schedule it for a future
+date in the company's time zone and see it on the timeline as scheduled."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser_pages import sign_in
+from core.locale import format_time
 from processes import cli_tenant
 
 pytestmark = pytest.mark.browser
@@ -94,6 +96,8 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     page.locator(".subnav").get_by_role("link", name="Draft").click()
     expect(page).to_have_url(f"{base}/app/rules/draft")
     expect(page.locator("#builder")).to_contain_text("No rules yet")
+    expect(page.locator("#builder-status")).to_contain_text("add a rule before publishing")
+    expect(page.locator("#builder-status").get_by_role("button", name="Publish…")).to_be_disabled()
 
     # 2. Two rules, added with the mouse; the second is the catch-all from the warehouse. Every edit is
     # saved by the server, which sends the builder back with the draft's next revision.
@@ -113,16 +117,19 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     edit(lambda: page.locator("#r1\\.name").press("Tab"))
 
     # Conditions on the summer rule: category, order total, and a channel row that is then deleted.
-    page.locator("#r1\\.new_field").select_option("line.category")
-    edit(lambda: page.locator("#rule-1").get_by_role("button", name="+ Condition").click())
+    picker = page.locator("#r1\\.new_field")
+    expect(picker).to_have_value("")  # the picker reads "Add a condition on…" until a field is chosen
+    expect(picker.locator("option:checked")).to_have_text("Add a condition on…")
+    picker.select_option("line.category")
+    edit(lambda: page.locator("#rule-1").get_by_role("button", name="+ Add condition").click())
     expect(rows_of(page, 1)).to_have_count(1)
     edit(lambda: page.locator("#r1\\.0\\.op").select_option("in"))
     expect(page.locator("#r1\\.0\\.value")).to_have_attribute("multiple", "")
     edit(lambda: page.locator("#r1\\.0\\.value").select_option(["summer"]))
     page.locator("#r1\\.new_field").select_option("order.channel")
-    edit(lambda: page.locator("#rule-1").get_by_role("button", name="+ Condition").click())
+    edit(lambda: page.locator("#rule-1").get_by_role("button", name="+ Add condition").click())
     page.locator("#r1\\.new_field").select_option("order.total")
-    edit(lambda: page.locator("#rule-1").get_by_role("button", name="+ Condition").click())
+    edit(lambda: page.locator("#rule-1").get_by_role("button", name="+ Add condition").click())
     expect(rows_of(page, 1)).to_have_count(3)
     assert row_fields(page, 1) == ["Line category", "Channel", "Order total"]
     edit(lambda: page.locator("#r1\\.2\\.op").select_option("gte"))
@@ -130,7 +137,13 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     edit(lambda: page.locator("#r1\\.2\\.value").press("Tab"))
     expect(rows_of(page, 1).nth(2).locator(".field-error")).to_contain_text("condition row 3 (Order total)")
     expect(page.locator("#builder-status")).to_contain_text("1 problem")
-    page.locator("#r1\\.2\\.value").fill("10.00")
+    expect(page.locator("#r1\\.2\\.value")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#r1\\.2\\.op")).not_to_have_attribute("aria-invalid", "true")
+    # The problem listed at the top leads to the control at fault.
+    page.locator("#r1\\.0\\.value").focus()
+    page.locator("#builder-status").get_by_role("link").click()
+    expect(page.locator("#r1\\.2\\.value")).to_be_focused()
+    page.locator("#r1\\.2\\.value").fill("10,00 €")  # as a French shopkeeper writes it
     edit(lambda: page.locator("#r1\\.2\\.value").press("Tab"))
     expect(page.locator("#builder-status")).to_contain_text("Valid")
     journey.shot(page, "three-conditions")
@@ -142,7 +155,7 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     assert row_fields(page, 1) == ["Order total", "Line category", "Channel"]
     edit(lambda: rows_of(page, 1).nth(2).get_by_role("button", name="Delete condition").click())
     assert row_fields(page, 1) == ["Order total", "Line category"]
-    expect(page.locator("#r1\\.0\\.value")).to_have_value("10.00")
+    expect(page.locator("#r1\\.0\\.value")).to_have_value("10,00")
 
     # Stores before warehouses for summer items, and the summer rule dragged above the catch-all.
     edit(lambda: page.locator("#r1\\.then\\.type\\.0").select_option("store"))
@@ -167,6 +180,9 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     expect(draft_side.locator(".trace li.matched").first).to_contain_text("Rule 1 “Summer from stores”")
     expect(draft_side.locator(".trace li.matched").first).to_contain_text("Order total is at least 10.00 EUR: yes")
     expect(in_force_side).to_contain_text("No version is in force")
+    # The results use the page's width, beside each other, not a side column.
+    builder_box, result_box = page.locator("#builder").bounding_box(), result.bounding_box()
+    assert builder_box and result_box and result_box["width"] >= 0.9 * builder_box["width"]
     journey.shot(page, "simulated")
 
     # A coat is not a summer item: the second rule sends it from the warehouse.
@@ -178,8 +194,12 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
 
     # 4. Schedule it for midnight, a month from now, in Paris time.
     start = datetime.now(ZoneInfo(TIMEZONE)).date() + timedelta(days=30)
-    page.locator(".subnav").get_by_role("button", name="Publish…").click()
+    page.locator("#builder-status").get_by_role("button", name="Publish…").click()
     expect(page).to_have_url(f"{base}/app/rules/publish")
+    changes = page.locator(".what-changes")
+    expect(changes).to_contain_text("No version is in force yet")
+    expect(changes).to_contain_text("Added: “Summer from stores”")
+    expect(changes).to_contain_text("Order total is at least 10,00\u00a0€")
     page.get_by_label("From a date and time").check()
     page.locator("input[name=from_day]").fill(start.isoformat())
     page.locator("input[name=from_time]").fill("00:00")
@@ -191,11 +211,11 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     row = page.locator('#versions tr[data-version="1"]')
     expect(row.locator(".badge")).to_have_text("scheduled")
     local_start = datetime.combine(start, datetime.min.time(), tzinfo=ZoneInfo(TIMEZONE))
-    expect(row.locator("td").nth(2)).to_have_text(local_start.strftime("%Y-%m-%d 00:00 %Z"))
+    expect(row.locator("td").nth(2)).to_have_text(format_time(local_start, TIMEZONE, "en_FR"))
     timeline = page.locator("#timeline li")
     expect(timeline).to_have_count(2)
     expect(timeline.nth(0)).to_contain_text("no version")
-    expect(timeline.nth(1)).to_contain_text(f"From {start.day} {start.strftime('%b %Y')} 00:00")
+    expect(timeline.nth(1)).to_contain_text(f"From {format_time(local_start, TIMEZONE, 'en_FR')}")
     expect(timeline.nth(1)).to_contain_text("v1")
     journey.shot(page, "scheduled")
 

@@ -1099,7 +1099,10 @@ async def test_read_only_looks_and_store_associate_handles_fulfilments_only(clie
     assert (await post_form(handler, "/app/orders/new", form)).status_code == 403
     queue_page = await handler.get("/app/fulfilments", params={"location": c["wh"]})
     assert f'action="/app/fulfilments/{fid}/ship"' in queue_page.text
-    done = await post_form(handler, f"/app/fulfilments/{fid}/ship")
+    # The console asks which carrier takes a parcel to a customer (tests/integration/test_shipping.py).
+    assert (await post_form(handler, f"/app/fulfilments/{fid}/ship")).status_code == 422
+    done = await post_form(handler, f"/app/fulfilments/{fid}/ship", {"carrier": "colissimo",
+                                                                      "tracking_number": "6A0000000001"})
     assert done.status_code == 303, done.text
     assert (await get_order(client, key, order["id"]))["status"] == "shipped"
     assert len((await list_orders(client, key))["orders"]) == 1
@@ -1122,7 +1125,11 @@ async def test_console_manual_order_queue_and_actions(client) -> None:
             "line.0.quantity": "2", "line.0.price": "25.00", "line.1.sku": c["sku2"], "line.1.quantity": "1",
             "line.1.price": "40", "mode": "ship", "line1": "2 rue du Bac", "postcode": "75007", "city": "Paris",
             "country": "fr", "latitude": "48.85", "longitude": "2.32", "shipping_fee": "4.90", "paid": "on"}
-    created = await post_form(client, "/app/orders/new", form)
+    # Reviewed (its total shown), then placed under the review's token.
+    review = await post_form(client, "/app/orders/new", {**form, "action": "review"})
+    assert review.status_code == 200 and "Place order · 94,90" in review.text.replace("\xa0", " ")
+    token = review.text.split('name="order_token" value="')[1].split('"')[0]
+    created = await post_form(client, "/app/orders/new", {**form, "action": "place", "order_token": token})
     assert created.status_code == 303, created.text
     location = created.headers["location"]
     assert location.startswith("/app/orders/") and location.endswith("?done=order_created")

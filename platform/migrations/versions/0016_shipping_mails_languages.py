@@ -25,6 +25,8 @@ def upgrade() -> None:
     op.add_column('fulfilments', sa.Column('tracking_url', sa.String(length=500), nullable=True))
     op.add_column('fulfilments', sa.Column('shipped_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('fulfilments', sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_index('ix_fulfilments_tracking', 'fulfilments', ['tenant_id', 'tracking_number'], unique=False,
+                    postgresql_where=sa.text('tracking_number IS NOT NULL'))
     op.add_column('orders', sa.Column('language', sa.String(length=8), nullable=True))
     op.add_column('tenants', sa.Column('language', sa.String(length=8), server_default='en', nullable=False))
     op.add_column('tenants', sa.Column('brand_colour', sa.String(length=7), server_default='#1d4ed8',
@@ -57,5 +59,6 @@ def downgrade() -> None:
     op.drop_column('tenants', 'brand_colour')
     op.drop_column('tenants', 'language')
     op.drop_column('orders', 'language')
+    op.drop_index('ix_fulfilments_tracking', table_name='fulfilments')
     for column in ('delivered_at', 'shipped_at', 'tracking_url', 'carrier'):
         op.drop_column('fulfilments', column)

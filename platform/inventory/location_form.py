@@ -1,0 +1,142 @@
+"""The location form: what a person types, read into a ``LocationIn`` with every problem at once
+and each beside its field; the shipping cost typed as people write amounts ("5,90 €", "5.90");
+the coordinates found from the city when they are left empty."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from core import validation
+from core.forms import convert, html_attributes, parse_float, parse_int
+from core.limits import COUNTRY_PATTERN
+from core.locale import format_money, money_input, parse_money
+from inventory import geocoding
+from inventory.models import Location
+from inventory.schemas import LocationIn
+
+FLAGS = ("ships_to_customers", "click_and_collect", "ship_from_store", "receives_transfers", "accepts_returns")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TAGS_MAX, TAG_LENGTH_MAX = 50, 50  # LocationIn.tags
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_WIDE = 10**15  # numbers are read by grammar first; their range is the type's, told in its words
+
+# The browser checks what the server checks, in the same words (see core.forms.html_attributes).
+RULES = html_attributes(LocationIn)
+COUNTRY_HTML_PATTERN = COUNTRY_PATTERN.strip("^$")
+
+
+def read(data: dict[str, str], *, timezone: str, country: str, currency: str, locale: str) -> LocationIn:
+    """The form's fields as a location, or ``invalid`` with every problem, each on its field."""
+    errors: dict[str, str] = {}
+    text = {name: (data.get(name) or "").strip() for name in data}
+    raw: dict[str, Any] = {
+        "code": text.get("code", ""), "name": text.get("name", ""), "kind": text.get("kind") or "warehouse",
+        "country": (text.get("country") or country).upper(), "timezone": text.get("timezone") or timezone,
+        "address_line1": text.get("address_line1", ""), "city": text.get("city", ""),
+        "postcode": text.get("postcode", ""), "status": text.get("status") or "active",
+    }
+    for flag in FLAGS:
+        raw[flag] = data.get(flag) == "on"
+
+    for name, example in (("latitude", "48.85"), ("longitude", "2.35")):
+        if typed := text.get(name):
+            number = parse_float(typed, lo=-_WIDE, hi=_WIDE)
+            if number is None:
+                errors[name] = f"Enter a number such as {example}."
+            else:
+                raw[name] = number
+    if ("latitude" in raw) != ("longitude" in raw) and not errors:
+        missing = "longitude" if "latitude" in raw else "latitude"
+        errors[missing] = f"Give the {missing} too, or leave both empty to find them from the city."
+    for name, words in (("daily_capacity", "Enter a whole number such as 500, or leave it empty for no limit."),
+                        ("priority", "Enter a whole number such as 100.")):
+        if typed := text.get(name):
+            whole = parse_int(typed, lo=-_WIDE, hi=_WIDE)
+            if whole is None:
+                errors[name] = words
+            else:
+                raw[name] = whole
+    if typed := text.get("shipping_cost"):
+        minor = parse_money(typed, currency, locale)
+        if minor is None:
+            errors["shipping_cost"] = (f"Enter an amount such as {money_input(590, currency, locale)} "
+                                       f"or {format_money(590, currency, locale)}.")
+        elif minor < 0:
+            errors["shipping_cost"] = "Enter an amount of 0 or more."
+        else:
+            raw["shipping_cost_minor"] = minor
+
+    tags = [t.strip() for t in text.get("tags", "").split(",") if t.strip()]
+    if len(tags) > TAGS_MAX:
+        errors["tags"] = f"Use at most {TAGS_MAX} tags."
+    elif any(len(t) > TAG_LENGTH_MAX for t in tags):
+        errors["tags"] = f"Keep each tag to {TAG_LENGTH_MAX} characters at most."
+    raw["tags"] = tags
+
+    hours: dict[str, list[list[str]]] = {}
+    for day in DAYS:
+        opens, closes = text.get(f"open_{day}", ""), text.get(f"close_{day}", "")
+        if not opens and not closes:
+            continue
+        if not opens or not closes:
+            missing = f"open_{day}" if not opens else f"close_{day}"
+            errors[missing] = f"Give the {'opening' if not opens else 'closing'} time too, or neither."
+        elif not _TIME.fullmatch(opens):
+            errors[f"open_{day}"] = "Enter a time such as 09:30."
+        elif not _TIME.fullmatch(closes):
+            errors[f"close_{day}"] = "Enter a time such as 19:00."
+        elif opens >= closes:
+            errors[f"close_{day}"] = "Closing must be later than opening."
+        else:
+            hours[day] = [[opens, closes]]
+    raw["opening_hours"] = hours
+
+    # What the service checks too, told here with the rest rather than after them.
+    if len(raw["country"]) == 2 and (problem := validation.check_country(raw["country"])):
+        errors["country"] = problem
+    if raw["timezone"] and len(raw["timezone"]) <= 64 and (problem := validation.check_timezone(raw["timezone"])):
+        errors["timezone"] = problem
+    return convert(raw, LocationIn, errors=errors, names={"shipping_cost_minor": "shipping_cost"},
+                   messages={"shipping_cost": "Enter an amount of 0 or more."})
+
+
+def values_of(location: Location, currency: str, locale: str) -> dict[str, Any]:
+    """A saved location as the form shows it for editing."""
+    values: dict[str, Any] = {f: getattr(location, f) for f in LocationIn.__struct_fields__}
+    values["tags"] = ", ".join(location.tags)
+    values["shipping_cost"] = money_input(location.shipping_cost_minor, currency, locale)
+    for name in ("latitude", "longitude", "daily_capacity"):
+        values[name] = "" if values[name] is None else str(values[name])
+    for day, windows in location.opening_hours.items():
+        if windows:
+            values[f"open_{day}"], values[f"close_{day}"] = windows[0]
+    return values
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What finding a location's coordinates from its city gave, for the form to tell."""
+
+    tried: bool  # the coordinates were left empty and a city was given
+    place: geocoding.Place | None = None
+
+    def note(self, city: str, country: str) -> dict[str, str]:
+        if self.place is not None:
+            return {"placed": f"Placed at {self.place.short} — correct the coordinates if needed."}
+        return {"not_found": f"We couldn't find “{city[:100]}” in {country}: enter its coordinates yourself, or "
+                             "leave them empty (routing by distance then leaves this location aside)."}
+
+
+async def place(data: LocationIn) -> tuple[LocationIn, Placement]:
+    """The location with coordinates found from its city when it has none."""
+    if data.latitude is not None or data.longitude is not None or not data.city.strip():
+        return data, Placement(tried=False)
+    found = await geocoding.locate(data.city, data.country, data.postcode)
+    if found is None:
+        return data, Placement(tried=True)
+    return msgspec.structs.replace(data, latitude=found.latitude, longitude=found.longitude), \
+        Placement(tried=True, place=found)

@@ -1,0 +1,140 @@
+"""A parcel through the warehouse in the real Chromium: the queue moves a fulfilment step by step
+without reloading the page, the ship form asks for the carrier (the browser itself refuses it
+empty) and its tracking number, the order page links to the carrier's tracking page and records
+the delivery by hand; the pick list and the packing slip print without the console around them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from browser_pages import sign_in
+from processes import cli_tenant
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "parcels leave on time"
+ROUTED_TIMEOUT_S = 20
+WAREHOUSE = "WH-SHIP"
+
+expect.set_options(timeout=15_000)
+
+
+def set_up(api: httpx.Client) -> None:
+    assert api.post("/api/v1/locations", json={
+        "code": WAREHOUSE, "name": "Entrepôt de Lyon", "kind": "warehouse", "country": "FR",
+        "timezone": "Europe/Paris", "address_line1": "3 quai Rambaud", "city": "Lyon", "postcode": "69002",
+        "latitude": 45.74, "longitude": 4.82, "ships_to_customers": True}).status_code == 201
+    for sku, name, place in (("JKT-1", "Veste légère", "B-12"), ("CAP-1", "Casquette", "A-03")):
+        assert api.post("/api/v1/products", json={"sku": sku, "name": name, "price_minor": 5900,
+                                                  "attributes": {"bin": place}}).status_code == 201
+        assert api.post("/api/v1/inventory/adjustments",
+                        json={"sku": sku, "location": WAREHOUSE, "quantity": 10}).status_code == 201
+    then = {"location_types": ["warehouse"], "filters": [], "sorts": [{"by": "priority", "band": 0}],
+            "split": {"max_shipments": 1, "min_order_value": 0, "never_split_line": False}, "fallback": ["hold"]}
+    rules = {"rules": [{"id": "wh", "name": "Warehouse", "enabled": True, "when": None, "then": then}]}
+    assert api.put("/api/v1/rule-sets/routing/draft", json={"document": rules}).status_code == 200
+    assert api.post("/api/v1/rule-sets/routing/versions", json={}).status_code == 201
+
+
+def place(api: httpx.Client, number: str, *lines: tuple[str, int]) -> dict[str, Any]:
+    total = sum(quantity * 5900 for _, quantity in lines)
+    created = api.post("/api/v1/orders", json={
+        "channel": "web", "external_number": number, "currency": "EUR",
+        "lines": [{"sku": sku, "quantity": quantity, "unit_price_minor": 5900} for sku, quantity in lines],
+        "customer": {"email": f"{number.lower()}@example.test", "name": "Léa Dupont"},
+        "delivery": {"mode": "ship", "address": {"country": "FR", "name": "Léa Dupont", "line1": "8 rue des Lilas",
+                                                 "postcode": "75020", "city": "Paris"}},
+        "total_minor": total, "payment": {"authorized_minor": total, "provider": "external"}})
+    assert created.status_code == 201, created.text
+    deadline = time.monotonic() + ROUTED_TIMEOUT_S
+    while time.monotonic() < deadline:
+        order: dict[str, Any] = api.get(f"/api/v1/orders/{created.json()['id']}").json()
+        if order["status"] == "routed":
+            return order
+        time.sleep(0.2)
+    raise AssertionError(f"order {number} was not routed within {ROUTED_TIMEOUT_S} s")
+
+
+def test_a_parcel_is_picked_packed_shipped_tracked_and_delivered(live_server: Any, new_context: Any,
+                                                                 journey_for: Any) -> None:
+    base = live_server.base_url
+    journey = journey_for("shipping-")
+    suffix = uuid.uuid4().hex[:8]
+    email = f"sam-{suffix}@example.test"
+    created = cli_tenant(f"Maison Sam {suffix}", email, PASSWORD, owner="Sam Owner", timezone="Europe/Paris")
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+        set_up(api)
+        order = place(api, f"WEB-{suffix}-1", ("JKT-1", 2), ("CAP-1", 1))
+        other = place(api, f"WEB-{suffix}-2", ("JKT-1", 1))
+        [parcel], [second] = order["fulfilments"], other["fulfilments"]
+        assert api.post(f"/api/v1/fulfilments/{second['id']}/accept", json={}).status_code == 200
+
+    context = new_context(base_url=base, timezone_id="Europe/Paris", viewport={"width": 1024, "height": 768})
+    tab = journey.watch(context.new_page(), "queue")
+    sign_in(tab, base, email, PASSWORD)
+    tab.goto(f"/app/fulfilments?location={WAREHOUSE}")
+    tab.evaluate("window.samePage = true")
+    card = tab.locator(f'[data-fulfilment="{parcel["number"]}"]')
+    expect(card).to_contain_text("Veste légère")
+    expect(card).to_contain_text("JKT-1")
+    for button, status in (("Accept", "accepted"), ("Start picking", "picking"), ("Packed", "packed")):
+        card.get_by_role("button", name=button).click()
+        expect(card.locator(".badge").first).to_have_text(status)
+    assert tab.evaluate("window.samePage") is True, "the queue was reloaded"
+
+    # The ship form: the browser refuses it without a carrier; the link field is for another carrier.
+    card.locator("summary", has_text="Ship").click()
+    link_field = card.get_by_label("Tracking link")
+    expect(link_field).to_be_hidden()
+    card.get_by_role("button", name="Shipped").click()
+    expect(card.locator(".badge").first).to_have_text("packed")
+    card.get_by_label("Carrier", exact=True).select_option("other")
+    expect(link_field).to_be_visible()
+    card.get_by_label("Carrier", exact=True).select_option("colissimo")
+    expect(link_field).to_be_hidden()
+    card.get_by_label("Tracking number").fill("6A 1234 5678 9")
+    journey.shot(tab, "ship-form")
+    card.get_by_role("button", name="Shipped").click()
+    expect(tab.locator(".queue-done")).to_contain_text(f"{parcel['number']}: shipped (6A123456789)")
+    assert tab.evaluate("window.samePage") is True, "the queue was reloaded"
+    journey.shot(tab, "shipped")
+
+    # The pick list of what is still to pick, as printed.
+    picks = journey.watch(context.new_page(), "pick list")
+    picks.goto(f"/app/fulfilments/pick-list?location={WAREHOUSE}")
+    expect(picks.locator("#pick-list tbody tr")).to_have_count(1)
+    expect(picks.locator("#pick-list")).to_contain_text(second["number"])
+    picks.emulate_media(media="print")
+    expect(picks.locator(".console-header")).to_be_hidden()
+    expect(picks.get_by_role("button", name="Print")).to_be_hidden()
+    journey.shot(picks, "pick-list-print")
+
+    # The packing slip: who it goes to, what is in it, no prices.
+    slip = journey.watch(context.new_page(), "packing slip")
+    slip.goto(f"/app/fulfilments/{parcel['id']}/packing-slip")
+    expect(slip.locator("#slip-order-number")).to_have_text(f"WEB-{suffix}-1")
+    expect(slip.locator("#slip-ship-to")).to_contain_text("8 rue des Lilas")
+    expect(slip.locator("#slip-lines")).to_contain_text("Casquette")
+    expect(slip.locator("body")).not_to_contain_text("59,00")
+    slip.emulate_media(media="print")
+    journey.shot(slip, "packing-slip-print")
+
+    # The order page links to the carrier's page for the parcel, and records the delivery.
+    tab.goto(f"/app/orders/{order['id']}")
+    tracking = tab.locator(f'[data-fulfilment="{parcel["number"]}"] a.tracking-link')
+    expect(tracking).to_have_text("6A123456789")
+    expect(tracking).to_have_attribute("href", "https://www.laposte.fr/outils/suivre-vos-envois?code=6A123456789")
+    expect(tracking).to_have_attribute("target", "_blank")
+    tab.once("dialog", lambda dialog: dialog.accept())
+    tab.get_by_role("button", name="Mark delivered").click()
+    expect(tab.locator("#order-status")).to_have_text("delivered")
+    journey.shot(tab, "order-delivered")
+
+    assert journey.page_errors == []
+    assert journey.failures == []
