@@ -56,9 +56,11 @@ class _Deferred(ASGIResponse):
         page, request = self.page, self.request
         response: ASGIResponse | None = None
         try:
-            principal = await _visitor(request)
+            # Only the console's pages need the visitor: a missing static file or public page
+            # costs no session lookup (nor extends the session).
+            principal = await _visitor(request) if _in_console(request) else None
             page.context["principal"] = principal
-            if principal is not None and _in_console(request):
+            if principal is not None:
                 page.context.update(console=True, path=request.url.path)
                 response = page.rendered(request, self.options)
         except Exception:  # an error page must not fail itself: the plain one then

@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.response import Redirect, Template
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from core import clock, redrive
 from core.auth import Principal, admins_only
@@ -65,7 +66,8 @@ class KernelSettingsController(Controller):
     @get("/mail-log")
     async def mail_log(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
         messages = await db.scalars(
-            select(MailMessage).where(MailMessage.tenant_id == principal.tenant_id)
+            select(MailMessage).options(defer(MailMessage.body_html), defer(MailMessage.body_text))
+            .where(MailMessage.tenant_id == principal.tenant_id)
             .order_by(MailMessage.created_at.desc()).limit(200)
         )
         return page(request, "settings/mail_log.html", messages=list(messages))

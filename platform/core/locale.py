@@ -25,6 +25,15 @@ DEFAULT_LOCALE = "en_US"
 LANGUAGES = {"en": "English", "fr": "Français"}
 
 
+def default_language(country: str | None) -> str:
+    """The language a new company of ``country`` starts with: the country's main official
+    language when mails exist in it (France: French), else English."""
+    from babel.languages import get_official_languages
+
+    official = get_official_languages(country or "", de_facto=True) if country else ()
+    return official[0] if official and official[0] in LANGUAGES else "en"
+
+
 @lru_cache(maxsize=512)
 def locale_of(language: str | None, country: str | None = None) -> Locale:
     """The locale of a language in a country ("fr" in "BE": fr_BE), else the language's own
@@ -60,6 +69,7 @@ def format_time(value: datetime | None, timezone: str | None, locale: Locale | s
 
 
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
+_SPACE_GROUPED = re.compile(r"([+-]?[0-9]{1,3}(?:[\s\u00a0\u202f'][0-9]{3})+)([.,][0-9]+)?")
 
 
 def parse_money(text: str | None, currency: str, locale: Locale | str | None = None) -> int | None:
@@ -72,7 +82,14 @@ def parse_money(text: str | None, currency: str, locale: Locale | str | None = N
     symbol = get_currency_symbol(currency, locale=locale or DEFAULT_LOCALE)
     for token in (currency, symbol, currency.lower()):
         cleaned = cleaned.replace(token, "")
-    cleaned = _SPACES.sub("", cleaned)
+    cleaned = cleaned.strip()
+    # Spaces and apostrophes only ever group thousands ("1 234,56", "1'234.56"): "59 00" is a
+    # typo, not 5,900.
+    grouped = _SPACE_GROUPED.fullmatch(cleaned)
+    if grouped:
+        cleaned = _SPACES.sub("", grouped.group(1)) + (grouped.group(2) or "")
+    elif _SPACES.search(cleaned):
+        return None
     if "," in cleaned and "." in cleaned:
         # Both separators: the last one is the decimal one, the other groups thousands.
         decimal = "," if cleaned.rfind(",") > cleaned.rfind(".") else "."

@@ -103,7 +103,7 @@ class InventoryApiController(Controller):
         body = await request.body()
 
         async def create() -> ImportResult:
-            parsed = catalog.parse_catalog(body, "json")
+            parsed = await catalog.read_catalog(body, "json")
             if parsed.errors:
                 raise _row_problem(parsed.errors)
             created, updated = await catalog.upsert_products(db, principal, parsed.products)

@@ -106,7 +106,7 @@ async def availability(session: AsyncSession, principal: Principal, skus: list[s
     whether it can be delivered (a shipping location has one), and which click & collect
     stores have it for pickup today."""
     stmt = (
-        select(Product.sku, Location, AVAILABLE)
+        select(Product.sku, Product.status, Location, AVAILABLE)
         .join(Product, and_(Product.tenant_id == InventoryLevel.tenant_id, Product.id == InventoryLevel.product_id))
         .join(Location, and_(Location.tenant_id == InventoryLevel.tenant_id,
                              Location.id == InventoryLevel.location_id))
@@ -118,8 +118,9 @@ async def availability(session: AsyncSession, principal: Principal, skus: list[s
         sku: SkuAvailability(sku=sku, total_available=0, deliverable=False, locations=[], pickup_today=[])
         for sku in skus
     }
-    for sku, location, available in await session.execute(stmt.order_by(Location.priority, Location.code)):
-        available = max(0, int(available))
+    for sku, status, location, available in await session.execute(stmt.order_by(Location.priority, Location.code)):
+        # An inactive product is not for sale: new orders for it are refused, so none is available.
+        available = max(0, int(available)) if status == "active" else 0
         entry = result[sku]
         distance = None
         if latitude is not None and longitude is not None and location.latitude is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 import uuid
@@ -16,12 +17,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import anyio
 import msgspec
 import pycountry
 from sqlalchemy import ARRAY, String, any_, bindparam, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import forms
 from core.auth import Principal
 from core.boundary import check_json
 from core.db import Prepared, utcnow
@@ -296,10 +299,9 @@ def product_from_text(values: Mapping[str, str], attributes: Mapping[str, Any], 
     item["attributes"] = dict(attributes)
     if errors:
         return None, errors
-    try:
-        return msgspec.convert(item, ProductIn), {}
-    except msgspec.ValidationError as exc:  # checked above; this is the last word
-        return None, {_path_column(str(exc)) or "__all__": str(exc)}
+    if problems := forms.problems(item, ProductIn):  # checked above; this is the last word
+        return None, problems
+    return msgspec.convert(item, ProductIn), {}
 
 
 def attributes_problem(attributes: Mapping[str, Any]) -> str | None:
@@ -316,6 +318,12 @@ def attributes_problem(attributes: Mapping[str, Any]) -> str | None:
     return None
 
 
+async def read_catalog(content: bytes, content_format: str, **options: Any) -> ParsedCatalog:
+    """``parse_catalog`` in a worker thread: a 20 MB file takes seconds of CPU to read and check,
+    which the event loop (every company's requests) must not wait on."""
+    return await anyio.to_thread.run_sync(functools.partial(parse_catalog, content, content_format, **options))
+
+
 def parse_catalog(content: bytes, content_format: str, *, currency: str = "EUR", locale: str | None = None,
                   encoding: str = "utf-8", separator: str = "auto", limit: int = MAX_IMPORT_BYTES) -> ParsedCatalog:
     """Every product of a CSV or JSON catalog file, or every error with its row and column.
@@ -326,10 +334,10 @@ def parse_catalog(content: bytes, content_format: str, *, currency: str = "EUR",
     if content_format == "json":
         items = json_items(text, "products", what="catalog", example='a list of products, or {"products": [...]}')
         for number, entry in enumerate(items, start=1):
-            try:
+            if problems := forms.problems(entry, ProductIn):
+                parsed.errors.extend(RowError(number, field, message) for field, message in problems.items())
+            else:
                 parsed.add(number, msgspec.convert(entry, ProductIn))
-            except msgspec.ValidationError as exc:
-                parsed.errors.append(RowError(number, _path_column(str(exc)), str(exc)))
     else:
         _parse_csv(parsed, text, separator, currency=currency, locale=locale)
     seen: dict[str, int] = {}
@@ -406,12 +414,6 @@ def _parse_csv(parsed: ParsedCatalog, text: str, separator: str, *, currency: st
             parsed.errors.extend(RowError(number, column, message) for column, message in errors.items())
         else:
             parsed.add(number, product)
-
-
-def _path_column(message: str) -> str | None:
-    if "`$." in message:
-        return message.split("`$.")[1].split("`")[0].split("[")[0]
-    return None
 
 
 _COMPARED = ("name", "category", "brand", "price_minor", "currency", "weight_grams", "attributes", "status")
@@ -516,9 +518,10 @@ async def search_products(session: AsyncSession, principal: Principal, *, q: str
                           status: str = "", limit: int = 50, after: str | None = None) -> list[Product]:
     stmt = select(Product).where(Product.tenant_id == principal.tenant_id)
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(or_(func.lower(Product.sku).like(pattern), func.lower(Product.name).like(pattern),
-                              func.lower(func.coalesce(Product.brand, "")).like(pattern)))
+        pattern = f"%{_like(q[:100].lower())}%"
+        stmt = stmt.where(or_(func.lower(Product.sku).like(pattern, escape="\\"),
+                              func.lower(Product.name).like(pattern, escape="\\"),
+                              func.lower(func.coalesce(Product.brand, "")).like(pattern, escape="\\")))
     if category:
         stmt = stmt.where(Product.category == category)
     if status:

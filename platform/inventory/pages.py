@@ -193,7 +193,7 @@ class InventoryPagesController(Controller):
         filename, content = upload
         fmt = "json" if filename.lower().endswith(".json") else "csv"
         try:
-            parsed = catalog.parse_catalog(content, fmt, currency=principal.currency, locale=principal.locale,
+            parsed = await catalog.read_catalog(content, fmt, currency=principal.currency, locale=principal.locale,
                                            encoding=choices["encoding"], separator=choices["separator"])
         except ProblemError as problem:
             return page(request, "inventory/catalog_import.html", status_code=problem.status, preview=None,
@@ -219,7 +219,7 @@ class InventoryPagesController(Controller):
                         errors={"file": "The previewed file has expired or was already imported; upload it again."},
                         **_import_choices({}))
         # The text as previewed, kept in UTF-8 whatever the file was written in.
-        parsed = catalog.parse_catalog(pending["content"].encode(), pending["format"], currency=principal.currency,
+        parsed = await catalog.read_catalog(pending["content"].encode(), pending["format"], currency=principal.currency,
                                        locale=principal.locale, separator=pending.get("separator", "auto"),
                                        limit=4 * catalog.MAX_IMPORT_BYTES)
         counts = await catalog.save_products(db, principal, parsed.products)

@@ -239,9 +239,8 @@ class OrdersApiController(Controller):
          media_type="application/pdf")
     async def packing_slip(self, db: AsyncSession, principal: Principal, fulfilment_id: uuid.UUID) -> Response[bytes]:
         slip = await documents.packing_slip(db, principal, fulfilment_id)
-        name = f"packing-slip-{slip.fulfilment.number}.pdf"
-        return Response(documents.packing_slip_pdf(slip, principal.timezone), media_type="application/pdf",
-                        headers={"Content-Disposition": f'inline; filename="{name}"'})
+        return await documents.pdf_response(documents.packing_slip_pdf, slip, principal.timezone,
+                                            name=f"packing-slip-{slip.fulfilment.number}")
 
     @post("/fulfilments/{fulfilment_id:uuid}/{action:str}",
           summary="accept, pick, pack, ship, ready, collect, deliver or reject a fulfilment",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio
 from fpdf import FPDF
 from fpdf.fonts import FontFace
+from litestar import Response
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -343,6 +346,22 @@ def _stamp(at: datetime, timezone: str) -> str:
     return at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
 
 
+def _some(numbers: list[str], shown: int = 8) -> str:
+    """The first fulfilment numbers a line is for: a row of a busy warehouse's list must still fit
+    on one page (the HTML view lists them all)."""
+    more = len(numbers) - shown
+    return ", ".join(numbers[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+async def pdf_response(build: Callable[..., bytes], *args: Any, name: str) -> Response[bytes]:
+    """A PDF built in a worker thread (a long pick list takes seconds of CPU, which the event loop
+    must not wait on), served inline under a safe file name and never cached: it holds addresses."""
+    content = await anyio.to_thread.run_sync(build, *args)
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in name)
+    return Response(content, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{safe}.pdf"', "Cache-Control": "no-store"})
+
+
 def pick_list_pdf(picks: PickList, timezone: str) -> bytes:
     texts = [picks.company, picks.location.name, *(f"{line.name} {line.bin or ''}" for line in picks.lines)]
     doc = _Document(f"Pick list {picks.location.code}", texts, f"Pick list {picks.location.code}")
@@ -356,7 +375,7 @@ def pick_list_pdf(picks: PickList, timezone: str) -> bytes:
         doc.paragraph("Nothing to pick: no fulfilment is accepted here.")
         return doc.output()
     doc.table(("Bin", "SKU", "Product", "Qty", "For", "Taken"),
-              [(line.bin or "", line.sku, line.name, str(line.quantity), ", ".join(line.fulfilments), "")
+              [(line.bin or "", line.sku, line.name, str(line.quantity), _some(line.fulfilments), "")
                for line in picks.lines],
               (14, 30, 54, 10, 58, 16), ("LEFT", "LEFT", "LEFT", "RIGHT", "LEFT", "CENTER"))
     return doc.output()

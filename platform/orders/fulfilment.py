@@ -117,8 +117,7 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
             await notifications.tell_customer(session, order, "shipped", fulfilment=fulfilment)
     elif target == "ready_for_pickup":
         fulfilment.pickup_expires_at = clock.now() + await pickup_window_of(session, order.tenant_id)
-        await notifications.tell_customer(session, order, "ready_for_pickup",
-                                          f"Please collect it by {fulfilment.pickup_expires_at:%d %B}.")
+        await notifications.tell_customer(session, order, "ready_for_pickup", fulfilment=fulfilment)
     elif target == "rejected":
         await _give_back(session, order, fulfilment, lines, actor=principal.label, reason="rejected")
         order.excluded_locations = sorted({*(order.excluded_locations or ()), fulfilment.location_code})
@@ -135,9 +134,10 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
 
 
 async def deliver(session: AsyncSession, principal: Principal, order: Order, fulfilment: Fulfilment, *,
-                  at: datetime | None = None, reason: str | None = None) -> bool:
+                  at: datetime | None = None, reason: str | None = None, tell: bool = True) -> bool:
     """Record that a shipped parcel reached its customer (the order is delivered once all its
-    parcels are). Delivered already: nothing changes, and False."""
+    parcels are). Delivered already: nothing changes, and False. ``tell``: mail the customer
+    (once per order when one carrier event delivers several of its parcels)."""
     if fulfilment.status == "delivered":
         return False
     _check_kind(fulfilment, "delivered")
@@ -148,7 +148,8 @@ async def deliver(session: AsyncSession, principal: Principal, order: Order, ful
     await allocation.settle(session, order, actor=principal.label)
     await service_tasks.close_if_open(session, order, "delivery_exception",
                                       f"{fulfilment.number} was delivered", actor=principal.label)
-    await notifications.tell_customer(session, order, "delivered", fulfilment=fulfilment)
+    if tell:
+        await notifications.tell_customer(session, order, "delivered", fulfilment=fulfilment)
     return True
 
 
@@ -195,31 +196,40 @@ async def tracking_event(session: AsyncSession, principal: Principal, *, carrier
             errors["occurred_at"] = "This time is in the future."
     if errors:
         raise invalid(errors, detail=next(iter(errors.values())))
+    # Numbers of listed carriers are stored in capitals; one shipped without a carrier is stored as
+    # typed, so the carrier's own spelling may differ in case.
+    assert number is not None
+    typed = {number, number.upper(), number.lower(), tracking_number.strip()}
     ids = list(await session.scalars(select(Fulfilment.id).where(
-        Fulfilment.tenant_id == principal.tenant_id, Fulfilment.tracking_number == number,
+        Fulfilment.tenant_id == principal.tenant_id, Fulfilment.tracking_number.in_(typed),
         or_(Fulfilment.carrier == code, Fulfilment.carrier.is_(None)))
         .order_by(Fulfilment.created_at).limit(SAME_NUMBER_MAX)))
     found: list[Fulfilment] = []
     changed = False
+    told: set[uuid.UUID] = set()
     for fulfilment_id in ids:
         order, fulfilment = await locked(session, principal.tenant_id, fulfilment_id)
         if not _may_act(principal, fulfilment, "delivered"):
             continue
         found.append(fulfilment)
-        changed |= await _on_tracking(session, principal, order, fulfilment, status, occurred_at, detail.strip())
+        moved = await _on_tracking(session, principal, order, fulfilment, status, occurred_at, detail.strip(),
+                                   tell=order.id not in told)
+        if moved and status == "delivered":
+            told.add(order.id)
+        changed |= moved
     if not found:
         raise not_found(f"A parcel of {carriers.name_of(code)} with tracking number {number}")
     return TrackingOutcome(found, changed)
 
 
 async def _on_tracking(session: AsyncSession, principal: Principal, order: Order, fulfilment: Fulfilment,
-                       status: str, occurred_at: datetime | None, detail: str) -> bool:
+                       status: str, occurred_at: datetime | None, detail: str, *, tell: bool = True) -> bool:
     carrier = carriers.name_of(fulfilment.carrier) or "The carrier"
     if status == "delivered" and fulfilment.kind == "ship":
         if fulfilment.status != "shipped":
             return False  # delivered already (or a number reused before shipping: nothing to deliver)
         return await deliver(session, principal, order, fulfilment, at=occurred_at,
-                             reason=f"{carrier} reported it delivered")
+                             reason=f"{carrier} reported it delivered", tell=tell)
     if fulfilment.status == "delivered" or (status == "in_transit" and fulfilment.status != "shipped"):
         return False  # news older than what is known
     when = occurred_at.isoformat() if occurred_at else None
@@ -267,7 +277,9 @@ def _check_kind(fulfilment: Fulfilment, target: str) -> None:
 
 async def _mark_shipped(session: AsyncSession, lines: list[FulfilmentLine]) -> None:
     by_id = {line.order_line_id: line.quantity for line in lines}
-    for order_line in await session.scalars(select(OrderLine).where(OrderLine.id.in_(list(by_id)))):
+    tenant_ids = {line.tenant_id for line in lines}
+    for order_line in await session.scalars(select(OrderLine).where(OrderLine.tenant_id.in_(tenant_ids),
+                                                                    OrderLine.id.in_(list(by_id)))):
         order_line.qty_shipped += by_id[order_line.id]
 
 

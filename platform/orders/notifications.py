@@ -43,11 +43,10 @@ from inventory import locations as inventory_locations
 from orders import carriers
 from orders.mail_texts import KINDS, Texts, company_texts, default_texts, fill, language_of, translations
 from orders.models import Fulfilment, Order, OrderLine
-from tenants.service import CompanyProfile, company_profile
+from tenants.service import BRAND_COLOUR, CompanyProfile, company_profile
 
 COMPANY_SECONDS = 30.0
 DEFAULT_COLOUR = "#1d4ed8"
-_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DASH = " \u2013 "  # an en dash between two days or two times
 
@@ -227,7 +226,7 @@ def render(kind: str, language: str, facts: MailFacts, profile: CompanyProfile, 
     subject_text, intro_text = texts.get((kind, language)) or default_texts(kind, language)
     subject = " ".join(fill(subject_text, values).split())
     intro = fill(intro_text, values).strip()
-    colour = profile.brand_colour if _COLOUR.fullmatch(profile.brand_colour or "") else DEFAULT_COLOUR
+    colour = profile.brand_colour if BRAND_COLOUR.fullmatch(profile.brand_colour or "") else DEFAULT_COLOUR
     territories = locale.territories
     store = facts.store
     context = {

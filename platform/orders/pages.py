@@ -276,7 +276,8 @@ class FulfilmentDocumentsController(Controller):
     @get("/pick-list.pdf")
     async def pick_list_pdf(self, db: AsyncSession, principal: Principal, location: str = "") -> Response[bytes]:
         picks = await documents.pick_list(db, principal, location or await _first_location(db, principal))
-        return _pdf(documents.pick_list_pdf(picks, principal.timezone), f"pick-list-{picks.location.code}")
+        return await documents.pdf_response(documents.pick_list_pdf, picks, principal.timezone,
+                                            name=f"pick-list-{picks.location.code}")
 
     @get("/{fulfilment_id:uuid}/packing-slip")
     async def packing_slip(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -288,13 +289,8 @@ class FulfilmentDocumentsController(Controller):
     async def packing_slip_pdf(self, db: AsyncSession, principal: Principal,
                                fulfilment_id: uuid.UUID) -> Response[bytes]:
         slip = await documents.packing_slip(db, principal, fulfilment_id)
-        return _pdf(documents.packing_slip_pdf(slip, principal.timezone), f"packing-slip-{slip.fulfilment.number}")
-
-
-def _pdf(content: bytes, name: str) -> Response[bytes]:
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in name)
-    return Response(content, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{safe}.pdf"', "Cache-Control": "no-store"})
+        return await documents.pdf_response(documents.packing_slip_pdf, slip, principal.timezone,
+                                            name=f"packing-slip-{slip.fulfilment.number}")
 
 
 async def _first_location(db: AsyncSession, principal: Principal) -> str:

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import clock
+from core import clock, forms
 from core.auth import MERCHANDISERS, Principal, signed_in
 from core.deps import DEPS
 from core.forms import parse_float, parse_int
@@ -180,10 +179,7 @@ def _sample_from_form(form: Any, principal: Principal) -> SampleOrder:
             errors.update(form_errors(problem))
     if errors:
         raise invalid(errors, detail="Check the sample order: " + next(iter(errors.values())))
-    try:
-        return msgspec.convert(raw, SampleOrder)
-    except msgspec.ValidationError:
-        raise invalid({"__all__": "This sample order can't be simulated: check its fields."}) from None
+    return forms.convert(raw, SampleOrder)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

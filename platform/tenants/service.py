@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import validation as v
 from core.auth import Principal, role_choices
 from core.db import set_scope, utcnow
-from core.locale import LANGUAGES, locale_of
+from core.locale import LANGUAGES, default_language, locale_of
 from core.mail import queue_mail
 from core.problems import ProblemError, invalid, not_found
 from core.security import (
@@ -103,7 +103,7 @@ async def signup(session: AsyncSession, form: SignupForm, *, ip: str | None = No
         raise invalid(errors)
     assert email is not None
     tenant = Tenant(name=form.company.strip(), country=form.country.upper(), currency=form.currency.upper(),
-                    timezone=form.timezone)
+                    timezone=form.timezone, language=default_language(form.country.upper()))
     user = User(email=email, name=form.name.strip(), password_hash=await hash_password(form.password),
                 last_login_at=utcnow())
     session.add_all([tenant, user])
@@ -684,7 +684,7 @@ async def company_profile(session: AsyncSession, tenant_id: uuid.UUID) -> Compan
     return CompanyProfile(*row)
 
 
-_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+BRAND_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")  # #rrggbb, as mails and pages use it
 
 
 async def set_mail_look(session: AsyncSession, principal: Principal, *, language: str, brand_colour: str,
@@ -694,7 +694,7 @@ async def set_mail_look(session: AsyncSession, principal: Principal, *, language
     language, brand_colour = (language or "").strip(), (brand_colour or "").strip()
     if language not in LANGUAGES:
         errors["language"] = f"Choose one of the languages offered: {', '.join(LANGUAGES.values())}."
-    if not _COLOUR.fullmatch(brand_colour):
+    if not BRAND_COLOUR.fullmatch(brand_colour):
         errors["brand_colour"] = "Give the colour as # followed by six hexadecimal digits, such as #1d4ed8."
     if errors:
         raise invalid(errors)

@@ -211,11 +211,11 @@ def test_merchandiser_builds_simulates_and_schedules_a_rule(live_server: Any, ne
     row = page.locator('#versions tr[data-version="1"]')
     expect(row.locator(".badge")).to_have_text("scheduled")
     local_start = datetime.combine(start, datetime.min.time(), tzinfo=ZoneInfo(TIMEZONE))
-    expect(row.locator("td").nth(2)).to_have_text(format_time(local_start, TIMEZONE, "en_FR"))
+    expect(row.locator("td").nth(2)).to_have_text(format_time(local_start, TIMEZONE, "fr_FR"))
     timeline = page.locator("#timeline li")
     expect(timeline).to_have_count(2)
     expect(timeline.nth(0)).to_contain_text("no version")
-    expect(timeline.nth(1)).to_contain_text(f"From {format_time(local_start, TIMEZONE, 'en_FR')}")
+    expect(timeline.nth(1)).to_contain_text(f"From {format_time(local_start, TIMEZONE, 'fr_FR')}")
     expect(timeline.nth(1)).to_contain_text("v1")
     journey.shot(page, "scheduled")
 

@@ -185,6 +185,9 @@ async def test_deactivating_a_product_refuses_new_orders_and_lets_placed_ones_go
     assert (await levels(tenant.tenant_id))[(c["sku"], c["wh"])] == (10, 1, 0)
     refused = await client.post(f"{API}/orders", headers=bearer(key), json=order_body((c["sku"], 1, 2500)))
     assert refused.status_code == 422 and "inactive" in refused.text
+    # Not for sale, so none available: a shop asking before it takes an order is told so.
+    asked = (await client.get(f"{API}/availability", params={"sku": c["sku"]}, headers=bearer(key))).json()
+    assert asked[0]["total_available"] == 0 and not asked[0]["deliverable"] and asked[0]["pickup_today"] == []
 
     # Stock held by that order can't be adjusted or counted away.
     damaged = await post_form(client, f"/app/catalog/{stored['id']}/adjust", {

@@ -1129,7 +1129,7 @@ async def test_console_pages_render(client) -> None:
     overview_page = await client.get("/app/rules")
     assert overview_page.status_code == 200
     for words in ("Routing rules", "In force now", "v1", "launch rules", "autumn rules", "scheduled",
-                  "Europe/Paris", "1 Oct 2027, 00:00"):
+                  "Europe/Paris", "1 oct. 2027, 00:00"):
         assert words in overview_page.text, words
 
     draft_page = await client.get("/app/rules/draft")

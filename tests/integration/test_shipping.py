@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import uuid
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from test_orders import (
     act,
@@ -450,3 +452,21 @@ async def test_a_store_associate_starts_on_their_queue_with_names(client) -> Non
     await login(client, tenant.email)
     owner_home = await client.get("/app", follow_redirects=False)
     assert owner_home.status_code == 200  # everyone else keeps the checklist
+
+
+def test_a_busy_locations_pick_list_still_prints() -> None:
+    """One SKU wanted by hundreds of fulfilments: its row names the first ones and counts the rest,
+    so it fits on a page instead of failing the whole PDF."""
+    from datetime import UTC, datetime
+
+    from inventory.schemas import LocationOut
+    from orders.documents import PickLine, PickList, pick_list_pdf
+
+    numbers = [f"O-{n:06d}-1" for n in range(500)]
+    location = msgspec.convert({"id": str(uuid.uuid4()), "code": "WH-1", "name": "Warehouse", "kind": "warehouse",
+                                "country": "FR", "timezone": "Europe/Paris",
+                                "created_at": "2026-12-01T00:00:00Z"}, LocationOut, strict=False)
+    picks = PickList(company="Maison", location=location, made_at=datetime(2026, 12, 5, tzinfo=UTC),
+                     fulfilments=numbers, lines=[PickLine("BAG-01", "Sac", 500, None, numbers)], truncated=False)
+    text = _pdf_text(pick_list_pdf(picks, "Europe/Paris"))
+    assert b"O-000000-1" in text and b"O-000007-1 and 492" in text and b"O-000008-1" not in text

@@ -201,7 +201,11 @@ async def test_the_online_geocoder_is_asked_first_when_configured(monkeypatch: p
 
 @pytest.mark.parametrize(("typed", "minor"), [("59,00 €", 5900), ("59.00", 5900), ("59", 5900), ("€59", 5900),
                                               ("1 234,56", 123456), ("1,234.56", 123456), ("59 EUR", 5900),
-                                              ("0,5", 50), ("abc", None), ("59,001", None), ("1e9", None)])
+                                              ("0,5", 50), ("abc", None), ("59,001", None), ("1e9", None),
+                                              ("12 345 678,90", 1234567890), ("1'234.50", 123450),
+                                              ("29\u202f593,90\xa0€", 2959390),
+                                              # a space or apostrophe that groups no thousands is a typo
+                                              ("59 00", None), ("5 90", None), ("5'9", None), ("1 23,00", None)])
 def test_amounts_are_read_as_people_type_them(typed: str, minor: int | None) -> None:
     assert parse_money(typed, "EUR", "fr_FR") == minor
     assert parse_money(typed, "EUR", "en_US") == minor
