@@ -21,6 +21,7 @@ answered 422 by the error handler (``core.problems``).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -42,6 +43,30 @@ Message = dict[str, Any]
 NUL = "contains a NUL character (\\u0000), which can't be stored"
 SURROGATE = "contains an unpaired surrogate, which is not text"
 DEEP = f"is nested more than {JSON_DEPTH_MAX} levels deep"
+HUGE = "is a number too large to be stored"
+
+
+class _OutOfRange(str):
+    """A JSON number no 64-bit column can hold (twenty digits, 1e999), kept as its text so the
+    walk can name the field it is in."""
+
+
+def _integer(text: str) -> int | _OutOfRange:
+    return _OutOfRange(text) if len(text.lstrip("-")) > 19 or abs(int(text)) > 2**63 - 1 else int(text)
+
+
+def _real(text: str) -> float | _OutOfRange:
+    value = float(text)
+    return _OutOfRange(text) if value in (float("inf"), float("-inf")) else value
+
+
+def _with_huge_numbers(body: bytes) -> Any:
+    """The document msgspec refused for a number out of range, read again with such numbers
+    marked; None when it can't be read that way either."""
+    try:
+        return json.loads(body, parse_int=_integer, parse_float=_real, parse_constant=_OutOfRange)
+    except (ValueError, RecursionError):
+        return None
 
 # A JSON string (its escapes included), or a bracket outside strings.
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
@@ -90,11 +115,17 @@ def check_json(body: bytes, what: str = "body") -> None:
         document = msgspec.json.decode(body)
     except RecursionError:
         raise _refuse(what, DEEP) from None
+    except msgspec.ValidationError:  # a number out of range: found below, by its field
+        document = _with_huge_numbers(body)
+        if document is None:
+            return
     except msgspec.DecodeError:
         return
     stack: list[tuple[str, Any, int]] = [("", document, 1)]
     while stack:
         path, value, depth = stack.pop()
+        if isinstance(value, _OutOfRange):
+            raise _refuse(path or what, HUGE)
         if isinstance(value, str):
             check_text(path or what, value)
         elif isinstance(value, dict | list):

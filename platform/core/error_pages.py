@@ -75,9 +75,9 @@ class ErrorPage(Template):
     """``error.html`` in the console's layout for a signed-in visitor under ``/app``, else the
     public one."""
 
-    def __init__(self, *, title: str, detail: str, status_code: int) -> None:
+    def __init__(self, *, title: str, detail: str, status_code: int, back: bool = False) -> None:
         super().__init__("error.html", context={"status": status_code, "title": title, "detail": detail,
-                                                "console": False},
+                                                "console": False, "back": back},
                          status_code=status_code, media_type=MediaType.HTML)
 
     def rendered(self, request: Request[Any, Any, Any], options: dict[str, Any]) -> ASGIResponse:

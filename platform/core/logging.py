@@ -80,7 +80,8 @@ class RequestLogMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send_with_id)
         except Exception as exc:
             # Litestar's outer exception handler turns this into the response.
-            status = int(getattr(exc, "status_code", 500))
+            # HTTP exceptions say ``status_code``, the platform's refusals (ProblemError) ``status``.
+            status = int(getattr(exc, "status_code", None) or getattr(exc, "status", None) or 500)
             raise
         finally:
             structlog.get_logger("http").info(

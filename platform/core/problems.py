@@ -166,19 +166,24 @@ _FRIENDLY = {
 }
 
 
-def _error_page(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[Any]:
+def _error_page(request: Request[Any, Any, Any], status: int, title: str, detail: str,
+                back: bool = False) -> Response[Any]:
     from core.error_pages import ErrorPage  # in the console's layout for a signed-in visitor under /app
 
-    return ErrorPage(title=title, detail=detail, status_code=status)
+    return ErrorPage(title=title, detail=detail, status_code=status, back=back)
 
 
 def handle_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
     if _is_api(request) or "application/json" in request.headers.get("accept", ""):
         return problem_response(exc)
     detail = exc.detail
-    if exc.errors:
-        detail += " " + " ".join(f"{e.field}: {e.message}" for e in exc.errors)
-    response = _error_page(request, exc.status, exc.title, detail)
+    said = [f"{e.field}: {e.message}" for e in exc.errors if e.message not in detail]
+    if said:
+        detail += " " + " ".join(said)
+    # A form refused before its page could show it again (a NUL character, a number no column
+    # holds): the way back keeps what was typed, to correct it.
+    back = request.method == "POST" and 400 <= exc.status < 500
+    response = _error_page(request, exc.status, exc.title, detail, back)
     response.headers.update(exc.headers)
     return response
 

@@ -22,6 +22,19 @@ def countries() -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=1)
+def country_currencies() -> dict[str, str]:
+    """Each country's currency today (France: EUR), to suggest it when a country is chosen."""
+    from babel.numbers import get_territory_currencies
+
+    found = {}
+    for code, _ in countries():
+        current = get_territory_currencies(code, tender=True)
+        if current:
+            found[code] = current[0]
+    return found
+
+
+@lru_cache(maxsize=1)
 def currencies() -> list[tuple[str, str]]:
     return sorted((c.alpha_3, c.name) for c in pycountry.currencies)
 

@@ -6,7 +6,7 @@ import re
 import uuid
 import zoneinfo
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import msgspec
@@ -59,6 +59,23 @@ def opens_today(location: Location | LocationOut, at: datetime) -> bool:
     local = at.astimezone(zoneinfo.ZoneInfo(location.timezone))
     now = local.strftime("%H:%M")
     return any(now < end for _, end in location.opening_hours.get(DAYS[local.weekday()], []))
+
+
+def pickup_deadline(location: Location | LocationOut | None, at: datetime, timezone: str) -> datetime:
+    """When a customer can last collect at ``location`` a parcel given a window ending at ``at``:
+    the store's closing time that day, or of its next open day when it is closed then; the end
+    of that day (in ``timezone``, the company's) when its hours are unknown. A deadline at 23:02
+    at a store that shuts at 19:30 would tell a customer they have hours they don't."""
+    zone = zoneinfo.ZoneInfo(location.timezone if location is not None else timezone)
+    local = at.astimezone(zone)
+    hours = (location.opening_hours or {}) if location is not None else {}
+    for offset in range(8 if hours else 0):
+        day = (local + timedelta(days=offset)).date()
+        closing = max((end for _, end in hours.get(DAYS[day.weekday()], [])), default=None)
+        if closing:
+            hour, minute = (int(part) for part in closing.split(":"))
+            return datetime.combine(day, time(hour, minute), tzinfo=zone)
+    return datetime.combine(local.date(), time(23, 59), tzinfo=zone)
 
 
 def to_out(location: Location) -> LocationOut:

@@ -17,6 +17,7 @@ from core import clock
 from core.auth import Principal
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid, not_found
+from inventory import locations as inventory_locations
 from inventory.ledger import Line, consume, release
 from orders import allocation, carriers, lifecycle, notifications, payments, service_tasks
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
@@ -116,7 +117,10 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
         if target == "shipped" and fulfilment.kind == "ship":
             await notifications.tell_customer(session, order, "shipped", fulfilment=fulfilment)
     elif target == "ready_for_pickup":
-        fulfilment.pickup_expires_at = clock.now() + await pickup_window_of(session, order.tenant_id)
+        store_code = order.pickup_location_code or fulfilment.ship_to_store or fulfilment.location_code
+        store = (await inventory_locations.by_codes(session, order.tenant_id, [store_code])).get(store_code)
+        fulfilment.pickup_expires_at = inventory_locations.pickup_deadline(
+            store, clock.now() + await pickup_window_of(session, order.tenant_id), principal.timezone)
         await notifications.tell_customer(session, order, "ready_for_pickup", fulfilment=fulfilment)
     elif target == "rejected":
         await _give_back(session, order, fulfilment, lines, actor=principal.label, reason="rejected")

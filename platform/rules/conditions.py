@@ -130,7 +130,8 @@ def _parse_scalar(field: Field, raw: Any) -> Any:
     if kind in ("integer", "money"):
         if isinstance(raw, bool) or not isinstance(raw, int):
             if kind == "money":
-                raise ValueError(f"needs an amount, not {raw!r} (in the API: minor units, 4990 for 49.90)")
+                raise ValueError(f"needs an amount, not {raw!r}: write it like 49,90 or 49.90 "
+                                 "(through the API, in minor units: 4990)")
             raise ValueError(f"needs a whole number, not {raw!r}")
         return raw
     if kind == "date":

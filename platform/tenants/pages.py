@@ -67,7 +67,8 @@ def _too_many(wait: int) -> str:
 
 
 def _signup_choices() -> dict[str, Any]:
-    return {"countries": v.countries(), "currencies": v.currencies(), "timezones": v.timezones()}
+    return {"countries": v.countries(), "currencies": v.currencies(), "timezones": v.timezones(),
+            "country_currencies": v.country_currencies()}
 
 
 class PublicController(Controller):

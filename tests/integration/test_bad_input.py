@@ -6,6 +6,7 @@ digits, and a time zone that is a folder of zones."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -93,6 +94,14 @@ async def test_integers_past_their_column_are_refused(client: AsyncClient, shop:
                                json=_order("BAD-1", "BIG-1", lines=[{"sku": "BAD-1", "quantity": 2**33,
                                                                      "unit_price_minor": 1}])))
     _refused(await client.get(f"{API}/orders", headers=key, params={"limit": 10**30}), "limit")
+    # Numbers no column holds, written out in the JSON (5,000 digits, 1e999): 422 naming the field.
+    for huge in ("1" * 5000, "1e999", "-99999999999999999999"):
+        body = json.dumps(_order("BAD-1", "BIG-2")).replace('"unit_price_minor": 1000', f'"unit_price_minor": {huge}')
+        assert huge in body
+        refused = await client.post(f"{API}/orders", headers={**key, "Content-Type": "application/json"},
+                                    content=body)
+        assert refused.status_code == 422, refused.text[:300]
+        assert refused.json()["errors"][0]["field"] == "lines[0].unit_price_minor", refused.text[:300]
     assert await _orders(client, shop.api_key) == []
 
 

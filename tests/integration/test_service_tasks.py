@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from httpx import AsyncClient
 
@@ -140,7 +141,10 @@ async def test_the_pickup_window_is_the_companys_setting(client: AsyncClient) ->
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
         expires = await session.scalar(text("SELECT pickup_expires_at FROM fulfilments WHERE id = :id"),
                                        {"id": uuid.UUID(fulfilment["id"])})
-    assert abs(expires - (clock.now() + timedelta(days=2))) < timedelta(minutes=1)
+    # Two days from now, to the end of that day in Paris: the store's hours are not given.
+    paris = ZoneInfo("Europe/Paris")
+    assert expires.astimezone(paris).date() == (clock.now() + timedelta(days=2)).astimezone(paris).date()
+    assert expires.astimezone(paris).strftime("%H:%M") == "23:59"
 
     await login(client, tenant.email)
     assert 'value="2"' in (await client.get("/app/settings/orders")).text

@@ -135,3 +135,8 @@ document.addEventListener("click", (event) => {
     if (first && !document.querySelector("[autofocus]")) first.focus();
   });
 })();
+
+// An error page after a refused form: back to the form, with what was typed still in it.
+document.addEventListener("click", (event) => {
+  if (event.target.closest && event.target.closest("[data-history-back]")) history.back();
+});
