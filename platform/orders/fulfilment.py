@@ -114,7 +114,9 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
                       reason="shipped" if target == "shipped" else "collected")
         await _mark_shipped(session, lines)
         await payments.capture_on_shipment(session, order, actor=principal.label)
-        if target == "shipped" and fulfilment.kind == "ship":
+        if target == "shipped" and fulfilment.kind in ("ship", "transfer"):
+            # A transfer is the customer's parcel on its way to their pickup store: they are told,
+            # with its tracking and the store it goes to.
             await notifications.tell_customer(session, order, "shipped", fulfilment=fulfilment)
     elif target == "ready_for_pickup":
         store_code = order.pickup_location_code or fulfilment.ship_to_store or fulfilment.location_code

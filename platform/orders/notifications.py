@@ -337,8 +337,10 @@ async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: 
     if kind == "confirmation" and lines is None:
         lines = list(await session.scalars(select(OrderLine).where(
             OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
-    store = await _store(session, order.tenant_id, order.pickup_location_code) \
-        if kind in ("ready_for_pickup", "pickup_expired") else None
+    to_store = kind == "shipped" and fulfilment is not None and fulfilment.kind == "transfer"
+    store = await _store(session, order.tenant_id, order.pickup_location_code or (
+        fulfilment.ship_to_store if fulfilment is not None else None)) \
+        if kind in ("ready_for_pickup", "pickup_expired") or to_store else None
     note = detail if fulfilment is None else ""
     facts = MailFacts.of(order, lines=lines or (), store=store, fulfilment=fulfilment, note=note)
     mail = render(kind, language, facts, known.profile, known.texts)

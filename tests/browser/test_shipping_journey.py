@@ -138,3 +138,74 @@ def test_a_parcel_is_picked_packed_shipped_tracked_and_delivered(live_server: An
 
     assert journey.page_errors == []
     assert journey.failures == []
+
+
+STORE = "ST-OPERA"
+
+
+def test_a_parcel_to_the_pickup_store_is_announced_in_french_with_its_tracking(live_server: Any, new_context: Any,
+                                                                                journey_for: Any) -> None:
+    """Click & collect from a store without the stock: the warehouse ships it to the store with a
+    carrier and a tracking number, and the customer's mail, in French, gives the tracking link,
+    the store's address and hours, and the shop's own order number."""
+    base = live_server.base_url
+    journey = journey_for("ship-to-store-")
+    suffix = uuid.uuid4().hex[:8]
+    email = f"lou-{suffix}@example.test"
+    created = cli_tenant(f"Maison Lou {suffix}", email, PASSWORD, owner="Lou Owner")
+    hours = {day: [["10:00", "19:30"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat")}
+    number = f"CMD-{suffix}"
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+        set_up(api)
+        assert api.post("/api/v1/locations", json={
+            "code": STORE, "name": "Paris Opéra", "kind": "store", "country": "FR", "timezone": "Europe/Paris",
+            "address_line1": "12 boulevard des Capucines", "city": "Paris", "postcode": "75009",
+            "latitude": 48.87, "longitude": 2.33, "click_and_collect": True, "receives_transfers": True,
+            "ships_to_customers": False, "opening_hours": hours}).status_code == 201
+        then = {"location_types": ["store", "warehouse"], "filters": [], "sorts": [{"by": "priority", "band": 0}],
+                "split": {"max_shipments": 1, "min_order_value": 0, "never_split_line": False},
+                "fallback": ["ship_to_store", "hold"]}
+        rules = {"rules": [{"id": "all", "name": "Nearest stock", "enabled": True, "when": None, "then": then}]}
+        assert api.put("/api/v1/rule-sets/routing/draft", json={"document": rules}).status_code == 200
+        assert api.post("/api/v1/rule-sets/routing/versions", json={}).status_code == 201
+        order = api.post("/api/v1/orders", json={
+            "channel": "web", "external_number": number, "currency": "EUR", "language": "fr",
+            "lines": [{"sku": "JKT-1", "quantity": 1, "unit_price_minor": 5900}],
+            "customer": {"email": f"lou-{suffix}@example.test", "name": "Lou Martin"},
+            "delivery": {"mode": "pickup", "pickup_location": STORE}, "total_minor": 5900}).json()
+        deadline = time.monotonic() + ROUTED_TIMEOUT_S
+        while api.get(f"/api/v1/orders/{order['id']}").json()["status"] != "routed":
+            assert time.monotonic() < deadline, "the order was not routed"
+            time.sleep(0.2)
+        [transfer] = api.get(f"/api/v1/orders/{order['id']}").json()["fulfilments"]
+        assert (transfer["kind"], transfer["ship_to_store"]) == ("transfer", STORE)
+        for action in ("accept", "pick", "pack"):
+            assert api.post(f"/api/v1/fulfilments/{transfer['id']}/{action}", json={}).status_code == 200
+
+    context = new_context(base_url=base, timezone_id="Europe/Paris", viewport={"width": 1024, "height": 768})
+    tab = journey.watch(context.new_page(), "warehouse")
+    sign_in(tab, base, email, PASSWORD)
+    tab.goto(f"/app/fulfilments?location={WAREHOUSE}")
+    card = tab.locator(f'[data-fulfilment="{transfer["number"]}"]')
+    card.locator("summary", has_text="Ship to store").click()
+    card.locator("select[name=carrier]").select_option("colissimo")
+    card.get_by_label("Tracking number").fill("6A98765432109")
+    card.get_by_role("button", name="Shipped").click()
+    expect(tab.locator(".queue-done")).to_contain_text(f"{transfer['number']}: shipped (6A98765432109)")
+
+    # The customer's mail, as the company's outgoing-mail log shows it.
+    tab.goto("/app/settings/mail-log")
+    tab.get_by_role("link", name=f"Votre commande {number} est en route").click()
+    text = tab.locator("body")
+    tracking = "https://www.laposte.fr/outils/suivre-vos-envois?code=6A98765432109"
+    for words in (tracking, "12 boulevard des Capucines", "75009 Paris", "Paris Opéra", number,
+                  "Votre colis est en route vers ce magasin", "10:00 \u2013 19:30"):
+        expect(text).to_contain_text(words)
+    mail = tab.frame_locator("iframe.mail-frame")
+    expect(mail.get_by_role("link", name="Suivre votre colis")).to_have_attribute("href", tracking)
+    expect(mail.locator("body")).to_contain_text("12 boulevard des Capucines")
+    expect(mail.locator("body")).to_contain_text(number)
+    journey.shot(tab, "french-mail")
+
+    assert journey.page_errors == []
+    assert journey.failures == []
