@@ -91,6 +91,11 @@ class ImportCounts:
     unchanged: int
 
     @property
+    def changes_nothing(self) -> bool:
+        """Every product is already in the catalog as the file has it: importing would do nothing."""
+        return self.created == 0 and self.updated == 0
+
+    @property
     def message(self) -> str:
         """ "12 products created, 3 updated, 0 unchanged." """
         noun = "product" if self.created == 1 else "products"

@@ -37,6 +37,36 @@ class InsufficientStock(ProblemError):
     pass
 
 
+# The ledger stores each movement's reason as a code (the API gives it as such); the console shows
+# what it means. Every reason written anywhere is here: adjustments (receipt ... count, as the API
+# and the product page take them), safety stock, the order's reservations and their ends, the
+# expiry of uncollected pickups, and feeds (their kind).
+REASON_LABELS: dict[str, str] = {
+    "receipt": "Received",
+    "return": "Returned",
+    "damage": "Damaged or lost",
+    "adjustment": "Correction",
+    "count": "Counted",
+    "safety_stock": "Safety stock",
+    "reservation": "Reserved for an order",
+    "release": "Reservation released",
+    "shipped": "Shipped",
+    "collected": "Collected by the customer",
+    "cancelled": "Order cancelled",
+    "rejected": "Rejected by the location",
+    "expired": "Pickup not collected",
+    "restock": "Back in stock (pickup not collected)",
+    "snapshot": "Stock feed: full count",
+    "delta": "Stock feed: change",
+}
+
+
+def reason_label(reason: str) -> str:
+    """A movement's reason in words ("damage": "Damaged or lost"); a code not known here as itself,
+    in words too ("some_code": "Some code")."""
+    return REASON_LABELS.get(reason) or reason.replace("_", " ").capitalize()
+
+
 def _movement(tenant_id: uuid.UUID, line: Line, *, on_hand: int = 0, reserved: int = 0, reason: str,
               reference: str | None, actor: str) -> dict[str, object]:
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from babel.numbers import get_currency_symbol
 
 from core import validation
 from core.forms import convert, html_attributes, parse_float, parse_int
@@ -27,6 +28,50 @@ _WIDE = 10**15  # numbers are read by grammar first; their range is the type's, 
 # The browser checks what the server checks, in the same words (see core.forms.html_attributes).
 RULES = html_attributes(LocationIn)
 COUNTRY_HTML_PATTERN = COUNTRY_PATTERN.strip("^$")
+# Numbers are typed into text fields (a number field sends nothing for what it can't read, and the
+# form would come back without it): the grammar of core.forms.parse_float / parse_int, spaces around.
+DECIMAL_HTML_PATTERN = r"\s*[+\-]?[0-9]{1,15}(?:[.,][0-9]{1,15})?\s*"
+INTEGER_HTML_PATTERN = r"\s*[+\-]?[0-9]{1,18}\s*"
+NUMBER_WORDS = {
+    "latitude": "Enter a number such as 48.85.",
+    "longitude": "Enter a number such as 2.35.",
+    "daily_capacity": "Enter a whole number such as 500, or leave it empty for no limit.",
+    "priority": "Enter a whole number such as 100.",
+}
+HOURS_WORDS = {
+    "open_missing": "Give the opening time too, or neither.",
+    "close_missing": "Give the closing time too, or neither.",
+    "open_format": "Enter a time such as 09:30.",
+    "close_format": "Enter a time such as 19:00.",
+    "order": "Closing must be later than opening.",
+}
+_REGEX_SYNTAX = frozenset("\\^$.*+?()[]{}|/")  # escaped outside a class in the browser's unicode regexes
+
+
+def amount_words(currency: str, locale: str) -> str:
+    return f"Enter an amount such as {money_input(590, currency, locale)} or {format_money(590, currency, locale)}."
+
+
+def amount_html_pattern(currency: str, locale: str) -> str:
+    """What ``parse_money`` may read, for the browser to tell "abc" at once: digits with separators,
+    the currency's code or symbol before or after. The server reads it exactly."""
+    tokens = {currency, currency.lower(), get_currency_symbol(currency, locale=locale)}
+    unit = "|".join("".join("\\" + c if c in _REGEX_SYNTAX else c for c in token)
+                    for token in sorted(tokens, key=len, reverse=True))
+    return rf"\s*(?:{unit})?\s*[+\-]?[0-9][0-9\s'.,]*\s*(?:{unit})?\s*"
+
+
+def browser_checks(currency: str, locale: str) -> dict[str, Any]:
+    """The patterns and words the form's fields carry (``data-msg-*``), so that app.js tells in the
+    browser, in the server's words, what the server would refuse; the server checks everything again."""
+    return {
+        "decimal_pattern": DECIMAL_HTML_PATTERN, "integer_pattern": INTEGER_HTML_PATTERN, "numbers": NUMBER_WORDS,
+        "amount_pattern": amount_html_pattern(currency, locale), "amount": amount_words(currency, locale),
+        "hours": HOURS_WORDS,
+        # The service's own words, with the typed value put in by the browser where {value} stands.
+        "unknown_country": validation.check_country("{value}"),
+        "unknown_timezone": validation.check_timezone("{value}"),
+    }
 
 
 def read(data: dict[str, str], *, timezone: str, country: str, currency: str, locale: str) -> LocationIn:
@@ -42,29 +87,27 @@ def read(data: dict[str, str], *, timezone: str, country: str, currency: str, lo
     for flag in FLAGS:
         raw[flag] = data.get(flag) == "on"
 
-    for name, example in (("latitude", "48.85"), ("longitude", "2.35")):
+    for name in ("latitude", "longitude"):
         if typed := text.get(name):
             number = parse_float(typed, lo=-_WIDE, hi=_WIDE)
             if number is None:
-                errors[name] = f"Enter a number such as {example}."
+                errors[name] = NUMBER_WORDS[name]
             else:
                 raw[name] = number
     if ("latitude" in raw) != ("longitude" in raw) and not errors:
         missing = "longitude" if "latitude" in raw else "latitude"
         errors[missing] = f"Give the {missing} too, or leave both empty to find them from the city."
-    for name, words in (("daily_capacity", "Enter a whole number such as 500, or leave it empty for no limit."),
-                        ("priority", "Enter a whole number such as 100.")):
+    for name in ("daily_capacity", "priority"):
         if typed := text.get(name):
             whole = parse_int(typed, lo=-_WIDE, hi=_WIDE)
             if whole is None:
-                errors[name] = words
+                errors[name] = NUMBER_WORDS[name]
             else:
                 raw[name] = whole
     if typed := text.get("shipping_cost"):
         minor = parse_money(typed, currency, locale)
         if minor is None:
-            errors["shipping_cost"] = (f"Enter an amount such as {money_input(590, currency, locale)} "
-                                       f"or {format_money(590, currency, locale)}.")
+            errors["shipping_cost"] = amount_words(currency, locale)
         elif minor < 0:
             errors["shipping_cost"] = "Enter an amount of 0 or more."
         else:
@@ -82,15 +125,16 @@ def read(data: dict[str, str], *, timezone: str, country: str, currency: str, lo
         opens, closes = text.get(f"open_{day}", ""), text.get(f"close_{day}", "")
         if not opens and not closes:
             continue
-        if not opens or not closes:
-            missing = f"open_{day}" if not opens else f"close_{day}"
-            errors[missing] = f"Give the {'opening' if not opens else 'closing'} time too, or neither."
+        if not opens:
+            errors[f"open_{day}"] = HOURS_WORDS["open_missing"]
+        elif not closes:
+            errors[f"close_{day}"] = HOURS_WORDS["close_missing"]
         elif not _TIME.fullmatch(opens):
-            errors[f"open_{day}"] = "Enter a time such as 09:30."
+            errors[f"open_{day}"] = HOURS_WORDS["open_format"]
         elif not _TIME.fullmatch(closes):
-            errors[f"close_{day}"] = "Enter a time such as 19:00."
+            errors[f"close_{day}"] = HOURS_WORDS["close_format"]
         elif opens >= closes:
-            errors[f"close_{day}"] = "Closing must be later than opening."
+            errors[f"close_{day}"] = HOURS_WORDS["order"]
         else:
             hours[day] = [[opens, closes]]
     raw["opening_hours"] = hours

@@ -67,7 +67,8 @@ def _location_form(request: Request[Any, Any, Any], location: Any, principal: Pr
     context.setdefault("placed", {})
     return page(request, "inventory/location_form.html", status_code=status_code, location=location,
                 days=locations.DAYS, rules=location_form.RULES, country_pattern=location_form.COUNTRY_HTML_PATTERN,
-                countries=countries(), timezones=timezones(), can_manage=principal.role in MERCHANDISERS, **context)
+                countries=countries(), timezones=timezones(), can_manage=principal.role in MERCHANDISERS,
+                checks=location_form.browser_checks(principal.currency, principal.locale), **context)
 
 
 class InventoryPagesController(Controller):
@@ -126,7 +127,8 @@ class InventoryPagesController(Controller):
                 values = {"latitude": str(found.latitude), "longitude": str(found.longitude)}
                 placed = {"found": f"Found {found.short}: check the coordinates, then save."}
         return page(request, "inventory/_coordinates.html", values=values, placed=placed, partial=True,
-                    rules=location_form.RULES)
+                    rules=location_form.RULES, checks=location_form.browser_checks(principal.currency,
+                                                                                   principal.locale))
 
     @get("/locations/{location_id:uuid}")
     async def edit_location(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -200,11 +202,15 @@ class InventoryPagesController(Controller):
                         errors={"file": f"{problem.title}: {problem.detail}"}, **choices)
         ready = not parsed.errors and bool(parsed.products)
         plan = await catalog.import_plan(db, principal, parsed.products) if ready else None
-        if ready:
+        if plan is not None and plan.changes_nothing:
+            # Nothing to create or update: no import is offered, and none previewed before is left to apply.
+            ready = False
+            await take_once(principal, "catalog_import")
+        elif ready:
             await hand_over_once(principal, "catalog_import", {
                 "format": fmt, "content": parsed.text,
                 "separator": {c: name for name, c in catalog.SEPARATOR_CHARS.items()}.get(parsed.separator, "auto")})
-        return page(request, "inventory/catalog_import.html", status_code=200 if ready else 422,
+        return page(request, "inventory/catalog_import.html", status_code=200 if plan is not None else 422,
                     preview=parsed.products[:10], total=len(parsed.products), row_errors=parsed.errors[:200],
                     error_count=len(parsed.errors), filename=filename, ready=ready, plan=plan, format=fmt,
                     read_as=catalog.ENCODING_NAMES.get(parsed.encoding, parsed.encoding),
@@ -252,7 +258,7 @@ class InventoryPagesController(Controller):
     async def movements_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                              product: uuid.UUID | None = None, location: uuid.UUID | None = None) -> Template:
         rows = await availability.movements(db, principal, product_id=product, location_id=location)
-        return page(request, "inventory/movements.html", rows=rows)
+        return page(request, "inventory/movements.html", rows=rows, reason_label=ledger.reason_label)
 
     @get("/inventory/feeds")
     async def feeds_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
@@ -459,7 +465,8 @@ async def _product_page(request: Request[Any, Any, Any], db: AsyncSession, princ
                 total_available=total, recent=await availability.movements(db, principal, product_id=product.id,
                                                                            limit=10),
                 attributes=[(key, _attribute_text(value)) for key, value in sorted(product.attributes.items())],
-                can_manage=principal.role in MERCHANDISERS, reasons=ADJUST_REASONS, errors=errors or {},
+                can_manage=principal.role in MERCHANDISERS, reasons=ADJUST_REASONS, reason_label=ledger.reason_label,
+                errors=errors or {},
                 values=values or {}, selected=selected, note_max=NOTE_MAX, max_quantity=MAX_QUANTITY)
 
 

@@ -1,5 +1,6 @@
 """Cancelling an order or some of its units, until they ship: reservations are released, what
-was captured for them is refunded, and the timeline says who and why."""
+was captured for them is refunded, the timeline says who and why, and the customer is told (the
+whole order's mail, or the part's: what went, its refund, what still comes)."""
 
 from __future__ import annotations
 
@@ -84,9 +85,12 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
         await service_tasks.close_if_open(session, order, "order_on_hold", "the order was cancelled",
                                           actor=principal.label)
         if notify:
-            await notifications.tell_customer(session, order, "cancelled")
+            await notifications.tell_customer(session, order, "cancelled", refunded_minor=refunded)
     else:
         await allocation.settle(session, order, actor=principal.label)
+        if notify:  # what was cancelled, its refund, and what still comes
+            await notifications.tell_customer(session, order, "lines_cancelled", lines=list(order_lines.values()),
+                                              cancelled=wanted, refunded_minor=refunded)
     return Cancelled(order, everything, refunded)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -40,7 +40,7 @@ from core.locale import format_money, locale_of
 from core.mail import queue_mail
 from core.settings import WEB_DIR
 from inventory import locations as inventory_locations
-from orders import carriers
+from orders import carriers, payments
 from orders.mail_texts import KINDS, Texts, company_texts, default_texts, fill, language_of, translations
 from orders.models import Fulfilment, Order, OrderLine
 from tenants.service import BRAND_COLOUR, CompanyProfile, company_profile
@@ -58,7 +58,7 @@ DASH = " \u2013 "  # an en dash between two days or two times
 class Item:
     name: str
     quantity: int
-    amount_minor: int  # the line's amount after its own discount
+    amount_minor: int | None  # the line's amount after its own discount; None where none is shown
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,13 @@ class MailFacts:
     shipment: Shipment | None = None
     pickup_by: datetime | None = None
     note: str = ""
+    # A partial cancellation: the units it cancelled (at what the customer paid for them), the
+    # units still to come, what the order comes to now, and whether the customer is simply not
+    # charged for them (the payment was authorised, nothing captured yet).
+    cancelled: Sequence[Item] = ()
+    remaining: Sequence[Item] = ()
+    total_now_minor: int | None = None
+    not_charged: bool = False
 
     @classmethod
     def of(cls, order: Order, *, lines: Sequence[OrderLine] = (), store: Store | None = None,
@@ -198,14 +205,24 @@ def _opening_hours(hours: dict[str, Any], locale: Locale, closed: str) -> list[t
     return rows
 
 
+def _items(items: Sequence[Item], money: Callable[[int], str]) -> list[dict[str, Any]]:
+    return [{"name": item.name, "quantity": item.quantity,
+             "amount": money(item.amount_minor) if item.amount_minor is not None else ""} for item in items]
+
+
 def _when(value: datetime, timezone: str, locale: Locale, gettext: Any) -> str:
     local = value.astimezone(ZoneInfo(timezone))
     return fill(gettext("{date} at {time}"), {"date": format_date(local.date(), "full", locale=locale),
                                              "time": format_time(local.time(), "short", locale=locale)})
 
 
-def render(kind: str, language: str, facts: MailFacts, profile: CompanyProfile, texts: Texts) -> RenderedMail:
-    """The mail of ``kind`` about ``facts``, in ``language`` (one with a catalog)."""
+TEST_MARK = "[Test] "  # before the subject of a test sent to oneself, in every language
+
+
+def render(kind: str, language: str, facts: MailFacts, profile: CompanyProfile, texts: Texts, *,
+           test: bool = False) -> RenderedMail:
+    """The mail of ``kind`` about ``facts``, in ``language`` (one with a catalog). A ``test`` says
+    so in its subject and at the top of its body, so nobody takes it for a real order's mail."""
     locale = locale_of(language, profile.country)
     gettext = translations(language).gettext
 
@@ -224,7 +241,7 @@ def render(kind: str, language: str, facts: MailFacts, profile: CompanyProfile, 
         "refund": money(facts.refunded_minor) if facts.refunded_minor else "",
     }
     subject_text, intro_text = texts.get((kind, language)) or default_texts(kind, language)
-    subject = " ".join(fill(subject_text, values).split())
+    subject = (TEST_MARK if test else "") + " ".join(fill(subject_text, values).split())
     intro = fill(intro_text, values).strip()
     colour = profile.brand_colour if BRAND_COLOUR.fullmatch(profile.brand_colour or "") else DEFAULT_COLOUR
     territories = locale.territories
@@ -235,8 +252,12 @@ def render(kind: str, language: str, facts: MailFacts, profile: CompanyProfile, 
         "intro": intro,
         "intro_html": [Markup("<br>").join(escape(line) for line in paragraph.split("\n"))
                        for paragraph in re.split(r"\n\s*\n", intro) if paragraph.strip()],
-        "items": [{"name": item.name, "quantity": item.quantity, "amount": money(item.amount_minor)}
-                  for item in facts.items],
+        "items": _items(facts.items, money),
+        "cancelled": _items(facts.cancelled, money),
+        "remaining": _items(facts.remaining, money),
+        "total_now": money(facts.total_now_minor) if facts.total_now_minor is not None else "",
+        "not_charged": facts.not_charged and not facts.refunded_minor,
+        "test": test,
         "discount": money(facts.discount_minor) if facts.discount_minor else "",
         "shipping": money(facts.shipping_minor) if facts.shipping_minor else "",
         "total": money(facts.total_minor),
@@ -321,11 +342,14 @@ async def _fulfilment(session: AsyncSession, order: Order, kind: str) -> Fulfilm
 
 
 async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: str = "", *,
-                        fulfilment: Fulfilment | None = None, lines: Sequence[OrderLine] | None = None) -> None:
+                        fulfilment: Fulfilment | None = None, lines: Sequence[OrderLine] | None = None,
+                        cancelled: Mapping[int, int] | None = None, refunded_minor: int | None = None) -> None:
     """Queue the mail of ``kind`` about ``order`` to its customer, in their language. ``fulfilment``
     is the parcel or pickup it is about (found when not given); ``lines`` the order's lines for a
-    confirmation (read when not given); ``detail`` a note added as it is, when no fulfilment says
-    more."""
+    confirmation or a partial cancellation (read when not given); ``detail`` a note added as it is,
+    when no fulfilment says more. A cancellation gives the units it took per line number
+    (``cancelled``, already counted on the lines) and what it refunded (``refunded_minor``: the
+    mail tells of that refund, not of earlier ones)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind of customer mail: {kind}")
     if not order.customer_email or "@" not in order.customer_email:
@@ -334,7 +358,7 @@ async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: 
     language = language_of(order.language, known.profile.language)
     if fulfilment is None:
         fulfilment = await _fulfilment(session, order, kind)
-    if kind == "confirmation" and lines is None:
+    if kind in ("confirmation", "lines_cancelled") and lines is None:
         lines = list(await session.scalars(select(OrderLine).where(
             OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
     to_store = kind == "shipped" and fulfilment is not None and fulfilment.kind == "transfer"
@@ -342,11 +366,33 @@ async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: 
         fulfilment.ship_to_store if fulfilment is not None else None)) \
         if kind in ("ready_for_pickup", "pickup_expired") or to_store else None
     note = detail if fulfilment is None else ""
-    facts = MailFacts.of(order, lines=lines or (), store=store, fulfilment=fulfilment, note=note)
+    facts = MailFacts.of(order, lines=(lines or ()) if kind == "confirmation" else (), store=store,
+                         fulfilment=fulfilment, note=note)
+    if refunded_minor is not None:
+        facts = replace(facts, refunded_minor=refunded_minor)
+    if kind == "lines_cancelled":
+        facts = _part_cancelled(facts, order, lines or (), cancelled or {})
     mail = render(kind, language, facts, known.profile, known.texts)
     await queue_mail(session, tenant_id=order.tenant_id, to=order.customer_email, kind=f"order.{kind}",
                      subject=mail.subject, body=mail.text, body_html=mail.html, sender_name=known.profile.name,
                      meta={"language": language, "order_id": str(order.id)})
+
+
+def _part_cancelled(facts: MailFacts, order: Order, lines: Sequence[OrderLine],
+                    cancelled: Mapping[int, int]) -> MailFacts:
+    """The units just cancelled, at what the customer paid for them (as the refund counts them),
+    and the units still to come (neither cancelled nor shipped yet)."""
+    ordered = sorted(lines, key=lambda line: line.line_no)
+    gone = []
+    for line in ordered:
+        units = min(cancelled.get(line.line_no, 0), line.qty_cancelled)
+        if units > 0:
+            value = payments.value_of(line, line.qty_cancelled) - payments.value_of(line, line.qty_cancelled - units)
+            gone.append(Item(line.name or line.sku, units, value))
+    left = [Item(line.name or line.sku, count, None) for line in ordered
+            if (count := line.quantity - line.qty_cancelled - line.qty_shipped) > 0]
+    return replace(facts, cancelled=gone, remaining=left, total_now_minor=payments.figures(order, ordered).total_now,
+                   not_charged=order.captured_minor == 0 and order.authorized_minor > 0)
 
 
 # --- previews and tests, for Settings → Notifications -------------------------------------------
@@ -382,21 +428,25 @@ async def sample_facts(session: AsyncSession, principal: Principal, kind: str, l
         facts = replace(facts, shipment=Shipment(sample.code, "6A12345678901", sample.link("6A12345678901")))
     if kind == "ready_for_pickup":
         facts = replace(facts, pickup_by=clock.now() + timedelta(days=7))
+    if kind == "lines_cancelled":  # one pair of the two socks, refunded
+        facts = replace(facts, cancelled=[Item(socks, 1, 1200)], remaining=[Item(boots, 1, None), Item(socks, 1, None)],
+                        refunded_minor=1200, total_now_minor=14100)
     return facts
 
 
 async def preview(session: AsyncSession, principal: Principal, kind: str, language: str, subject: str,
-                  intro: str) -> RenderedMail:
-    """The mail of ``kind`` in ``language`` with these texts, about a sample order."""
+                  intro: str, *, test: bool = False) -> RenderedMail:
+    """The mail of ``kind`` in ``language`` with these texts, about a sample order (marked as a
+    test for ``test``: what is sent to oneself)."""
     known = await company(session, principal.tenant_id, fresh=True)
     facts = await sample_facts(session, principal, kind, language, known.profile)
-    return render(kind, language, facts, known.profile, {(kind, language): (subject, intro)})
+    return render(kind, language, facts, known.profile, {(kind, language): (subject, intro)}, test=test)
 
 
 async def send_test(session: AsyncSession, principal: Principal, kind: str, language: str, subject: str,
                     intro: str) -> str:
-    """Queue the preview to the signed-in person; returns their address."""
-    mail = await preview(session, principal, kind, language, subject, intro)
+    """Queue the preview to the signed-in person, marked as a test; returns their address."""
+    mail = await preview(session, principal, kind, language, subject, intro, test=True)
     known = await company(session, principal.tenant_id)
     await queue_mail(session, tenant_id=principal.tenant_id, to=principal.label, kind=f"test.order.{kind}",
                      subject=mail.subject, body=mail.text, body_html=mail.html, sender_name=known.profile.name,

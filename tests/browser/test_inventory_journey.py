@@ -342,7 +342,8 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, j
     expect(movements).to_have_count(1)
     movement = table_rows(page, "main table tbody tr")[0]
     # when, SKU, location, on hand, reserved, safety stock, reason, reference, by
-    assert movement[1:8] == ["TSHIRT-BLU-M", "WH-PARIS", "+40", "", "", "snapshot", f"feed {feed_id}"], movement
+    assert movement[1:8] == ["TSHIRT-BLU-M", "WH-PARIS", "+40", "", "", "Stock feed: full count",
+                             f"feed {feed_id}"], movement
     assert movement[8] == email, movement
     journey.shot(page, "movements")
 
@@ -364,6 +365,7 @@ def test_locations_catalog_and_stock_feeds(live_server: Any, new_context: Any, j
     expect(paris_stock.locator('[data-figure="available"]')).to_have_text("38")
     expect(page.locator("table.product-movements tbody tr").first).to_contain_text("torn in transit")
     expect(page.locator("table.product-movements tbody tr").first).to_contain_text("-2")
+    expect(page.locator("table.product-movements tbody tr").first).to_contain_text("Damaged or lost")
 
     page.get_by_role("button", name="Edit product").click()
     expect(page.get_by_label("Price")).to_have_value("19,99")

@@ -88,14 +88,27 @@ def test_a_parcel_is_picked_packed_shipped_tracked_and_delivered(live_server: An
         expect(card.locator(".badge").first).to_have_text(status)
     assert tab.evaluate("window.samePage") is True, "the queue was reloaded"
 
-    # The ship form: the browser refuses it without a carrier; the link field is for another carrier.
+    # The ship form: the browser refuses it without a carrier, saying so beside the field in the
+    # server's words; the link field is for another carrier, and a link that is none is told plainly.
     card.locator("summary", has_text="Ship").click()
     link_field = card.get_by_label("Tracking link")
     expect(link_field).to_be_hidden()
     card.get_by_role("button", name="Shipped").click()
+    expect(card.locator(".field-error")).to_have_text("Choose the carrier that takes the parcel (or Other carrier).")
+    expect(card.get_by_label("Carrier", exact=True)).to_be_focused()
     expect(card.locator(".badge").first).to_have_text("packed")
     card.get_by_label("Carrier", exact=True).select_option("other")
+    expect(card.locator(".field-error")).to_have_count(0)  # corrected: the mark goes at once
     expect(link_field).to_be_visible()
+    link_field.fill("www.laposte.fr/suivi")
+    card.get_by_role("button", name="Shipped").click()
+    expect(card.locator(".field-error")).to_have_text(
+        "The tracking link must be a web address starting with https:// (or http://).")
+    expect(link_field).to_be_focused()
+    expect(link_field).to_have_attribute("aria-invalid", "true")
+    expect(card.locator(".badge").first).to_have_text("packed")
+    journey.shot(tab, "ship-form-link-refused")
+    # A listed carrier makes its own link: the one typed, hidden now, is left aside.
     card.get_by_label("Carrier", exact=True).select_option("colissimo")
     expect(link_field).to_be_hidden()
     card.get_by_label("Tracking number").fill("6A 1234 5678 9")

@@ -1,7 +1,8 @@
 """The store's pages on a tablet and the orders on a phone, in the real Chromium: a store associate,
 on an 820 by 1180 tablet, carries a click & collect order from the queue to "collected", and no page
-they pass through scrolls sideways or offers a button smaller than a fingertip. An admin then reads
-the orders list and an order on a 390 by 844 phone, where tables turn into cards."""
+they pass through scrolls sideways or offers a button or a link smaller than a fingertip. An admin then
+reads the orders list and an order on a 390 by 844 phone, where tables turn into cards. A merchandiser
+reads every choice of the rule builder in full, on a desktop and on the tablet."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ ASSOCIATE_PASSWORD = "behind the till all day"
 TIMEZONE = "Europe/Paris"
 STORE = "ST-LYON-PRESQUILE"
 TABLET = {"width": 820, "height": 1180}
+DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 FINGERTIP_PX = 44
 SHOTS = Path("/tmp/shots")
@@ -64,14 +66,35 @@ def no_sideways_scroll(page: Page, where: str) -> None:
         f"{found['culprits']}")
 
 
-def fingertip_sized(page: Page, selector: str, where: str) -> int:
-    """Every visible element matching ``selector`` is at least 44 px high; how many there were."""
-    heights = page.locator(selector).evaluate_all(
+def fingertip_sized(page: Page, selector: str, where: str, *, wide_too: bool = False) -> int:
+    """Every visible element matching ``selector`` is at least 44 px high (and wide, with
+    ``wide_too``: a short link such as "PDF"); how many there were."""
+    sizes = page.locator(selector).evaluate_all(
         """els => els.filter(e => e.checkVisibility({visibilityProperty: true}))
-                     .map(e => [e.textContent.trim().slice(0, 40), e.getBoundingClientRect().height])""")
-    small = [(label, round(height, 1)) for label, height in heights if height < FINGERTIP_PX]
-    assert not small, f"{where}: touch targets under {FINGERTIP_PX} px high: {small}"
-    return len(heights)
+                     .map(e => { const box = e.getBoundingClientRect();
+                                 return [e.textContent.trim().slice(0, 40), box.height, box.width]; })""")
+    small = [(label, round(height, 1), round(width, 1)) for label, height, width in sizes
+             if height < FINGERTIP_PX or (wide_too and width < FINGERTIP_PX)]
+    assert not small, (f"{where}: touch targets under {FINGERTIP_PX} px {'high or wide' if wide_too else 'high'} "
+                       f"(text, height, width): {small}")
+    return len(sizes)
+
+
+# Each select whose chosen text does not fit beside its arrow: the text is measured in the select's
+# own font, the room is its inner width less the padding and the arrow (a background image).
+_CUT_CHOICES = r"""els => {
+  const canvas = document.createElement('canvas').getContext('2d');
+  return els.filter(s => !s.multiple && s.checkVisibility() && s.selectedIndex >= 0).map(s => {
+    const style = getComputedStyle(s);
+    canvas.font = style.font;
+    const text = s.options[s.selectedIndex].text;
+    const offset = /calc\(100% - ([0-9.]+)px\)/.exec(style.backgroundPositionX);
+    const arrow = style.backgroundImage === 'none' ? 0
+      : (offset ? Number(offset[1]) : 0) + parseFloat(style.backgroundSize);
+    const room = s.clientWidth - parseFloat(style.paddingLeft) - Math.max(parseFloat(style.paddingRight), arrow);
+    return {name: s.id || s.name, text, need: Math.ceil(canvas.measureText(text).width), room: Math.floor(room)};
+  }).filter(c => c.need > c.room);
+}"""
 
 
 def set_up(api: httpx.Client) -> None:
@@ -194,10 +217,13 @@ def test_a_store_associate_works_the_queue_on_a_tablet_and_orders_read_on_a_phon
     shot(tablet, "820-queue-reject-open")
     reject.click()
     targets = ".queue-card button, .queue-card summary, .queue-card .queue-actions a"
+    links = ".queue-tools a, .queue-card header a, .queue-card .queue-actions a"  # "PDF", "order O-…"
+    assert fingertip_sized(tablet, links, "the links of the queue", wide_too=True) >= 3
     for button, status in (("Accept", "accepted"), ("Start picking", "picking"), ("Packed", "packed"),
                            ("Ready for pickup", "ready for pickup")):
         no_sideways_scroll(tablet, f"the queue before '{button}'")
         assert fingertip_sized(tablet, targets, f"the queue before '{button}'")
+        fingertip_sized(tablet, links, f"the links of the queue before '{button}'", wide_too=True)
         card.get_by_role("button", name=button).click()
         expect(card.locator(".badge").first).to_have_text(status)
     shot(tablet, "820-queue-ready")
@@ -250,6 +276,58 @@ def test_a_store_associate_works_the_queue_on_a_tablet_and_orders_read_on_a_phon
 
     assert journey.page_errors == []
     assert journey.failures == []
+
+
+def test_the_rule_builder_shows_every_choice_in_full_on_a_desktop_and_a_tablet(
+        live_server: Any, new_context: Any, journey_for: Any) -> None:
+    """The builder's selects as wide as their choices ("Ship to the pickup store from another location",
+    "hold for customer service"), the sample order's too; an amount the server refused keeps its unit
+    beside it."""
+    base = live_server.base_url
+    journey = journey_for("builder-widths-")
+    suffix = uuid.uuid4().hex[:8]
+    email = f"mona-{suffix}@example.test"
+    created = cli_tenant(f"Maison Mona {suffix}", email, PASSWORD, owner="Mona Merch", timezone=TIMEZONE)
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+        set_up(api)
+    page = journey.watch(new_context(timezone_id=TIMEZONE, base_url=base, viewport=DESKTOP).new_page(), "merchandiser")
+    sign_in(page, base, email, PASSWORD)
+    page.goto("/app/rules/draft")
+
+    def saved(action: Any) -> None:
+        """The edit sent, and the builder back from the server with the draft's next revision."""
+        before = page.locator("#builder-status").get_attribute("data-revision")
+        action()
+        expect(page.locator("#builder-status")).not_to_have_attribute("data-revision", before or "")
+        expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+    # An order total that is no amount: the server marks the field, its unit stays beside it.
+    page.locator("#r0\\.new_field").select_option("order.total")
+    saved(lambda: page.locator("#rule-0").get_by_role("button", name="+ Add condition").click())
+    page.locator("#r0\\.0\\.value").fill("abc")
+    saved(lambda: page.locator("#r0\\.0\\.value").press("Tab"))
+    expect(page.locator("#r0\\.0\\.value")).to_have_attribute("aria-invalid", "true")
+
+    for viewport in (DESKTOP, TABLET):
+        width = viewport["width"]
+        page.set_viewport_size(viewport)
+        page.goto("/app/rules/draft")
+        expect(page.locator("#r0\\.then\\.fallback\\.0 option:checked")).to_have_text(
+            "Ship to the pickup store from another location")
+        expect(page.locator("#otherwise option:checked")).to_have_text("hold for customer service")
+        expect(page.locator("#simulate-form [name=delivery_mode] option:checked")).to_have_text("Ship to the customer")
+        cut = page.locator("main select").evaluate_all(_CUT_CHOICES)
+        assert cut == [], f"at {width} px, choices cut short (text and room in px): {cut}"
+        field = page.locator("#r0\\.0\\.value").bounding_box()
+        unit = page.locator("#r0\\.0\\.value + small").bounding_box()
+        assert field and unit
+        assert unit["x"] >= field["x"] + field["width"] - 1, (width, field, unit)  # beside, not above
+        assert field["y"] - 1 <= unit["y"] and unit["y"] + unit["height"] <= field["y"] + field["height"] + 1, (
+            width, field, unit)
+        no_sideways_scroll(page, f"the rule builder at {width} px")
+        journey.shot(page, f"{width}-builder")
+
+    assert journey.page_errors == []
 
 
 def test_the_api_documentation_renders_offline(live_server: Any, new_context: Any, journey_for: Any) -> None:

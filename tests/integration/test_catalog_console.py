@@ -286,6 +286,14 @@ async def test_stock_is_received_damaged_corrected_and_counted_with_a_reason(cli
     ledger_page = await client.get(f"/app/inventory/movements?product={adjust.split('/')[3]}")
     assert "±0" in ledger_page.text and "yearly count" in ledger_page.text
 
+    # Both lists say what happened in words, newest first, never the ledger's codes.
+    product_page = await client.get(f"/app/catalog/{adjust.split('/')[3]}")
+    said = ["Safety stock", "Counted", "Counted", "Returned", "Correction", "Damaged or lost", "Received"]
+    for shown_page, table in ((ledger_page, "<table>"), (product_page, '<table class="product-movements">')):
+        body = shown_page.text.split(table, 1)[1].split("</table>", 1)[0]
+        reasons = [html.unescape(cell) for cell in re.findall(r"<td>([^<]*)</td><td>[^<]*</td><td><small>", body)]
+        assert reasons == said, reasons
+
 
 async def test_stock_short_of_its_orders_can_still_be_received_and_counted_up(client) -> None:
     """Where on hand is already below what orders hold (a snapshot said so), units coming in and a
@@ -383,6 +391,16 @@ async def test_a_semicolon_windows_1252_file_with_prices_as_the_company_writes_t
     assert (cafe["name"], cafe["price_minor"], cafe["category"], cafe["attributes"]) == (
         "Café crème", 5990, "Épicerie", {"matière": "grès"})
     assert (the["name"], the["price_minor"], the["attributes"]) == ("Thé vert « Sencha »", 123456, {})
+
+    # The same file again: nothing to create or update, so no import is offered, nor can one be sent.
+    again = await upload(client, "catalogue.csv", content)
+    assert again.status_code == 200, again.text
+    assert "Nothing to import: all 2 products are already in the catalog as in this file." in text_of(again)
+    assert "/app/catalog/import/apply" not in again.text and "Import 2 products" not in text_of(again)
+    assert (await post_form(client, "/app/catalog/import/apply")).status_code == 409
+    one = await upload(client, "one.csv",
+                       "sku;name;price;category;attr:matière\nCAFE-1;Café crème;59,90;Épicerie;grès\n".encode("cp1252"))
+    assert "Nothing to import: the product is already in the catalog as in this file." in text_of(one)
 
     # Again with one change, one new product and one as it was: said so.
     content = ("sku;name;price;category;attr:matière\n"

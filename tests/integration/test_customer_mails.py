@@ -1,7 +1,8 @@
 """Mails customers can read: in their language (French and English catalogs), with the channel's
 order number, the pickup store's name, address and opening hours, the parcel's tracking link,
-the company's name and colour; HTML with a plain-text alternative; the company's own subjects and
-introductions per language (Settings → Notifications, with a preview and a test sent to oneself);
+the company's name and colour; a partial cancellation told with what went, its refund and what
+still comes; HTML with a plain-text alternative; the company's own subjects and introductions per
+language (Settings → Notifications, with a preview and a test sent to oneself, marked as a test);
 and the public address of links derived from the port."""
 
 from __future__ import annotations
@@ -201,6 +202,122 @@ async def test_cancelled_order_is_told_in_french(client) -> None:
     assert "changed mind" not in mail.body_text  # the company's reason is its own
 
 
+async def two_warehouses(client: AsyncClient, key: str) -> dict[str, str]:
+    """One pair of boots in Lyon, socks in Lille (so an order of both leaves in two parcels), and
+    rules that ship from warehouses, splitting when they must."""
+    t = uuid.uuid4().hex[:6].upper()
+    c = {"lyon": f"WH-{t}", "lille": f"WH2-{t}", "boots": f"BOOT-{t}", "socks": f"SOCK-{t}"}
+    await make_locations(
+        client, key,
+        {"code": c["lyon"], "name": "Lyon DC", "kind": "warehouse", "country": "FR", "timezone": "Europe/Paris",
+         "city": "Lyon", "postcode": "69002", "ships_to_customers": True, "priority": 10},
+        {"code": c["lille"], "name": "Lille DC", "kind": "warehouse", "country": "FR", "timezone": "Europe/Paris",
+         "city": "Lille", "postcode": "59000", "ships_to_customers": True, "priority": 30},
+    )
+    response = await client.post(f"{API}/products/import", headers={"Authorization": f"Bearer {key}"}, json={
+        "products": [product_body(c["boots"], name="Bottines en cuir", price_minor=2500),
+                     product_body(c["socks"], name="Chaussettes en mérinos", price_minor=1200)]})
+    assert response.status_code == 200, response.text
+    await stock_up(client, key, {(c["boots"], c["lyon"]): 1, (c["socks"], c["lille"]): 5})
+    await publish_rules(client, key, by_priority(types=("warehouse",)))
+    return c
+
+
+def section(text: str, heading: str) -> str:
+    """The lines under a heading of a text mail, up to the next blank line."""
+    return text.split(heading + "\n", 1)[1].split("\n\n", 1)[0]
+
+
+async def test_a_partial_cancellation_tells_what_went_its_refund_and_what_still_comes(client) -> None:
+    tenant = await signed_in_owner(client)  # a French retailer, cancelling from the order page
+    key = tenant.api_key
+    c = await two_warehouses(client, key)
+    email = f"{unique('ines')}@example.test"
+    created = await capture(client, key, order_body((c["boots"], 1, 2500), (c["socks"], 3, 1200), email=email,
+                                                    external_number="WEB-8812", shipping=490, language="fr"))
+    await run_outbox_inline(tenant.tenant_id)
+    parcels = {f["location"]: f for f in (await get_order(client, key, created["id"]))["fulfilments"]}
+    # The boots leave first: the whole payment (65,90 €) is captured with them.
+    await act_ok(client, key, parcels[c["lyon"]]["id"], "accept", "pick", "pack", "ship")
+
+    done = await post_form(client, f"/app/orders/{created['id']}/cancel", {"cancel_line_2": "2",
+                                                                           "reason": "Rupture à Lille"})
+    assert done.status_code == 303, done.text
+    mail = await only_mail(tenant.tenant_id, email, "order.lines_cancelled")
+    assert mail.subject == "Une partie de votre commande WEB-8812 a été annulée"
+    assert mail.meta["language"] == "fr"
+    text = plain(mail.body_text)
+    assert text.startswith("Bonjour Bea Buyer,")
+    assert "Une partie de votre commande a été annulée. Voici ce qui a été annulé, et ce qui reste à venir." in text
+    assert section(text, "ARTICLES ANNULÉS") == f"- Chaussettes en mérinos {TIMES} 2 : 24,00 €"
+    assert "Un remboursement de 24,00 € est en cours sur votre moyen de paiement." in text
+    # The boots have left already: what still comes is the last pair of socks.
+    assert section(text, "RESTE À VENIR") == f"- Chaussettes en mérinos {TIMES} 1"
+    assert f"Votre commande s{APOSTROPHE}élève désormais à 41,90 €." in text
+    assert "Rupture à Lille" not in text  # the company's reason is its own
+    html = plain(mail.body_html)
+    assert "Articles annulés</h2>" in html and f"Chaussettes en mérinos {TIMES} 2</td>" in html
+    assert "24,00 €" in html and "Reste à venir</h2>" in html
+    assert not [m for m in await mail_to(tenant.tenant_id, email) if m.kind == "order.cancelled"]
+
+    # The last pair too: the mail tells of this refund alone, and nothing is left to come.
+    response = await client.post(f"{API}/orders/{created['id']}/cancel", json={"reason": "Rupture"},
+                                 headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["refunded_minor"] == 3600
+    last, _ = [m for m in await mail_to(tenant.tenant_id, email) if m.kind == "order.lines_cancelled"]  # newest first
+    text = plain(last.body_text)
+    assert section(text, "ARTICLES ANNULÉS") == f"- Chaussettes en mérinos {TIMES} 1 : 12,00 €"
+    assert "Un remboursement de 12,00 € est en cours" in text
+    assert "RESTE À VENIR" not in text and f"Votre commande s{APOSTROPHE}élève désormais à 29,90 €." in text
+
+
+async def test_units_cancelled_before_the_capture_are_not_charged_in_the_companys_words(client) -> None:
+    tenant = await signed_in_owner(client)
+    key = tenant.api_key
+    c = await two_warehouses(client, key)
+    saved = await post_form(client, f"{SETTINGS}/lines_cancelled/en", {
+        "action": "save", "subject": "A change to order {order_number}",
+        "intro": "{customer_name}, we could not send everything you asked {company} for."})
+    assert saved.status_code == 303, saved.text
+    email = f"{unique('liam')}@example.test"
+    created = await capture(client, key, order_body((c["boots"], 1, 2500), (c["socks"], 2, 1200), email=email,
+                                                    language="en"))
+    await run_outbox_inline(tenant.tenant_id)
+    response = await client.post(f"{API}/orders/{created['id']}/cancel",
+                                 json={"lines": [{"line_no": 2, "quantity": 1}]},
+                                 headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+
+    mail = await only_mail(tenant.tenant_id, email, "order.lines_cancelled")
+    assert mail.subject == f"A change to order {created['number']}"
+    text = plain(mail.body_text)
+    assert f"Bea Buyer, we could not send everything you asked {tenant.name} for." in text
+    assert section(text, "CANCELLED ITEMS") == f"- Chaussettes en mérinos {TIMES} 1: 12,00 €"
+    # Only authorised so far: nothing to give back, the customer is simply not charged for it.
+    assert "You will not be charged for them." in text and "refund" not in text.lower()
+    assert section(text, "STILL COMING") == f"- Bottines en cuir {TIMES} 1\n- Chaussettes en mérinos {TIMES} 1"
+    assert "Your order now comes to 37,00 €." in text
+
+
+async def test_partly_cancelled_is_edited_like_the_other_mails(client) -> None:
+    await signed_in_owner(client)
+    listing = await client.get(SETTINGS)
+    assert "Partly cancelled" in listing.text
+    assert 'href="/app/settings/notifications?kind=lines_cancelled&amp;language=fr#editor"' in listing.text
+    page = await client.get(SETTINGS, params={"kind": "lines_cancelled", "language": "fr"})
+    assert page.status_code == 200
+    assert 'value="Une partie de votre commande {order_number} a été annulée"' in page.text
+    assert "<code>{refund}</code>" in page.text
+    preview = await post_form(client, f"{SETTINGS}/lines_cancelled/fr", {
+        "action": "preview", "subject": "Commande {order_number} : {refund} remboursés", "intro": "Désolés !"})
+    assert preview.status_code == 200
+    shown = plain(preview.text)
+    assert "Commande WEB-100234 : 12,00 € remboursés" in shown
+    assert "Articles annulés" in shown and "Reste à venir" in shown
+    assert "Ceci est un test" not in shown  # the preview is the mail as customers get it
+
+
 # --- safety ------------------------------------------------------------------------------------------
 
 
@@ -306,8 +423,13 @@ async def test_preview_and_send_me_a_test(client) -> None:
     assert sent.status_code == 200
     assert f"A test of this mail is on its way to {tenant.email}" in sent.text
     mail = await only_mail(tenant.tenant_id, tenant.email, "test.order.shipped")
-    assert mail.subject == "En route : WEB-100234 via Colissimo"
+    # Marked as a test, in its subject and at the top of its body, so nobody takes it for an order's.
+    assert mail.subject == "[Test] En route : WEB-100234 via Colissimo"
+    marker = f"Ceci est un test avec des données d{APOSTROPHE}exemple : il ne concerne aucune vraie commande"
+    assert plain(mail.body_text).startswith(f"*** {marker}")
+    assert plain(mail.body_html).index(marker) < plain(mail.body_html).index("Bonjour Camille Martin,")
     assert "Suivre votre colis" in mail.body_text and mail.body_html
+    assert "[Test]" not in preview.text and "Ceci est un test" not in preview.text
     assert "Your text" not in (await client.get(SETTINGS)).text  # a test saves nothing
 
 

@@ -75,10 +75,12 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
                          error="RuntimeError: alpha-failure-marker", retries=3)
     await add_inventory(client, a)
     hook_secret = await add_rules_and_orders(client, a)
+    await add_shipping_and_mail_texts(client, a)
     secrets = {"hook_secret": hook_secret, "customer": "alpha-customer@example.test", "name": a.name,
                "email": a.email, "member": member_email, "key": a.api_key, "failure": "alpha-failure-marker",
                "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "rule": "ALPHA-SECRET-RULE",
-               "order": "ALPHA-ORDER-1", "hook": "alpha-hooks", "stripe": "ALPHA_STRIPE"}
+               "order": "ALPHA-ORDER-1", "hook": "alpha-hooks", "stripe": "ALPHA_STRIPE",
+               "tracking": "ALPHATRACK123", "mail_text": "ALPHA-SECRET-SUBJECT"}
     return a, secrets
 
 
@@ -147,6 +149,23 @@ async def add_rules_and_orders(client, a) -> str:
     routed = await client.get(f"/api/v1/orders/{order.json()['id']}", headers=key)
     assert routed.json()["status"] == "routed", routed.json()
     return hook.json()["secret"]
+
+
+async def add_shipping_and_mail_texts(client, a) -> None:
+    """Tenant A's parcel shipped with a carrier and tracking number, and its own text for a mail."""
+    key = bearer(a.api_key)
+    orders = (await client.get("/api/v1/orders", headers=key)).json()["orders"]
+    order = (await client.get(f"/api/v1/orders/{orders[0]['id']}", headers=key)).json()
+    [parcel] = order["fulfilments"]
+    for action in ("accept", "pick", "pack"):
+        moved = await client.post(f"/api/v1/fulfilments/{parcel['id']}/{action}", headers=key, json={})
+        assert moved.status_code == 200, moved.text
+    shipped = await client.post(f"/api/v1/fulfilments/{parcel['id']}/ship", headers=key,
+                                json={"carrier": "colissimo", "tracking_number": "ALPHATRACK123"})
+    assert shipped.status_code == 200, shipped.text
+    saved = await post_form(client, "/app/settings/notifications/shipped/fr", {
+        "action": "save", "subject": "ALPHA-SECRET-SUBJECT {order_number}", "intro": "Alpha intro"})
+    assert saved.status_code == 303, saved.text
 
 
 def routes(app) -> list[tuple[str, str, Any]]:

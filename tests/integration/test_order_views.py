@@ -92,6 +92,12 @@ async def test_cancelling_with_nothing_selected_is_refused_and_writes_nothing(cl
                                              "least one line."}
 
     await console(client, tenant)
+    # The browser asks for a confirmation only once something is chosen (app.js reads the mark);
+    # without JavaScript, or with nothing chosen, the server's answer says what to choose.
+    shown = await client.get(f"/app/orders/{order['id']}")
+    form = re.search(r'<form method="post" action="/app/orders/[^"]+/cancel"[^>]*>', shown.text)
+    assert form and f'data-confirm="Cancel these units of order {order["number"]}?"' in form.group(0)
+    assert "data-confirm-if-chosen" in form.group(0)
     page = await post_form(client, f"/app/orders/{order['id']}/cancel",
                            {"cancel_line_1": "0", "reason": "nothing"})
     assert page.status_code == 422
@@ -277,6 +283,15 @@ async def test_an_order_on_hold_says_why_in_plain_words_where_it_is_listed(clien
     row = re.search(rf'<tr data-order="{held["number"]}">.*?</tr>', listing.text, re.S)
     assert row, listing.text
     assert f"Not enough stock: 485 units of {c['sku']} missing" in plain(row.group(0))
+
+    # The order page says it once, above the task to decide, and explains no location: none was chosen.
+    page = await client.get(f"/app/orders/{held['id']}")
+    above_timeline = plain(page.text.split('<ol class="order-timeline"')[0])
+    assert above_timeline.count(f"485 units of {c['sku']} missing") == 1
+    assert f"On hold: Not enough stock: 485 units of {c['sku']} missing" in above_timeline
+    task = re.search(r'<article class="service-task".*?</article>', page.text, re.S)
+    assert task and "Order on hold" in plain(task.group(0)) and "Resolve task" in plain(task.group(0))
+    assert "Why this location" not in page.text and "why-location" not in page.text
 
 
 async def test_the_timeline_says_a_rejected_order_is_routed_again(client) -> None:

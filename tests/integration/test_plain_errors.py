@@ -139,6 +139,57 @@ async def test_opening_hours_and_numbers_are_told_per_field(client: AsyncClient)
     }
 
 
+def input_tag(html: str, name: str) -> str:
+    found = re.search(rf'<input[^>]* name="{re.escape(name)}"[^>]*>', html)
+    assert found, name
+    return unescape(found.group(0))
+
+
+async def test_numbers_that_are_none_come_back_as_typed_and_the_browser_checks_what_the_server_does(
+        client: AsyncClient) -> None:
+    """A longitude, a capacity or a priority that is no number is shown again as typed, beside its
+    message (number fields would have sent nothing and come back empty); every rule the server applies
+    to the form is carried to the browser in the server's words."""
+    tenant = await create_tenant(country="FR", currency="EUR")
+    await login(client, tenant.email)
+    form = dict(GOOD_LOCATION, latitude="45.76", longitude="abc", daily_capacity="²", priority="1e3",
+                shipping_cost="abc", timezone="Europe/Pariss", open_mon="18:00", close_mon="09:00")
+    page = await post_form(client, "/app/locations/new", form)
+    assert form_field_errors(page.text) == {
+        "longitude": "Enter a number such as 2.35.",
+        "daily_capacity": "Enter a whole number such as 500, or leave it empty for no limit.",
+        "priority": "Enter a whole number such as 100.",
+        "shipping_cost": "Enter an amount such as 5,90 or 5,90 €.",
+        "timezone": "Unknown time zone 'Europe/Pariss': use a region and a city, such as Europe/Paris.",
+        "close_mon": "Closing must be later than opening.",
+    }
+    for name, typed in (("longitude", "abc"), ("daily_capacity", "²"), ("priority", "1e3"), ("shipping_cost", "abc"),
+                        ("timezone", "Europe/Pariss"), ("open_mon", "18:00"), ("close_mon", "09:00")):
+        tag = input_tag(page.text, name)
+        assert f'value="{typed}"' in tag, tag
+        assert 'type="number"' not in tag, tag  # text, so that what was typed is sent and shown again
+    longitude = input_tag(page.text, "longitude")
+    assert 'inputmode="decimal"' in longitude and 'min="-180" max="180"' in longitude
+    assert 'data-msg-pattern="Enter a number such as 2.35."' in longitude
+    assert 'data-msg-range="Enter a number from -180 to 180."' in longitude
+    assert 'data-msg-pattern="Enter an amount such as 5,90 or 5,90\xa0€."' in input_tag(page.text, "shipping_cost")
+    assert ("data-msg-list=\"Unknown time zone '{value}': use a region and a city, such as Europe/Paris.\""
+            in input_tag(page.text, "timezone"))
+    assert ("data-msg-list=\"Unknown country '{value}': use a two-letter country code such as FR or US.\""
+            in input_tag(page.text, "country"))
+    assert 'data-after="open_mon" data-msg-after="Closing must be later than opening."' in input_tag(
+        page.text, "close_mon")
+    assert 'data-msg-pair="Give the opening time too, or neither."' in input_tag(page.text, "open_mon")
+    # The amount's pattern lets through what the server reads, and stops what it never would.
+    from inventory.location_form import amount_html_pattern
+
+    pattern = re.compile(amount_html_pattern("EUR", "fr_FR"))
+    for typed in ("5,90", "5,90 €", "€5.90", "1 234,56", "59 EUR", "7.50"):
+        assert pattern.fullmatch(typed), typed
+    for typed in ("abc", "five euros", "5,90 $", ""):
+        assert not pattern.fullmatch(typed), typed
+
+
 async def test_a_location_saved_without_coordinates_is_placed_from_its_city(client: AsyncClient) -> None:
     tenant = await create_tenant()
     await login(client, tenant.email)

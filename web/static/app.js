@@ -1,8 +1,15 @@
 // Confirmation before destructive forms: the text comes from data-confirm, never from
 // inline handlers (which would run names and emails as code).
+// A form marked data-confirm-if-chosen (the order's cancel form) asks only when something is chosen
+// in it, a ticked box or a number above 0: with nothing chosen it is sent without a question, and the
+// server's answer says what to choose (as it does without JavaScript).
+const somethingChosen = (form) => Array.prototype.some.call(form.elements, (field) =>
+  (field.type === "checkbox" && field.checked) || (field.type === "number" && Number(field.value) > 0));
 document.addEventListener("submit", (event) => {
-  const message = event.target.dataset ? event.target.dataset.confirm : undefined;
-  if (message && !window.confirm(message)) event.preventDefault();
+  const form = event.target;
+  const message = form.dataset ? form.dataset.confirm : undefined;
+  if (!message || (form.hasAttribute("data-confirm-if-chosen") && !somethingChosen(form))) return;
+  if (!window.confirm(message)) event.preventDefault();
 });
 
 // Drag and drop in the rule builder: dropping a rule card or a condition row on a sibling
@@ -78,31 +85,95 @@ document.addEventListener("click", (event) => {
 
 // Forms marked data-check (with novalidate, so the browser shows no bubble of its own): on submit,
 // every field the browser can already tell is wrong is marked at once, beside it, in the words the
-// server would use (data-msg-required, -pattern, -range, -length, -number, from core.forms); the first
-// is focused and nothing is sent. The server checks everything again and answers the same way.
+// server would use (data-msg-required, -pattern, -range, -length, -number, -type, from core.forms); the
+// first is focused and nothing is sent. The server checks everything again and answers the same way.
+// Besides what HTML checks by itself, a field may ask for:
+//   data-msg-list   its value is one of its datalist's ("{value}" in the words stands for what was typed;
+//                   data-list-case="any": in any case, as the server reads country codes);
+//   data-pair=NAME  not empty when the field NAME of the form is filled (an opening time and its closing);
+//   data-after=NAME later than the field NAME when both are filled (data-msg-after);
+//   min / max       on a text field typed as a number (inputmode decimal or numeric, read with a comma
+//                   or a dot), its range (data-msg-range).
+// A field the person can't see (the tracking link while a listed carrier is chosen) is not checked.
 (() => {
   const words = (field) => {
     const v = field.validity, d = field.dataset;
     if (v.valueMissing) return d.msgRequired || "This field is required.";
-    if (v.badInput || v.stepMismatch) return d.msgNumber || "Enter a number.";
+    if (v.badInput || v.stepMismatch) return d.msgNumber || d.msgType || "Enter a number.";
     if (v.typeMismatch) return d.msgType || (field.type === "email" ? "Enter an email address such as name@example.com." : field.validationMessage);
     if (v.patternMismatch) return d.msgPattern || field.title || field.validationMessage;
     if (v.rangeUnderflow || v.rangeOverflow) return d.msgRange || field.validationMessage;
     if (v.tooShort || v.tooLong) return d.msgLength || field.validationMessage;
-    return field.validationMessage;
+    return field.validationMessage;  // our own checks below: their words are the message itself
+  };
+  const other = (field, name) => (name && field.form ? field.form.elements.namedItem(name) : null);
+  const ownProblem = (field) => {
+    const d = field.dataset, value = (field.value || "").trim();
+    if (d.msgPair && !value) {
+      const pair = other(field, d.pair);
+      if (pair && pair.value.trim()) return d.msgPair;
+    }
+    if (!value) return "";
+    if (d.msgList && field.list) {
+      const any = d.listCase === "any";
+      const wanted = any ? value.toUpperCase() : value;
+      const known = Array.prototype.some.call(field.list.options, (o) => (any ? o.value.toUpperCase() : o.value) === wanted);
+      if (!known) return d.msgList.split("{value}").join(wanted);
+    }
+    if (d.msgAfter) {
+      const before = other(field, d.after);
+      if (before && before.value && value <= before.value) return d.msgAfter;
+    }
+    if (field.type === "text" && /^(decimal|numeric)$/.test(field.inputMode || "") && (field.hasAttribute("min") || field.hasAttribute("max"))) {
+      const number = Number(value.replace(",", "."));
+      const lo = field.hasAttribute("min") ? Number(field.getAttribute("min")) : -Infinity;
+      const hi = field.hasAttribute("max") ? Number(field.getAttribute("max")) : Infinity;
+      if (Number.isFinite(number) && (number < lo || number > hi)) return d.msgRange || "";
+    }
+    return "";
+  };
+  // Our own checks become the fields' custom validity, so that the loop below sees them as the browser's.
+  const ownChecks = (form) => {
+    for (const field of form.elements) {
+      if (!field.setCustomValidity || !field.name) continue;
+      field.setCustomValidity("");
+      if (!field.validity.valid) continue;  // the browser's own finding comes first
+      const problem = ownProblem(field);
+      if (problem) field.setCustomValidity(problem);
+    }
+  };
+  const shown = (field) => field.getClientRects().length > 0;
+  // The message beside a field: the one its aria-describedby names (the server's, or ours from before),
+  // else a new one, named after the field's id (unique even when several forms have the same fields).
+  const noteOf = (field) => {
+    for (const id of (field.getAttribute("aria-describedby") || "").split(" ")) {
+      const note = id ? document.getElementById(id) : null;
+      if (note && note.classList.contains("field-error")) return note;
+    }
+    return null;
+  };
+  // Our message taken away (corrected, or about to be told again): the field is no longer marked.
+  const unmark = (form, note) => {
+    const field = form.querySelector(`[aria-describedby~="${note.id}"]`);
+    note.remove();
+    if (!field) return;
+    const rest = field.getAttribute("aria-describedby").split(" ").filter((id) => id && id !== note.id);
+    if (rest.length) field.setAttribute("aria-describedby", rest.join(" "));
+    else field.removeAttribute("aria-describedby");
+    if (!noteOf(field)) field.removeAttribute("aria-invalid");
   };
   document.addEventListener("submit", (event) => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-check")) return;
-    form.querySelectorAll(".field-error[data-client]").forEach((note) => note.remove());
+    form.querySelectorAll(".field-error[data-client]").forEach((note) => unmark(form, note));
+    ownChecks(form);
     let first = null;
     for (const field of form.elements) {
-      if (!field.name || !field.willValidate || field.validity.valid) continue;
-      const id = field.name + "-error";
-      let note = document.getElementById(id);
+      if (!field.name || !field.willValidate || field.validity.valid || !shown(field)) continue;
+      let note = noteOf(field);
       if (!note) {
         note = document.createElement("small");
-        note.id = id;
+        note.id = (field.id || field.name) + "-error";
         note.className = "field-error";
         note.dataset.client = "";
         field.insertAdjacentElement("afterend", note);
@@ -110,7 +181,7 @@ document.addEventListener("click", (event) => {
       note.textContent = words(field);
       field.setAttribute("aria-invalid", "true");
       const described = (field.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
-      if (!described.includes(id)) field.setAttribute("aria-describedby", [id, ...described].join(" "));
+      if (!described.includes(note.id)) field.setAttribute("aria-describedby", [note.id, ...described].join(" "));
       first = first || field;
     }
     if (first) {
@@ -119,16 +190,19 @@ document.addEventListener("click", (event) => {
       first.focus();
     }
   }, true);
-  // A corrected field loses the browser's mark at once (the server's stays until the next answer).
-  document.addEventListener("input", (event) => {
-    const field = event.target;
-    if (!field.form || !field.form.hasAttribute("data-check") || !field.validity || !field.validity.valid) return;
-    const note = document.getElementById(field.name + "-error");
-    if (note && note.hasAttribute("data-client")) {
-      note.remove();
-      field.removeAttribute("aria-invalid");
-    }
-  });
+  // A corrected field loses the browser's mark at once (the server's stays until the next answer); so
+  // does its pair (a closing time that is now after the opening time just typed).
+  const recheck = (event) => {
+    const form = event.target.form;
+    if (!form || !form.hasAttribute("data-check")) return;
+    ownChecks(form);
+    form.querySelectorAll(".field-error[data-client]").forEach((note) => {
+      const field = form.querySelector(`[aria-describedby~="${note.id}"]`);
+      if (!field || field.validity.valid) unmark(form, note);
+    });
+  };
+  document.addEventListener("input", recheck);
+  document.addEventListener("change", recheck);
   // The form shown again with the server's messages: the cursor goes to the first field to correct.
   window.addEventListener("DOMContentLoaded", () => {
     const first = document.querySelector("form[data-check] [aria-invalid=true]");
