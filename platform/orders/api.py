@@ -19,12 +19,24 @@ from core import idempotency
 from core.auth import FOR_ORDER_KEYS, Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS, relay_if_pending
+from core.forms import decode_json
 from core.group_commit import NEXT_BATCH, GroupCommit, NextBatch
 from core.idempotency import WithStatus
 from core.pages import client_ip
 from core.params import PageSize
 from core.problems import ProblemError
-from orders import allocation, cancellation, capture, carriers, documents, fulfilment, payments, queries, service_tasks
+from orders import (
+    allocation,
+    cancellation,
+    capture,
+    carriers,
+    documents,
+    fulfilment,
+    payments,
+    queries,
+    refunds,
+    service_tasks,
+)
 from orders.guards import handle_fulfilments, take_orders
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
 from orders.schemas import (
@@ -42,6 +54,8 @@ from orders.schemas import (
     OrderSummaryOut,
     PickListLineOut,
     PickListOut,
+    RefundIn,
+    RefundOut,
     ResolveIn,
     StripeAccountIn,
     TaskOut,
@@ -213,6 +227,29 @@ class OrdersApiController(Controller):
         await cancellation.cancel(db, principal, order_id, lines=lines, reason=data.reason)
         await db.flush()
         return order_out(await queries.order_detail(db, principal, order_id))
+
+    @post("/orders/{order_id:uuid}/refunds", summary="Refund an order as goodwill", guards=[take_orders],
+          status_code=201,
+          description="Gives back amount_minor of what was captured, with a reason (required). Optional lines "
+                      "([{line_no or order_line_id, amount_minor}]) and shipping_minor say which parts of it go "
+                      "to which line and to shipping. Refused (422, every problem named, nothing written) beyond "
+                      "what is left of the captured amount, beyond what a line's net has left, or beyond the "
+                      "shipping fee. With an Idempotency-Key, a retry is answered the first answer, never "
+                      "refunding twice.")
+    async def create_refund(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                            order_id: uuid.UUID) -> Response[RefundOut]:
+        # Find the order before reading the body: another company's order is a 404, never a 422.
+        await queries.get_order(db, principal, order_id)
+        data = decode_json(await request.body(), RefundIn)
+
+        async def create() -> RefundOut:
+            return await refunds.goodwill(db, principal, order_id, data)
+
+        return await idempotency.idempotent_create(request, db, principal, create)
+
+    @get("/orders/{order_id:uuid}/refunds", summary="The order's refund ledger, newest first")
+    async def list_refunds(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> list[RefundOut]:
+        return (await refunds.ledger(db, principal, order_id)).refunds
 
     @post("/orders/{order_id:uuid}/release", summary="Route an order on hold or backordered again",
           guards=[take_orders], status_code=200)

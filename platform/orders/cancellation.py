@@ -53,9 +53,11 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
         FulfilmentLine.tenant_id == order.tenant_id, FulfilmentLine.fulfilment_id.in_(list(fulfilments)),
         FulfilmentLine.quantity > 0))) if fulfilments else []
     value = 0
+    by_line: dict[uuid.UUID, int] = {}  # what the cancelled units of each line were worth
     for line_no, quantity in wanted.items():
         line = order_lines[line_no]
-        value += payments.cancelled_value(line, quantity)
+        by_line[line.id] = payments.cancelled_value(line, quantity)
+        value += by_line[line.id]
         take_open = min(allocation.open_quantity(line), quantity)
         remaining = quantity - take_open
         for held_line in [h for h in held if h.order_line_id == line.id]:
@@ -78,8 +80,9 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     lifecycle.record(session, order, "order.lines_cancelled", actor=principal.label, reason=reason or None,
                      lines={str(k): v for k, v in wanted.items()})
     refund_due = order.captured_minor if everything else value
-    refunded = await payments.refund(session, order, refund_due, actor=principal.label,
-                                     reason=reason or "cancelled")
+    refunded = await payments.refund(session, order, refund_due, actor=principal.label, reason=reason or "cancelled",
+                                     source="cancellation", lines=by_line,
+                                     shipping=order.shipping_fee_minor if everything else 0)
     if everything:
         lifecycle.move_order(session, order, "cancelled", actor=principal.label, reason=reason or None)
         await service_tasks.close_if_open(session, order, "order_on_hold", "the order was cancelled",

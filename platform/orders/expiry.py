@@ -53,19 +53,22 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
                              actor=ACTOR, reference=reference)
     by_id = {line.order_line_id: line.quantity for line in lines}
     value = 0
+    by_line: dict[uuid.UUID, int] = {}
     for order_line in await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
                                                                     OrderLine.id.in_(list(by_id)))):
         quantity = by_id[order_line.id]
         if fulfilment.kind != "pickup":
             order_line.qty_shipped -= quantity
         order_line.qty_allocated -= quantity
-        value += payments.cancelled_value(order_line, quantity)
+        by_line[order_line.id] = payments.cancelled_value(order_line, quantity)
+        value += by_line[order_line.id]
         order_line.qty_cancelled += quantity
     await session.flush()
     everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
         select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))
     await payments.refund(session, order, order.captured_minor if everything else value, actor=ACTOR,
-                          reason="pickup not collected")
+                          reason="pickup not collected", source="cancellation", lines=by_line,
+                          shipping=order.shipping_fee_minor if everything else 0)
     if everything:
         lifecycle.move_order(session, order, "cancelled", actor=ACTOR, reason="pickup not collected in time")
         await notifications.tell_customer(session, order, "pickup_expired")

@@ -54,6 +54,9 @@ class Order(TenantScoped, Base):
         Index("ix_orders_to_close", "tenant_id", "updated_at",
               postgresql_where=text("status IN ('delivered', 'collected', 'shipped')")),
         CheckConstraint("total_minor >= 0", name="total_not_negative"),
+        # The refund ledger's invariant, held by the database itself: refunds are written with the
+        # order row locked (``orders.payments.refund``), and this check refuses whatever slips past.
+        CheckConstraint("refunded_minor <= captured_minor", name="refunded_within_captured"),
     )
 
     number: Mapped[str] = mapped_column(String(64))
@@ -213,10 +216,15 @@ class PaymentAccount(TenantScoped, Base):
     updated_by: Mapped[str] = mapped_column(String(320), default="")
 
 
+REFUND_SOURCES = ("cancellation", "return", "exchange", "goodwill", "shipping")
+
+
 class Refund(TenantScoped, Base):
     """Money given back on an order, as recorded; for a Stripe payment, ``pending`` until Stripe
     has taken it (``sent``), ``failed`` when Stripe refused it for good, ``abandoned`` when
-    customer service settled it another way."""
+    customer service settled it another way. The order's refunds are its refund ledger: each
+    says why (``source``), and how much of it goes to each line (``RefundLine``) and to shipping;
+    the rest of its amount is given back on the order as a whole."""
 
     __tablename__ = "refunds"
     __table_args__ = (
@@ -224,18 +232,43 @@ class Refund(TenantScoped, Base):
         Index("ix_refunds_order", "tenant_id", "order_id"),
         Index("ix_refunds_pending", "tenant_id", "created_at", postgresql_where=text("status = 'pending'")),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("source IN ('cancellation', 'return', 'exchange', 'goodwill', 'shipping')",
+                        name="source_known"),
+        CheckConstraint("shipping_minor >= 0 AND shipping_minor <= amount_minor", name="shipping_within_amount"),
     )
 
     order_id: Mapped[uuid.UUID]
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     provider: Mapped[str] = mapped_column(String(20))  # external | stripe
+    source: Mapped[str] = mapped_column(String(20), default="cancellation",
+                                        server_default="cancellation")  # one of REFUND_SOURCES
+    shipping_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # of amount_minor
     reason: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(20))  # pending | sent | failed | abandoned
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # definite refusals, as for captures
     created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class RefundLine(TenantScoped, Base):
+    """The part of a refund given back on one order line: a line never gets back more than its
+    net (``orders.payments.net_of``), counting its refunds that were not failed or abandoned."""
+
+    __tablename__ = "refund_lines"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "refund_id"], ["refunds.tenant_id", "refunds.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "order_line_id"], ["order_lines.tenant_id", "order_lines.id"],
+                             ondelete="CASCADE"),
+        Index("ix_refund_lines_refund", "tenant_id", "refund_id"),
+        Index("ix_refund_lines_order_line", "tenant_id", "order_line_id"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    refund_id: Mapped[uuid.UUID]
+    order_line_id: Mapped[uuid.UUID]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
 
 
 class ServiceTask(TenantScoped, Base):

@@ -20,6 +20,7 @@ from core.auth import Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS
 from core.forms import parse_int
+from core.locale import money_input, parse_money
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
 from core.problems import ProblemError, invalid, not_found
 from inventory import catalog
@@ -34,11 +35,13 @@ from orders import (
     manual,
     payments,
     queries,
+    refunds,
     service_tasks,
     wording,
 )
 from orders.guards import HANDLERS, TAKERS, handle_fulfilments, take_orders
 from orders.notification_pages import NotificationSettingsPagesController
+from orders.schemas import RefundIn
 from rules.fields import CHANNELS
 from tenants import service as tenants
 
@@ -55,6 +58,7 @@ NOTICES.update({
     "units_cancelled_nothing_to_refund": "Units cancelled: their stock is released. Nothing to refund: no payment "
                                          "was captured for them.",
     "order_released": "Released: the order is being routed again.",
+    "refund_made": "Refund recorded: it is on the order's refund ledger.",
     "fulfilment_updated": "Fulfilment updated.",
 })
 
@@ -202,6 +206,45 @@ class OrdersPagesController(Controller):
             return await _order_page(request, db, principal, order_id, status_code=422, errors=shown,
                                      values=values)
         return redirect(f"/app/orders/{order_id}", done=_cancel_notice(done))
+
+    @post("/orders/{order_id:uuid}/refund", guards=[take_orders])
+    async def refund_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
+                           order_id: uuid.UUID) -> Template | Redirect:
+        """A goodwill refund in two steps: its effect shown first, then made when confirmed."""
+        values = await form_data(request)
+        order = await queries.get_order(db, principal, order_id)
+        typed = values.get("refund_amount", "").strip()
+        amount = parse_money(typed, order.currency, principal.locale) if typed else None
+        reason = values.get("refund_reason", "")
+        errors: dict[str, str] = {}
+        if amount is None:
+            errors["refund_amount"] = ("Type the amount to refund, such as "
+                                       f"{money_input(1200, order.currency, principal.locale)}." if not typed else
+                                       f"{typed[:30]!r} is not an amount: type it such as "
+                                       f"{money_input(1200, order.currency, principal.locale)}.")
+        if len(reason) > 500:
+            errors["refund_reason"] = "Say why in at most 500 characters."
+        _, problems, left = await refunds.effect(db, principal, order_id, amount or 0, reason)
+        errors |= {_REFUND_FIELDS.get(field, field): message for field, message in problems.items()
+                   if not (field == "amount_minor" and "refund_amount" in errors)}
+        if errors:
+            return await _order_page(request, db, principal, order_id, status_code=422, refund_errors=errors,
+                                     refund_values=values)
+        assert amount is not None
+        if values.get("confirm") != "1":
+            return await _order_page(request, db, principal, order_id, refund_values=values,
+                                     refund_review={"amount": amount, "left": left, "token": uuid.uuid4().hex})
+        try:
+            await refunds.goodwill_once(db, principal, order_id, RefundIn(amount_minor=amount, reason=reason.strip()),
+                                        token=values.get("refund_token", "")[:64])
+        except ProblemError as problem:  # another refund came first
+            if problem.status != 422:
+                raise
+            await db.rollback()
+            shown = {_REFUND_FIELDS.get(field, field): message for field, message in form_errors(problem).items()}
+            return await _order_page(request, db, principal, order_id, status_code=422, refund_errors=shown,
+                                     refund_values=values)
+        return redirect(f"/app/orders/{order_id}", done="refund_made")
 
     @post("/orders/{order_id:uuid}/release", guards=[take_orders])
     async def release_order(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Redirect:
@@ -422,9 +465,14 @@ class PaymentsPagesController(Controller):
         return redirect("/app/settings/payments", done="stripe_saved")
 
 
+_REFUND_FIELDS = {"amount_minor": "refund_amount", "reason": "refund_reason", "__all__": "refund_amount"}
+
+
 async def _order_page(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                       order_id: uuid.UUID, *, status_code: int = 200, errors: dict[str, str] | None = None,
-                      values: dict[str, str] | None = None) -> Template:
+                      values: dict[str, str] | None = None, refund_errors: dict[str, str] | None = None,
+                      refund_values: dict[str, str] | None = None,
+                      refund_review: dict[str, int | str] | None = None) -> Template:
     """The order page (or, for htmx, its panel): its money as placed and as it stands, and its
     payment and timeline in words (``orders.wording``)."""
     detail = await queries.order_detail(db, principal, order_id)
@@ -432,16 +480,17 @@ async def _order_page(request: Request[Any, Any, Any], db: AsyncSession, princip
     template = "orders/_order.html" if request.headers.get("HX-Request") == "true" else "orders/order.html"
     tasks, _ = await service_tasks.listing(db, principal, status="open", order_id=order_id)
     figures = payments.figures(order, detail.lines)
-    refunds = await payments.refunds_by_status(db, order) if order.refunded_minor else {}
+    by_status = await payments.refunds_by_status(db, order) if order.refunded_minor else {}
     words = wording.payment_sentence(order, figures, locale=principal.locale,
-                                     refunds_waiting=refunds.get("pending", 0),
-                                     refunds_failed=refunds.get("failed", 0))
+                                     refunds_waiting=by_status.get("pending", 0),
+                                     refunds_failed=by_status.get("failed", 0))
     return page(request, template, status_code=status_code, detail=detail, order=order,
                 can_take=principal.role in TAKERS, can_handle=principal.role in HANDLERS,
                 tasks=[row.task for row in tasks], task_kinds=service_tasks.KINDS, figures=figures,
                 payment_words=words, balance_label=wording.balance_label(order, figures),
                 event_title=wording.event_title, errors=errors or {}, values=values or {},
-                carrier_name=carriers.name_of)
+                carrier_name=carriers.name_of, ledger=(await refunds.ledger(db, principal, order_id)).refunds,
+                refund_errors=refund_errors or {}, refund_values=refund_values or {}, refund_review=refund_review)
 
 
 def _cancel_field(field: str, lines: list[tuple[int, int]]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,7 +22,7 @@ import stripe
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import clock
+from core import clock, webhooks
 from core.auth import Principal
 from core.broker import actor
 from core.db import get_database
@@ -33,7 +33,7 @@ from core.problems import invalid
 from core.redrive import pending_work
 from core.settings import get_settings
 from orders import lifecycle, service_tasks
-from orders.models import Order, OrderLine, PaymentAccount, Refund
+from orders.models import Order, OrderLine, PaymentAccount, Refund, RefundLine
 from tenants.service import Actor, audit
 
 ACTOR = "payments"
@@ -142,11 +142,71 @@ def _captured(session: AsyncSession, order: Order, amount: int, *, actor: str, h
                      reason=f"{money(amount, order.currency)} {how}")
 
 
-async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str, reason: str) -> int:
-    """Give back up to ``amount`` of what was captured; returns what was refunded."""
-    amount = min(amount, order.captured_minor - order.refunded_minor)
-    if amount <= 0:
-        return 0
+UNSETTLED = ("failed", "abandoned")  # refunds that gave nothing back on the ledger's lines
+
+
+@dataclass(frozen=True)
+class Refundable:
+    """What an order can still give back, as its refund ledger stands (read with the order locked)."""
+
+    total: int  # captured less refunded
+    lines: dict[uuid.UUID, int]  # per order line: its net less what its refunds gave back
+    shipping: int  # the shipping fee less what refunds gave back on it
+
+
+async def refundable(session: AsyncSession, order: Order, order_lines: Iterable[OrderLine] | None = None
+                     ) -> Refundable:
+    if order_lines is None:
+        order_lines = await session.scalars(select(OrderLine).where(OrderLine.tenant_id == order.tenant_id,
+                                                                    OrderLine.order_id == order.id))
+    given: dict[uuid.UUID, int] = dict((await session.execute(
+        select(RefundLine.order_line_id, func.sum(RefundLine.amount_minor))
+        .join(Refund, (Refund.tenant_id == RefundLine.tenant_id) & (Refund.id == RefundLine.refund_id))
+        .where(Refund.tenant_id == order.tenant_id, Refund.order_id == order.id, Refund.status.not_in(UNSETTLED))
+        .group_by(RefundLine.order_line_id))).all())
+    shipping_given = await session.scalar(select(func.coalesce(func.sum(Refund.shipping_minor), 0)).where(
+        Refund.tenant_id == order.tenant_id, Refund.order_id == order.id, Refund.status.not_in(UNSETTLED)))
+    return Refundable(total=order.captured_minor - order.refunded_minor,
+                      lines={line.id: net_of(line) - int(given.get(line.id) or 0) for line in order_lines},
+                      shipping=order.shipping_fee_minor - int(shipping_given or 0))
+
+
+async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str, reason: str,
+                 source: str = "cancellation", lines: Mapping[uuid.UUID, int] | None = None,
+                 shipping: int = 0) -> int:
+    """Give back up to ``amount`` of what was captured (see ``record_refund``); returns what was refunded."""
+    row = await record_refund(session, order, amount, actor=actor, reason=reason, source=source, lines=lines,
+                              shipping=shipping)
+    return row.amount_minor if row is not None else 0
+
+
+async def record_refund(session: AsyncSession, order: Order, amount: int, *, actor: str, reason: str,
+                        source: str = "cancellation", lines: Mapping[uuid.UUID, int] | None = None,
+                        shipping: int = 0, exact: bool = False) -> Refund | None:
+    """Give back ``amount`` of what was captured, on the order's refund ledger, ``lines`` (order
+    line id → amount) and ``shipping`` being the parts of it given back on those. The caller holds
+    the order row lock (SELECT … FOR UPDATE), so that concurrent refunds are counted one after
+    the other: the order never refunds more than it captured, nor a line more than its net.
+
+    ``exact`` (a refund someone asked for): anything beyond what is left is refused with a 422
+    naming every problem, before anything is written. Otherwise (a cancellation's refund) the
+    amount is cut to what is left and its parts to what each line and the shipping has left.
+    Returns the refund written, or None when there was nothing to give back."""
+    lines = dict(lines or {})
+    left = await refundable(session, order)
+    if exact:
+        errors = refund_problems(order, amount, lines, shipping, left)
+        if errors:
+            raise invalid(errors, detail=next(iter(errors.values())))
+    else:
+        amount = min(amount, left.total)
+        if amount <= 0:
+            return None
+        budget = amount
+        for line_id, part in list(lines.items()):
+            lines[line_id] = max(0, min(part, left.lines.get(line_id, 0), budget))
+            budget -= lines[line_id]
+        shipping = max(0, min(shipping, left.shipping, budget))
     order.refunded_minor += amount
     order.payment_status = "refunded" if order.refunded_minor >= order.captured_minor else "partially_refunded"
     through_stripe = order.payment_provider == "stripe"
@@ -154,13 +214,49 @@ async def refund(session: AsyncSession, order: Order, amount: int, *, actor: str
     row = Refund(tenant_id=order.tenant_id, id=uuid7(), order_id=order.id, amount_minor=amount,
                  currency=order.currency, provider=order.payment_provider or "external", reason=reason[:500],
                  status="pending" if through_stripe else "sent", created_by=actor, created_at=now,
-                 sent_at=None if through_stripe else now)
+                 sent_at=None if through_stripe else now, source=source, shipping_minor=shipping)
     session.add(row)
+    session.add_all([RefundLine(tenant_id=order.tenant_id, id=uuid7(), refund_id=row.id, order_line_id=line_id,
+                                amount_minor=part) for line_id, part in lines.items() if part > 0])
     lifecycle.record(session, order, "payment.refunded", actor=actor, amount_minor=amount, refund_id=str(row.id),
-                     reason=f"{money(amount, order.currency)} refunded: {reason}")
+                     source=source, reason=f"{money(amount, order.currency)} refunded: {reason}")
+    webhooks.emit(session, order.tenant_id, "refund.created", {
+        "order_id": str(order.id), "number": order.number, "refund_id": str(row.id), "source": source,
+        "amount_minor": amount, "currency": order.currency, "status": row.status, "reason": row.reason})
     if through_stripe:
         _send_refund(session, row)
-    return amount
+    return row
+
+
+def refund_problems(order: Order, amount: int, lines: Mapping[uuid.UUID, int], shipping: int, left: Refundable,
+                    positions: Mapping[uuid.UUID, int] | None = None) -> dict[str, str]:
+    """Every reason to refuse a refund someone asked for, by field, in plain words (``positions``:
+    each line's place in the request, when not the order of ``lines``)."""
+    errors: dict[str, str] = {}
+    cur = order.currency
+    if amount <= 0:
+        errors["amount_minor"] = "Enter an amount above zero."
+    elif amount > left.total:
+        errors["amount_minor"] = (
+            f"Only {money(max(left.total, 0), cur)} can still be refunded: {money(order.captured_minor, cur)} "
+            f"captured, {money(order.refunded_minor, cur)} refunded already." if order.captured_minor else
+            "Nothing was captured on this order yet, so there is nothing to refund.")
+    for n, (line_id, part) in enumerate(lines.items()):
+        i = positions.get(line_id, n) if positions else n
+        if part <= 0:
+            errors[f"lines[{i}].amount_minor"] = "Enter an amount above zero for the line."
+        elif part > left.lines.get(line_id, 0):
+            errors[f"lines[{i}].amount_minor"] = (
+                f"This line can get back at most {money(max(left.lines.get(line_id, 0), 0), cur)} more "
+                "(what the customer paid for it, less its earlier refunds).")
+    if shipping < 0:
+        errors["shipping_minor"] = "Enter an amount of zero or more for shipping."
+    elif shipping > left.shipping:
+        errors["shipping_minor"] = (f"Shipping can get back at most {money(max(left.shipping, 0), cur)} more "
+                                    "(the shipping fee, less its earlier refunds).")
+    if not errors and sum(lines.values()) + shipping > amount:
+        errors["amount_minor"] = "The amounts of the lines and shipping add up to more than the refund."
+    return errors
 
 
 def _send_refund(session: AsyncSession, row: Refund) -> None:

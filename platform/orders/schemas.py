@@ -259,3 +259,45 @@ class OrderSettings(msgspec.Struct, forbid_unknown_fields=True):
 
 class StripeAccountIn(msgspec.Struct, forbid_unknown_fields=True):
     secret_key: Annotated[str, msgspec.Meta(max_length=300)]
+
+
+class RefundLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A part of a refund given back on one line, named by its number or its id."""
+
+    amount_minor: SignedMoney
+    line_no: Int32 | None = None
+    order_line_id: uuid.UUID | None = None
+
+
+class RefundIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A goodwill refund: ``amount_minor`` in all, of which ``lines`` and ``shipping_minor`` say
+    what goes to which line and to shipping (optional; the rest is on the order as a whole)."""
+
+    amount_minor: SignedMoney
+    reason: Annotated[str, msgspec.Meta(max_length=500, extra={
+        "message": "Say in at most 500 characters why the customer gets this refund."})]
+    lines: Annotated[list[RefundLineIn], msgspec.Meta(max_length=500)] | None = None
+    shipping_minor: SignedMoney = 0
+
+
+class RefundLineOut(msgspec.Struct):
+    order_line_id: uuid.UUID
+    line_no: int
+    sku: str
+    amount_minor: int
+
+
+class RefundOut(msgspec.Struct):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    source: str  # cancellation | return | exchange | goodwill | shipping
+    amount_minor: int
+    currency: str
+    shipping_minor: int
+    lines: list[RefundLineOut]
+    provider: str  # external | stripe
+    status: str  # pending | sent | failed | abandoned
+    reason: str
+    created_by: str
+    created_at: datetime
+    sent_at: datetime | None
