@@ -18,7 +18,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime as _babel_datetime
 from babel.numbers import format_currency, get_currency_precision, get_currency_symbol, get_decimal_symbol
 
-from core.money import exponent, to_minor
+from core.money import exponent, major, to_minor
 
 DEFAULT_LOCALE = "en_US"
 # The languages customer mails and the console's formats come in (message catalogs exist for each).
@@ -105,6 +105,4 @@ def money_input(minor: int | None, currency: str, locale: Locale | str | None = 
     """An amount as a form field shows it for editing: "59,00" in French, "59.00" in English."""
     if minor is None:
         return ""
-    places = exponent(currency)
-    text = f"{Decimal(minor).scaleb(-places):.{places}f}"
-    return text.replace(".", get_decimal_symbol(locale or DEFAULT_LOCALE)) if places else text
+    return major(minor, currency).replace(".", get_decimal_symbol(locale or DEFAULT_LOCALE))

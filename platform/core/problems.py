@@ -73,12 +73,17 @@ def problem_response(problem: ProblemError) -> Response[Any]:
     return Response(body, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=problem.headers)
 
 
-def _annotation(request: Request[Any, Any, Any], name: str) -> Any:
-    """The route handler's annotation of a parameter (``data`` is the body), or None."""
+def _parameter(request: Request[Any, Any, Any], name: str) -> Any:
+    """The route handler's parsed parameter ``name`` (``data`` is the body), or None."""
     try:
-        parameter = request.route_handler.parsed_fn_signature.parameters.get(name)
+        return request.route_handler.parsed_fn_signature.parameters.get(name)
     except Exception:  # no route: a 404 or 405 before any handler
         return None
+
+
+def _annotation(request: Request[Any, Any, Any], name: str) -> Any:
+    """The route handler's annotation of a parameter, or None."""
+    parameter = _parameter(request, name)
     return None if parameter is None else parameter.annotation
 
 
@@ -86,10 +91,7 @@ def _parameter_type(request: Request[Any, Any, Any], name: str) -> Any:
     """A query or path parameter's type with its declared bounds, to word its problem."""
     import msgspec
 
-    try:
-        parameter = request.route_handler.parsed_fn_signature.parameters.get(name)
-    except Exception:  # no route
-        return None
+    parameter = _parameter(request, name)
     if parameter is None:
         return None
     bound = parameter.kwarg_definition

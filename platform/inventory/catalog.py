@@ -430,21 +430,31 @@ def _row(principal: Principal, product: ProductIn) -> dict[str, Any]:
             "weight_grams": product.weight_grams, "attributes": product.attributes, "status": product.status}
 
 
+def _same(before: Any, values: dict[str, Any]) -> bool:
+    """Whether a saved product (a row or an entity) already has every compared value."""
+    return all(getattr(before, c) == v for c, v in values.items())
+
+
+async def _existing(session: AsyncSession, principal: Principal, products: list[ProductIn]) -> dict[str, Any]:
+    """The compared columns of the products already saved under these SKUs, by SKU (one query)."""
+    return {row.sku: row for row in await session.execute(
+        select(Product.sku, *(getattr(Product, c) for c in _COMPARED))
+        .where(Product.tenant_id == principal.tenant_id,
+               Product.sku == any_(bindparam("skus", [p.sku for p in products], ARRAY(String)))))}
+
+
 async def save_products(session: AsyncSession, principal: Principal, products: list[ProductIn]) -> ImportCounts:
     """Create or update by SKU; a product whose every field is already as given is left alone."""
     if not products:
         return ImportCounts(0, 0, 0)
-    existing = {row.sku: row for row in await session.execute(
-        select(Product.sku, *(getattr(Product, c) for c in _COMPARED))
-        .where(Product.tenant_id == principal.tenant_id,
-               Product.sku == any_(bindparam("skus", [p.sku for p in products], ARRAY(String)))))}
+    existing = await _existing(session, principal, products)
     now = utcnow()
     rows = []
     unchanged = 0
     for p in products:
         values = _row(principal, p)
         before = existing.get(p.sku)
-        if before is not None and all(getattr(before, c) == values[c] for c in _COMPARED):
+        if before is not None and _same(before, values):
             unchanged += 1
             continue
         rows.append({"tenant_id": principal.tenant_id, "id": uuid7(), "sku": p.sku, **values, "created_at": now,
@@ -463,16 +473,13 @@ async def import_plan(session: AsyncSession, principal: Principal, products: lis
     """What saving these products would do, without saving them (for a preview)."""
     if not products:
         return ImportCounts(0, 0, 0)
-    existing = {row.sku: row for row in await session.execute(
-        select(Product.sku, *(getattr(Product, c) for c in _COMPARED))
-        .where(Product.tenant_id == principal.tenant_id,
-               Product.sku == any_(bindparam("skus", [p.sku for p in products], ARRAY(String)))))}
+    existing = await _existing(session, principal, products)
     created = unchanged = 0
     for p in products:
         before = existing.get(p.sku)
         if before is None:
             created += 1
-        elif all(getattr(before, c) == v for c, v in _row(principal, p).items()):
+        elif _same(before, _row(principal, p)):
             unchanged += 1
     return ImportCounts(created=created, updated=len(products) - created - unchanged, unchanged=unchanged)
 
@@ -500,7 +507,7 @@ async def update_product(session: AsyncSession, principal: Principal, product: P
     """Everything but the SKU (channels, feeds and orders know the product by it); True when
     something changed."""
     values = _row(principal, data)
-    if all(getattr(product, c) == v for c, v in values.items()):
+    if _same(product, values):
         return False
     for column, value in values.items():
         setattr(product, column, value)

@@ -5,6 +5,7 @@ the coordinates found from the city when they are left empty."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,18 @@ def browser_checks(currency: str, locale: str) -> dict[str, Any]:
     }
 
 
+def _read_numbers(text: dict[str, str], names: tuple[str, ...], parse: Callable[..., float | int | None],
+                  raw: dict[str, Any], errors: dict[str, str]) -> None:
+    """Each typed number into ``raw``, or its words into ``errors``; its range is the type's."""
+    for name in names:
+        if typed := text.get(name):
+            number = parse(typed, lo=-_WIDE, hi=_WIDE)
+            if number is None:
+                errors[name] = NUMBER_WORDS[name]
+            else:
+                raw[name] = number
+
+
 def read(data: dict[str, str], *, timezone: str, country: str, currency: str, locale: str) -> LocationIn:
     """The form's fields as a location, or ``invalid`` with every problem, each on its field."""
     errors: dict[str, str] = {}
@@ -87,23 +100,11 @@ def read(data: dict[str, str], *, timezone: str, country: str, currency: str, lo
     for flag in FLAGS:
         raw[flag] = data.get(flag) == "on"
 
-    for name in ("latitude", "longitude"):
-        if typed := text.get(name):
-            number = parse_float(typed, lo=-_WIDE, hi=_WIDE)
-            if number is None:
-                errors[name] = NUMBER_WORDS[name]
-            else:
-                raw[name] = number
+    _read_numbers(text, ("latitude", "longitude"), parse_float, raw, errors)
     if ("latitude" in raw) != ("longitude" in raw) and not errors:
         missing = "longitude" if "latitude" in raw else "latitude"
         errors[missing] = f"Give the {missing} too, or leave both empty to find them from the city."
-    for name in ("daily_capacity", "priority"):
-        if typed := text.get(name):
-            whole = parse_int(typed, lo=-_WIDE, hi=_WIDE)
-            if whole is None:
-                errors[name] = NUMBER_WORDS[name]
-            else:
-                raw[name] = whole
+    _read_numbers(text, ("daily_capacity", "priority"), parse_int, raw, errors)
     if typed := text.get("shipping_cost"):
         minor = parse_money(typed, currency, locale)
         if minor is None:

@@ -453,6 +453,22 @@ def _focus_after(action: str, rows: list[tuple[str, str]]) -> str:
     return f"attr.{len(rows) - 1}.key" if action == "add_attribute" and rows else "add-attribute"
 
 
+async def _posted_form(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, *,
+                       product: Product | None
+                       ) -> tuple[dict[str, str], list[tuple[str, str]], list[str], Template | None]:
+    """The posted product form: its fields, attribute rows and the categories, and the form again
+    when the button pressed only added or removed an attribute row (None when it saves)."""
+    data = await form_data(request)
+    rows = _attribute_rows(data)
+    categories = await catalog.categories(db, principal.tenant_id)
+    action = data.get("action", "save")
+    again = None
+    if (changed := _rows_after(action, rows)) is not None:
+        again = _form_page(request, principal, categories, product=product, values=data, rows=changed,
+                           focus=_focus_after(action, changed))
+    return data, rows, categories, again
+
+
 async def _product_page(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, product: Product,
                         *, status_code: int = 200, errors: dict[str, str] | None = None,
                         values: dict[str, str] | None = None, selected: str = "") -> Template:
@@ -491,13 +507,9 @@ class CatalogPagesController(Controller):
     @post("/new", guards=[manage_stock])
     async def create_product(self, request: Request[Any, Any, Any], db: AsyncSession,
                              principal: Principal) -> Template | Redirect:
-        data = await form_data(request)
-        rows = _attribute_rows(data)
-        categories = await catalog.categories(db, principal.tenant_id)
-        action = data.get("action", "save")
-        if (changed := _rows_after(action, rows)) is not None:
-            return _form_page(request, principal, categories, product=None, values=data, rows=changed,
-                              focus=_focus_after(action, changed))
+        data, rows, categories, again = await _posted_form(request, db, principal, product=None)
+        if again is not None:
+            return again
         product, errors = _read_product(data, rows, principal, sku=data.get("sku", ""), before={})
         if product is not None:
             try:
@@ -533,13 +545,9 @@ class CatalogPagesController(Controller):
     async def update_product(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                              ref: str) -> Template | Redirect:
         product = await _find_product(db, principal, ref)
-        data = await form_data(request)
-        rows = _attribute_rows(data)
-        categories = await catalog.categories(db, principal.tenant_id)
-        action = data.get("action", "save")
-        if (changed := _rows_after(action, rows)) is not None:
-            return _form_page(request, principal, categories, product=product, values=data, rows=changed,
-                              focus=_focus_after(action, changed))
+        data, rows, categories, again = await _posted_form(request, db, principal, product=product)
+        if again is not None:
+            return again
         read, errors = _read_product(data, rows, principal, sku=product.sku, before=dict(product.attributes))
         if read is None:
             return _form_page(request, principal, categories, product=product, values=data,

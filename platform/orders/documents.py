@@ -35,6 +35,7 @@ from inventory import catalog
 from inventory import locations as inventory_locations
 from inventory.schemas import LocationOut
 from orders import carriers, queries
+from orders import fulfilment as fulfilment_rules
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 
 # What is on the shelves still to take: accepted, or being picked.
@@ -160,9 +161,7 @@ async def packing_slip(session: AsyncSession, principal: Principal, fulfilment_i
     see the order; a store associate, for their locations' fulfilments (sent or arriving) only."""
     fulfilment = await session.scalar(select(Fulfilment).where(Fulfilment.tenant_id == principal.tenant_id,
                                                                Fulfilment.id == fulfilment_id))
-    if fulfilment is None or not (principal.works_at(fulfilment.location_code) or (
-            fulfilment.kind == "transfer" and fulfilment.ship_to_store
-            and principal.works_at(fulfilment.ship_to_store))):
+    if fulfilment is None or not fulfilment_rules.may_see(principal, fulfilment):
         raise not_found("Fulfilment")
     order = await queries.get_order(session, principal, fulfilment.order_id)
     rows = await session.execute(

@@ -261,13 +261,23 @@ async def _on_tracking(session: AsyncSession, principal: Principal, order: Order
     return True
 
 
+def _arriving_at_own_store(principal: Principal, fulfilment: Fulfilment) -> bool:
+    return fulfilment.kind == "transfer" and fulfilment.ship_to_store is not None \
+        and principal.works_at(fulfilment.ship_to_store)
+
+
+def may_see(principal: Principal, fulfilment: Fulfilment) -> bool:
+    """A store associate sees their own locations' fulfilments: what leaves them, and a
+    transfer arriving there for a customer to collect."""
+    return principal.works_at(fulfilment.location_code) or _arriving_at_own_store(principal, fulfilment)
+
+
 def _may_act(principal: Principal, fulfilment: Fulfilment, target: str) -> bool:
     """A store associate acts at their own locations only: on what leaves them, and on a
     transfer arriving there for a customer to collect."""
     if principal.works_at(fulfilment.location_code):
         return True
-    return fulfilment.kind == "transfer" and fulfilment.ship_to_store is not None \
-        and principal.works_at(fulfilment.ship_to_store) and target in ("ready_for_pickup", "collected")
+    return _arriving_at_own_store(principal, fulfilment) and target in ("ready_for_pickup", "collected")
 
 
 def _check_kind(fulfilment: Fulfilment, target: str) -> None:

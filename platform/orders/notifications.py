@@ -40,6 +40,7 @@ from core.locale import format_money, locale_of
 from core.mail import queue_mail
 from core.settings import WEB_DIR
 from inventory import locations as inventory_locations
+from inventory.schemas import LocationOut
 from orders import carriers, payments
 from orders.mail_texts import KINDS, Texts, company_texts, default_texts, fill, language_of, translations
 from orders.models import Fulfilment, Order, OrderLine
@@ -320,10 +321,12 @@ async def _store(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) 
     if not code:
         return None
     found = (await inventory_locations.by_codes(session, tenant_id, [code])).get(code)
-    if found is None:
-        return None
-    return Store(found.name, found.address_line1, found.postcode, found.city, found.country, found.timezone,
-                 dict(found.opening_hours or {}))
+    return _store_of(found) if found is not None else None
+
+
+def _store_of(location: LocationOut) -> Store:
+    return Store(location.name, location.address_line1, location.postcode, location.city, location.country,
+                 location.timezone, dict(location.opening_hours or {}))
 
 
 _FULFILMENT_OF_KIND = {"shipped": ("shipped", ("ship",)), "delivered": ("delivered", ("ship",)),
@@ -409,9 +412,7 @@ async def sample_facts(session: AsyncSession, principal: Principal, kind: str, l
                        profile: CompanyProfile) -> MailFacts:
     """A made-up order to show a mail with: the company's first pickup store when it has one."""
     stores = [loc for loc in await inventory_locations.active(session, principal.tenant_id) if loc.click_and_collect]
-    store = SAMPLE_STORE if not stores else Store(
-        stores[0].name, stores[0].address_line1, stores[0].postcode, stores[0].city, stores[0].country,
-        stores[0].timezone, dict(stores[0].opening_hours or {}))
+    store = _store_of(stores[0]) if stores else SAMPLE_STORE
     pickup = kind in ("ready_for_pickup", "pickup_expired")
     boots, socks = SAMPLE_ITEMS.get(language, SAMPLE_ITEMS["en"])
     items = [Item(boots, 1, 12900), Item(socks, 2, 2400)] if kind == "confirmation" else []

@@ -7,14 +7,12 @@ coordinates found from its city."""
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_pages import sign_in
-from processes import cli_tenant
+from browser_pages import new_company, signed_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -56,12 +54,8 @@ def test_eight_mistakes_are_shown_at_once_then_the_location_is_saved(live_server
                                                                     journey_for: Any) -> None:
     base = live_server.base_url
     journey = journey_for("forms-")
-    suffix = uuid.uuid4().hex[:8]
-    email = f"lea-{suffix}@example.test"
-    cli_tenant(f"Maison Lefèvre {suffix}", email, PASSWORD, owner="Léa Lefèvre", timezone=TIMEZONE)
-    context = new_context(timezone_id=TIMEZONE, base_url=base)
-    page = journey.watch(context.new_page(), "owner")
-    sign_in(page, base, email, PASSWORD)
+    company = new_company("Maison Lefèvre", "lea", PASSWORD, owner="Léa Lefèvre", timezone=TIMEZONE)
+    page = signed_in_page(new_context, journey, "owner", base, company.email, PASSWORD, timezone_id=TIMEZONE)
 
     page.goto("/app/locations/new")
     expect(page.get_by_role("heading", name="New location", level=1)).to_be_visible()

@@ -5,15 +5,13 @@ the server at each step, the order reviewed with its total, then placed."""
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from browser_pages import sign_in
-from processes import cli_tenant
+from browser_pages import new_company, signed_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -43,14 +41,11 @@ def test_an_agent_builds_reviews_and_places_a_phone_order(live_server: Any, new_
                                                           journey_for: Any) -> None:
     base = live_server.base_url
     journey = journey_for("builder-")
-    suffix = uuid.uuid4().hex[:8]
-    email = f"agent-{suffix}@example.test"
-    created = cli_tenant(f"Maison Sacs {suffix}", email, PASSWORD, owner="Agnès Agent")
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+    company = new_company("Maison Sacs", "agent", PASSWORD, owner="Agnès Agent")
+    with company.api(base) as api:
         set_up(api)
 
-        page = journey.watch(new_context(base_url=base).new_page(), "new order")
-        sign_in(page, base, email, PASSWORD)
+        page = signed_in_page(new_context, journey, "new order", base, company.email, PASSWORD)
         page.goto("/app/orders/new")
 
         # Search as one types, in lower case, and pick each product from the results.
@@ -116,13 +111,11 @@ def test_the_order_builder_works_with_javascript_turned_off(live_server: Any, ne
                                                             journey_for: Any) -> None:
     base = live_server.base_url
     journey = journey_for("builder-nojs-")
-    suffix = uuid.uuid4().hex[:8]
-    email = f"agent-{suffix}@example.test"
-    created = cli_tenant(f"Maison Sacs {suffix}", email, PASSWORD, owner="Agnès Agent")
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+    company = new_company("Maison Sacs", "agent", PASSWORD, owner="Agnès Agent")
+    with company.api(base) as api:
         set_up(api)
-        page = journey.watch(new_context(base_url=base, java_script_enabled=False).new_page(), "no script")
-        sign_in(page, base, email, PASSWORD)
+        page = signed_in_page(new_context, journey, "no script", base, company.email, PASSWORD,
+                              java_script_enabled=False)
         page.goto("/app/orders/new")
         page.get_by_label("Find a product by SKU or name").fill("mini bag")
         page.get_by_role("button", name="Search").click()

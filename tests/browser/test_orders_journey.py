@@ -6,7 +6,6 @@ done in between) is picked in the store itself. The store's fulfilment page then
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,14 +15,13 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_pages import sign_in
+from browser_pages import routing_decided, sign_in
 from processes import cli_tenant
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "orders flow like water"
 TIMEZONE = "Europe/Paris"
-ROUTED_TIMEOUT_S = 20
 
 expect.set_options(timeout=15_000)
 
@@ -70,16 +68,6 @@ def place(api: httpx.Client, number: str) -> str:
     return order_id
 
 
-def routed(api: httpx.Client, order_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + ROUTED_TIMEOUT_S
-    while time.monotonic() < deadline:
-        order: dict[str, Any] = api.get(f"/api/v1/orders/{order_id}").json()
-        if order["status"] != "received":
-            return order
-        time.sleep(0.2)
-    raise AssertionError(f"order {order_id} was not routed by the worker within {ROUTED_TIMEOUT_S} s")
-
-
 def test_scheduled_routing_change_and_a_pickup_carried_through_live(live_server: Any, new_context: Any,
                                                                     journey_for: Any) -> None:
     base = live_server.base_url
@@ -94,7 +82,7 @@ def test_scheduled_routing_change_and_a_pickup_carried_through_live(live_server:
         set_up(api, tomorrow)
 
         # 1. Today: the rules in force send the pickup from the warehouse to the store.
-        before = routed(api, place(api, f"WEB-{suffix}-1"))
+        before = routing_decided(api, place(api, f"WEB-{suffix}-1"))
         assert before["status"] == "routed", before
         [shipment] = before["fulfilments"]
         assert (shipment["location"], shipment["kind"], shipment["ship_to_store"]) == ("WH-CENTRE", "transfer",
@@ -103,7 +91,7 @@ def test_scheduled_routing_change_and_a_pickup_carried_through_live(live_server:
 
         # 2. The servers' clock passes midnight in Paris; nobody touches the rules.
         live_server.shift_clock((tomorrow + timedelta(hours=1) - datetime.now(zone)).total_seconds())
-        after = routed(api, place(api, f"WEB-{suffix}-2"))
+        after = routing_decided(api, place(api, f"WEB-{suffix}-2"))
         assert after["status"] == "routed", after
         [pickup] = after["fulfilments"]
         assert (pickup["location"], pickup["kind"]) == ("ST-PARIS", "pickup")

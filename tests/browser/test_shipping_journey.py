@@ -5,21 +5,17 @@ the delivery by hand; the pick list and the packing slip print without the conso
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from browser_pages import sign_in
-from processes import cli_tenant
+from browser_pages import new_company, routing_decided, signed_in_page
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "parcels leave on time"
-ROUTED_TIMEOUT_S = 20
 WAREHOUSE = "WH-SHIP"
 
 expect.set_options(timeout=15_000)
@@ -52,32 +48,26 @@ def place(api: httpx.Client, number: str, *lines: tuple[str, int]) -> dict[str, 
                                                  "postcode": "75020", "city": "Paris"}},
         "total_minor": total, "payment": {"authorized_minor": total, "provider": "external"}})
     assert created.status_code == 201, created.text
-    deadline = time.monotonic() + ROUTED_TIMEOUT_S
-    while time.monotonic() < deadline:
-        order: dict[str, Any] = api.get(f"/api/v1/orders/{created.json()['id']}").json()
-        if order["status"] == "routed":
-            return order
-        time.sleep(0.2)
-    raise AssertionError(f"order {number} was not routed within {ROUTED_TIMEOUT_S} s")
+    order = routing_decided(api, created.json()["id"])
+    assert order["status"] == "routed", order
+    return order
 
 
 def test_a_parcel_is_picked_packed_shipped_tracked_and_delivered(live_server: Any, new_context: Any,
                                                                  journey_for: Any) -> None:
     base = live_server.base_url
     journey = journey_for("shipping-")
-    suffix = uuid.uuid4().hex[:8]
-    email = f"sam-{suffix}@example.test"
-    created = cli_tenant(f"Maison Sam {suffix}", email, PASSWORD, owner="Sam Owner", timezone="Europe/Paris")
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+    company = new_company("Maison Sam", "sam", PASSWORD, owner="Sam Owner")
+    suffix = company.suffix
+    with company.api(base) as api:
         set_up(api)
         order = place(api, f"WEB-{suffix}-1", ("JKT-1", 2), ("CAP-1", 1))
         other = place(api, f"WEB-{suffix}-2", ("JKT-1", 1))
         [parcel], [second] = order["fulfilments"], other["fulfilments"]
         assert api.post(f"/api/v1/fulfilments/{second['id']}/accept", json={}).status_code == 200
 
-    context = new_context(base_url=base, timezone_id="Europe/Paris", viewport={"width": 1024, "height": 768})
-    tab = journey.watch(context.new_page(), "queue")
-    sign_in(tab, base, email, PASSWORD)
+    tab = signed_in_page(new_context, journey, "queue", base, company.email, PASSWORD,
+                         timezone_id="Europe/Paris", viewport={"width": 1024, "height": 768})
     tab.goto(f"/app/fulfilments?location={WAREHOUSE}")
     tab.evaluate("window.samePage = true")
     card = tab.locator(f'[data-fulfilment="{parcel["number"]}"]')
@@ -119,7 +109,7 @@ def test_a_parcel_is_picked_packed_shipped_tracked_and_delivered(live_server: An
     journey.shot(tab, "shipped")
 
     # The pick list of what is still to pick, as printed.
-    picks = journey.watch(context.new_page(), "pick list")
+    picks = journey.watch(tab.context.new_page(), "pick list")
     picks.goto(f"/app/fulfilments/pick-list?location={WAREHOUSE}")
     expect(picks.locator("#pick-list tbody tr")).to_have_count(1)
     expect(picks.locator("#pick-list")).to_contain_text(second["number"])
@@ -129,7 +119,7 @@ def test_a_parcel_is_picked_packed_shipped_tracked_and_delivered(live_server: An
     journey.shot(picks, "pick-list-print")
 
     # The packing slip: who it goes to, what is in it, no prices.
-    slip = journey.watch(context.new_page(), "packing slip")
+    slip = journey.watch(tab.context.new_page(), "packing slip")
     slip.goto(f"/app/fulfilments/{parcel['id']}/packing-slip")
     expect(slip.locator("#slip-order-number")).to_have_text(f"WEB-{suffix}-1")
     expect(slip.locator("#slip-ship-to")).to_contain_text("8 rue des Lilas")
@@ -163,12 +153,11 @@ def test_a_parcel_to_the_pickup_store_is_announced_in_french_with_its_tracking(l
     the store's address and hours, and the shop's own order number."""
     base = live_server.base_url
     journey = journey_for("ship-to-store-")
-    suffix = uuid.uuid4().hex[:8]
-    email = f"lou-{suffix}@example.test"
-    created = cli_tenant(f"Maison Lou {suffix}", email, PASSWORD, owner="Lou Owner")
+    company = new_company("Maison Lou", "lou", PASSWORD, owner="Lou Owner")
+    suffix = company.suffix
     hours = {day: [["10:00", "19:30"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat")}
     number = f"CMD-{suffix}"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=30) as api:
+    with company.api(base) as api:
         set_up(api)
         assert api.post("/api/v1/locations", json={
             "code": STORE, "name": "Paris Opéra", "kind": "store", "country": "FR", "timezone": "Europe/Paris",
@@ -186,18 +175,15 @@ def test_a_parcel_to_the_pickup_store_is_announced_in_french_with_its_tracking(l
             "lines": [{"sku": "JKT-1", "quantity": 1, "unit_price_minor": 5900}],
             "customer": {"email": f"lou-{suffix}@example.test", "name": "Lou Martin"},
             "delivery": {"mode": "pickup", "pickup_location": STORE}, "total_minor": 5900}).json()
-        deadline = time.monotonic() + ROUTED_TIMEOUT_S
-        while api.get(f"/api/v1/orders/{order['id']}").json()["status"] != "routed":
-            assert time.monotonic() < deadline, "the order was not routed"
-            time.sleep(0.2)
-        [transfer] = api.get(f"/api/v1/orders/{order['id']}").json()["fulfilments"]
+        routed = routing_decided(api, order["id"])
+        assert routed["status"] == "routed", routed
+        [transfer] = routed["fulfilments"]
         assert (transfer["kind"], transfer["ship_to_store"]) == ("transfer", STORE)
         for action in ("accept", "pick", "pack"):
             assert api.post(f"/api/v1/fulfilments/{transfer['id']}/{action}", json={}).status_code == 200
 
-    context = new_context(base_url=base, timezone_id="Europe/Paris", viewport={"width": 1024, "height": 768})
-    tab = journey.watch(context.new_page(), "warehouse")
-    sign_in(tab, base, email, PASSWORD)
+    tab = signed_in_page(new_context, journey, "warehouse", base, company.email, PASSWORD,
+                         timezone_id="Europe/Paris", viewport={"width": 1024, "height": 768})
     tab.goto(f"/app/fulfilments?location={WAREHOUSE}")
     card = tab.locator(f'[data-fulfilment="{transfer["number"]}"]')
     card.locator("summary", has_text="Ship to store").click()
