@@ -58,6 +58,7 @@ def create_app() -> Litestar:
     from orders.simulation import LAB
     from rules import api as rules_api
     from rules import pages as rules_pages
+    from support import http as support_http
     from tenants import api as tenants_api
     from tenants import pages as tenants_pages
     from tenants.auth import principal_from_api_key, principal_from_session
@@ -77,6 +78,7 @@ def create_app() -> Litestar:
         *inventory_api.route_handlers, *inventory_pages.route_handlers,
         *orders_api.route_handlers, *orders_pages.route_handlers,
         *rules_api.route_handlers, *rules_pages.route_handlers,
+        *support_http.route_handlers,
         favicon,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),

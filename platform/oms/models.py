@@ -6,9 +6,10 @@ from customers import models as customer_models
 from inventory import models as inventory_models
 from orders import models as order_models
 from rules import models as rule_models
+from support import models as support_models
 from tenants import models as tenant_models
 
 metadata = Base.metadata
 
 __all__ = ["core_models", "customer_models", "inventory_models", "metadata", "order_models", "rule_models",
-           "tenant_models"]
+           "support_models", "tenant_models"]

@@ -45,6 +45,8 @@ class Order(TenantScoped, Base):
         Index("ix_orders_customer_email_plain", "tenant_id", "customer_email"),  # stored in lower case
         Index("ix_orders_customer_placed", "tenant_id", "customer_id", "placed_at"),
         Index("ix_orders_external_number", "tenant_id", "external_number"),  # search without the channel
+        Index("ix_orders_ship_postcode", "tenant_id", "ship_postcode"),  # customer service's search
+        Index("ix_orders_exchange_for", "tenant_id", "exchange_for", postgresql_where=text("exchange_for IS NOT NULL")),
         Index("ix_orders_payment_attention", "tenant_id", "payment_status", "placed_at",
               postgresql_where=text("payment_status IN ('capture_failed', 'capture_pending')")),
         # Work that waits on a worker (see orders.tasks' pending work): small, and found across
@@ -98,6 +100,7 @@ class Order(TenantScoped, Base):
     routing_version: Mapped[int | None]
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the last decision and its trace
     created_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    exchange_for: Mapped[uuid.UUID | None]  # the order this one replaces goods of (an exchange)
     placed_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
@@ -231,6 +234,9 @@ class Refund(TenantScoped, Base):
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
         Index("ix_refunds_order", "tenant_id", "order_id"),
         Index("ix_refunds_pending", "tenant_id", "created_at", postgresql_where=text("status = 'pending'")),
+        # What an agent gave as goodwill this month, against their role's monthly limit.
+        Index("ix_refunds_goodwill_by", "tenant_id", "created_by", "created_at",
+              postgresql_where=text("source = 'goodwill'")),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("source IN ('cancellation', 'return', 'exchange', 'goodwill', 'shipping')",
                         name="source_known"),
@@ -279,13 +285,18 @@ class ServiceTask(TenantScoped, Base):
     __tablename__ = "service_tasks"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
-        Index("uq_service_tasks_open", "tenant_id", "order_id", "kind", unique=True,
+        Index("uq_service_tasks_open", "tenant_id", "order_id", "kind", "subject", unique=True,
               postgresql_where=text("status = 'open'")),
+        Index("ix_service_tasks_assigned", "tenant_id", "assigned_to", "status"),
         Index("ix_service_tasks_status", "tenant_id", "status", "id"),
     )
 
     order_id: Mapped[uuid.UUID]
-    kind: Mapped[str] = mapped_column(String(40))  # payment_capture_failed | refund_failed | order_on_hold
+    kind: Mapped[str] = mapped_column(String(40))  # one of ``orders.service_tasks.KINDS``
+    # What on the order the task is about, when an order can have several (a return's id, a
+    # goodwill request's id); '' for the order itself.
+    subject: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    assigned_to: Mapped[str | None] = mapped_column(String(320))  # a member's email
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
     detail: Mapped[str] = mapped_column(String(1000))
     occurrences: Mapped[int] = mapped_column(default=1)
@@ -294,3 +305,19 @@ class ServiceTask(TenantScoped, Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(320))
     resolution: Mapped[str | None] = mapped_column(String(1000))
+
+
+class TaskComment(TenantScoped, Base):
+    """A comment on a customer-service task, by whoever works on it."""
+
+    __tablename__ = "task_comments"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "task_id"], ["service_tasks.tenant_id", "service_tasks.id"],
+                             ondelete="CASCADE"),
+        Index("ix_task_comments_task", "tenant_id", "task_id", "id"),
+    )
+
+    task_id: Mapped[uuid.UUID]
+    body: Mapped[str] = mapped_column(String(2000))
+    author: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

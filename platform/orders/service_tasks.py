@@ -31,22 +31,29 @@ KINDS = {
     "refund_failed": "Refund failed",
     "order_on_hold": "Order on hold",
     "delivery_exception": "Delivery problem",  # a carrier's tracking reported one (orders.fulfilment)
+    "stock_missing_at_pickup": "Stock missing at the pickup store",
+    "pickup_expired": "Pickup expired",
+    "return_to_inspect": "Return to inspect",  # subject: the return's id (support.returns)
+    "return_overdue": "Return not received",  # an exchange shipped at once whose return did not come
+    "goodwill_approval": "Goodwill awaiting approval",  # subject: the request's id (support.goodwill)
 }
 STATUSES = ("open", "resolved")
 PAGE_SIZE = 50
 
 
-async def open_task(session: AsyncSession, order: Order, kind: str, detail: str, *, actor: str) -> ServiceTask:
+async def open_task(session: AsyncSession, order: Order, kind: str, detail: str, *, actor: str,
+                    subject: str = "") -> ServiceTask:
     """Open a task for the order (the caller holds the order's lock), or count again on the one
-    already open for the same problem."""
-    task = await open_of(session, order, kind)
+    already open for the same problem (and the same ``subject``: a return, a request)."""
+    task = await open_of(session, order, kind, subject)
     now = clock.now()
     if task is not None:
         task.occurrences += 1
         task.detail = detail[:1000]
         task.updated_at = now
         return task
-    task = ServiceTask(tenant_id=order.tenant_id, id=uuid7(), order_id=order.id, kind=kind, status="open",
+    task = ServiceTask(tenant_id=order.tenant_id, id=uuid7(), order_id=order.id, kind=kind, subject=subject,
+                       status="open",
                        detail=detail[:1000], occurrences=1, opened_at=now, updated_at=now)
     session.add(task)
     lifecycle.record(session, order, "task.opened", actor=actor, reason=f"{KINDS[kind]}: {detail}"[:1000],
@@ -54,16 +61,17 @@ async def open_task(session: AsyncSession, order: Order, kind: str, detail: str,
     return task
 
 
-async def open_of(session: AsyncSession, order: Order, kind: str) -> ServiceTask | None:
+async def open_of(session: AsyncSession, order: Order, kind: str, subject: str = "") -> ServiceTask | None:
     found: ServiceTask | None = await session.scalar(select(ServiceTask).where(
         ServiceTask.tenant_id == order.tenant_id, ServiceTask.order_id == order.id, ServiceTask.kind == kind,
-        ServiceTask.status == "open"))
+        ServiceTask.subject == subject, ServiceTask.status == "open"))
     return found
 
 
-async def close_if_open(session: AsyncSession, order: Order, kind: str, resolution: str, *, actor: str) -> None:
+async def close_if_open(session: AsyncSession, order: Order, kind: str, resolution: str, *, actor: str,
+                        subject: str = "") -> None:
     """The problem went away by itself: close its task, if one is open."""
-    task = await open_of(session, order, kind)
+    task = await open_of(session, order, kind, subject)
     if task is not None:
         _close(session, order, task, resolution, actor=actor)
 
