@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,28 @@ def cpu_seconds(*, session: int | None = None, command: str | None = None) -> fl
         if (session is not None and int(fields[3]) == session) or (command is not None and name == command):
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def fake_stripe_server() -> Iterator[str]:
+    """A local fake Stripe (localstripe) on a free port, never the network; its base URL."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    binary = Path(sys.executable).parent / "localstripe"
+    process = subprocess.Popen([str(binary), "--port", str(port), "--from-scratch"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=os.environ)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)

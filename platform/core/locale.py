@@ -9,13 +9,14 @@ only turns them into text and back.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime as _babel_datetime
+from babel.dates import format_timedelta
 from babel.numbers import format_currency, get_currency_precision, get_currency_symbol, get_decimal_symbol
 
 from core.money import exponent, major, to_minor
@@ -58,6 +59,12 @@ def format_money(minor: int | None, currency: str, locale: Locale | str | None =
     amount = Decimal(minor).scaleb(-places)
     return format_currency(amount, currency, locale=locale or DEFAULT_LOCALE,
                            currency_digits=places == get_currency_precision(currency))
+
+
+def format_age(since: datetime, now: datetime, locale: Locale | str | None = None) -> str:
+    """How long something has waited, in words of the locale ("3 hours", "2 days", "3 Stunden")."""
+    return format_timedelta(max(now - since, timedelta(minutes=1)), granularity="minute", format="long",
+                            locale=locale or DEFAULT_LOCALE)
 
 
 def format_time(value: datetime | None, timezone: str | None, locale: Locale | str | None = None,

@@ -79,6 +79,8 @@ class MailMessage(TenantScoped, Base):
     __table_args__ = (
         Index("ix_mail_messages_created", "tenant_id", "created_at"),
         Index("ix_mail_messages_queued", "tenant_id", "created_at", postgresql_where=text("status = 'queued'")),
+        # An order's mails (its page's list, to send one again).
+        Index("ix_mail_messages_order", "tenant_id", text("(meta ->> 'order_id')")),
     )
 
     to_address: Mapped[str] = mapped_column(String(320))

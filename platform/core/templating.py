@@ -14,7 +14,8 @@ from jinja2 import pass_context
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
-from core.locale import format_money, format_time, money_input
+from core import clock
+from core.locale import format_age, format_money, format_time, money_input
 from core.settings import WEB_DIR
 
 
@@ -35,6 +36,14 @@ def local_time(ctx: Any, value: datetime | None, tz: str | None = None, fmt: str
 
 
 @pass_context
+def age(ctx: Any, since: datetime | None) -> str:
+    """How long ago, in words of the company's locale ("3 hours")."""
+    if since is None:
+        return "—"
+    return format_age(since, clock.now(), getattr(_principal(ctx), "locale", None))
+
+
+@pass_context
 def money(ctx: Any, minor: int | None, currency: str = "EUR") -> str:
     return format_money(minor, currency, getattr(_principal(ctx), "locale", None))
 
@@ -49,6 +58,7 @@ def _configure(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
     env.filters["local_time"] = local_time
     env.filters["money"] = money
+    env.filters["age"] = age
     env.filters["money_field"] = money_field
     env.globals["static_version"] = "1"
 

@@ -42,7 +42,8 @@ from core.settings import get_settings
 EVENTS = ("order.created", "order.routed", "order.on_hold", "order.backordered", "order.cancelled",
           "order.shipped", "order.delivered", "order.collected", "fulfilment.created", "fulfilment.shipped",
           "fulfilment.delivered", "fulfilment.ready_for_pickup", "fulfilment.collected", "fulfilment.rejected",
-          "fulfilment.expired", "refund.created")
+          "fulfilment.expired", "order.updated", "refund.created", "return.requested", "return.received",
+          "return.inspected", "return.refunded", "return.closed", "return.cancelled")
 MAX_ATTEMPTS = 8
 TIMEOUT_S = 10.0
 RETRY_AFTER = timedelta(seconds=5)

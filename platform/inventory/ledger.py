@@ -44,6 +44,7 @@ class InsufficientStock(ProblemError):
 REASON_LABELS: dict[str, str] = {
     "receipt": "Received",
     "return": "Returned",
+    "return_written_off": "Returned damaged, written off",
     "damage": "Damaged or lost",
     "adjustment": "Correction",
     "count": "Counted",

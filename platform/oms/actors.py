@@ -5,5 +5,7 @@ from core import webhooks as webhook_tasks
 from inventory import tasks as inventory_tasks
 from orders import payments as payment_tasks
 from orders import tasks as order_tasks
+from support import tasks as support_tasks
 
-__all__ = ["core_tasks", "inventory_tasks", "order_tasks", "payment_tasks", "webhook_tasks"]
+__all__ = ["core_tasks", "inventory_tasks", "order_tasks", "payment_tasks", "support_tasks",
+           "webhook_tasks"]

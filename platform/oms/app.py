@@ -52,6 +52,7 @@ def create_app() -> Litestar:
     from dashboard import http as dashboard_http
     from inventory import api as inventory_api
     from inventory import pages as inventory_pages
+    from orders import amendment_api, amendment_pages
     from orders import api as orders_api
     from orders import pages as orders_pages
     from orders.directory import DIRECTORY
@@ -77,6 +78,7 @@ def create_app() -> Litestar:
         *dashboard_http.route_handlers,
         *inventory_api.route_handlers, *inventory_pages.route_handlers,
         *orders_api.route_handlers, *orders_pages.route_handlers,
+        *amendment_api.route_handlers, *amendment_pages.route_handlers,
         *rules_api.route_handlers, *rules_pages.route_handlers,
         *support_http.route_handlers,
         favicon,

@@ -113,8 +113,12 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
             continue
         # Counting the customer's earlier orders costs a query: only when a rule asks for it.
         orders_before = await _orders_before(session, order) if "customer.orders_count" in compiled.fields else 0
-        snapshot = await stock.snapshot(session, tenant_id, order.placed_at, timezone,
-                                        frozenset(order.excluded_locations or ()))
+        excluded = frozenset(order.excluded_locations or ())
+        # A pickup store that rejected its part stays where the customer collects: it is there with
+        # no stock, so that the rule's fallback (ship to store) can still send the goods to it.
+        emptied = excluded & {order.pickup_location_code} if order.delivery_mode == "pickup" else frozenset()
+        snapshot = await stock.snapshot(session, tenant_id, order.placed_at, timezone, excluded - emptied,
+                                        frozenset(code for code in emptied if code))
         decision = routing.decide(compiled, facts_of(order, open_lines, orders_before), snapshot,
                                   Moment(order.placed_at, timezone))
         routed_before = order.routing_version is not None
@@ -152,6 +156,9 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
             lifecycle.move_order(session, order, "routed", actor=actor,
                                  reason=f"{decision.reason} (v{version.number}): {where}", version=version.number,
                                  rule=decision.rule)
+            if order.excluded_locations:  # routed again after a rejection: a pickup store's missing stock is dealt with
+                await service_tasks.close_if_open(session, order, "stock_missing_at_pickup",
+                                                  f"routed again: {where}", actor=actor)
             # A part may have shipped before a re-route.
             await settle(session, order, actor=actor, lines=order_lines, fulfilments=earlier + created)
         statuses[order.id] = order.status

@@ -1,6 +1,6 @@
 """Orders in the JSON API: capture (group-committed, under Idempotency-Keys), listing, an order's
-detail, cancellation and release, fulfilment actions, customer-service tasks, the company's
-order settings and its Stripe account."""
+detail, cancellation and release, fulfilment actions, the company's order settings and its
+Stripe account. Customer-service tasks are support's (``support.tasks_http``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from core import idempotency
 from core.auth import FOR_ORDER_KEYS, Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS, relay_if_pending
-from core.forms import decode_json
 from core.group_commit import NEXT_BATCH, GroupCommit, NextBatch
 from core.idempotency import WithStatus
 from core.pages import client_ip
@@ -34,8 +33,6 @@ from orders import (
     fulfilment,
     payments,
     queries,
-    refunds,
-    service_tasks,
 )
 from orders.guards import handle_fulfilments, take_orders
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderEvent, OrderLine
@@ -54,12 +51,7 @@ from orders.schemas import (
     OrderSummaryOut,
     PickListLineOut,
     PickListOut,
-    RefundIn,
-    RefundOut,
-    ResolveIn,
     StripeAccountIn,
-    TaskOut,
-    TaskPage,
     TrackingEventIn,
     TrackingEventOut,
 )
@@ -86,7 +78,7 @@ def order_out(detail: queries.OrderDetail, *, with_events: bool = True) -> Order
 
 
 def line_out(line: OrderLine) -> OrderLineOut:
-    return OrderLineOut(line_no=line.line_no, sku=line.sku, name=line.name, quantity=line.quantity,
+    return OrderLineOut(id=line.id, line_no=line.line_no, sku=line.sku, name=line.name, quantity=line.quantity,
                         unit_price_minor=line.unit_price_minor, discount_minor=line.discount_minor,
                         order_discount_minor=line.order_discount_minor,
                         allocated=line.qty_allocated, shipped=line.qty_shipped, cancelled=line.qty_cancelled,
@@ -114,14 +106,6 @@ def summary_out(order: Order) -> OrderSummaryOut:
                            total_minor=order.total_minor, currency=order.currency,
                            delivery_mode=order.delivery_mode, customer_email=order.customer_email,
                            placed_at=order.placed_at)
-
-
-def task_out(row: service_tasks.TaskRow) -> TaskOut:
-    task = row.task
-    return TaskOut(id=task.id, order_id=task.order_id, order_number=row.order_number, order_status=row.order_status,
-                   kind=task.kind, title=service_tasks.KINDS[task.kind], status=task.status, detail=task.detail,
-                   occurrences=task.occurrences, opened_at=task.opened_at, updated_at=task.updated_at,
-                   resolved_at=task.resolved_at, resolved_by=task.resolved_by, resolution=task.resolution)
 
 
 async def _answers(db: AsyncSession, principal: Principal,
@@ -228,28 +212,8 @@ class OrdersApiController(Controller):
         await db.flush()
         return order_out(await queries.order_detail(db, principal, order_id))
 
-    @post("/orders/{order_id:uuid}/refunds", summary="Refund an order as goodwill", guards=[take_orders],
-          status_code=201,
-          description="Gives back amount_minor of what was captured, with a reason (required). Optional lines "
-                      "([{line_no or order_line_id, amount_minor}]) and shipping_minor say which parts of it go "
-                      "to which line and to shipping. Refused (422, every problem named, nothing written) beyond "
-                      "what is left of the captured amount, beyond what a line's net has left, or beyond the "
-                      "shipping fee. With an Idempotency-Key, a retry is answered the first answer, never "
-                      "refunding twice.")
-    async def create_refund(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                            order_id: uuid.UUID) -> Response[RefundOut]:
-        # Find the order before reading the body: another company's order is a 404, never a 422.
-        await queries.get_order(db, principal, order_id)
-        data = decode_json(await request.body(), RefundIn)
-
-        async def create() -> RefundOut:
-            return await refunds.goodwill(db, principal, order_id, data)
-
-        return await idempotency.idempotent_create(request, db, principal, create)
-
-    @get("/orders/{order_id:uuid}/refunds", summary="The order's refund ledger, newest first")
-    async def list_refunds(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> list[RefundOut]:
-        return (await refunds.ledger(db, principal, order_id)).refunds
+    # The refund ledger (GET and POST /orders/{order_id}/refunds, goodwill within each role's limits) is
+    # customer service's: support/goodwill_http.py.
 
     @post("/orders/{order_id:uuid}/release", summary="Route an order on hold or backordered again",
           guards=[take_orders], status_code=200)
@@ -316,32 +280,6 @@ class OrdersApiController(Controller):
                                              for f in outcome.fulfilments])
 
 
-class ServiceTasksApiController(Controller):
-    path = "/api/v1/service-tasks"
-    tags = ["Customer service"]
-    guards = [signed_in]
-    dependencies = DEPS
-
-    @get("/", summary="Customer-service tasks: open ones oldest first, resolved ones newest first")
-    async def list_tasks(self, db: AsyncSession, principal: Principal, status: str = "open", kind: str = "",
-                         order_id: uuid.UUID | None = None, after: str | None = None,
-                         limit: PageSize = 50) -> TaskPage:
-        rows, cursor = await service_tasks.listing(db, principal, status=status, kind=kind, order_id=order_id,
-                                                   after=service_tasks.cursor_of(after), limit=limit)
-        return TaskPage(tasks=[task_out(row) for row in rows], next_cursor=cursor)
-
-    @get("/{task_id:uuid}", summary="One task")
-    async def get_task(self, db: AsyncSession, principal: Principal, task_id: uuid.UUID) -> TaskOut:
-        return task_out(await service_tasks.row_of(db, principal, task_id))
-
-    @post("/{task_id:uuid}/resolve", summary="Resolve a task, saying what was done", guards=[take_orders],
-          status_code=200)
-    async def resolve(self, db: AsyncSession, principal: Principal, task_id: uuid.UUID, data: ResolveIn) -> TaskOut:
-        task = await service_tasks.resolve(db, principal, task_id, data.note)
-        await db.flush()
-        return task_out(await service_tasks.row_of(db, principal, task.id))
-
-
 class OrderSettingsApiController(Controller):
     path = "/api/v1/settings/orders"
     tags = ["Account"]
@@ -377,4 +315,4 @@ class PaymentsApiController(Controller):
         return {"configured": True, "secret_key": payments.masked(account.secret_key)}
 
 
-route_handlers = [OrdersApiController, ServiceTasksApiController, OrderSettingsApiController, PaymentsApiController]
+route_handlers = [OrdersApiController, OrderSettingsApiController, PaymentsApiController]

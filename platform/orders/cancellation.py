@@ -87,6 +87,8 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
         lifecycle.move_order(session, order, "cancelled", actor=principal.label, reason=reason or None)
         await service_tasks.close_if_open(session, order, "order_on_hold", "the order was cancelled",
                                           actor=principal.label)
+        await service_tasks.close_if_open(session, order, "stock_missing_at_pickup", "the order was cancelled",
+                                          actor=principal.label)
         if notify:
             await notifications.tell_customer(session, order, "cancelled", refunded_minor=refunded)
     else:

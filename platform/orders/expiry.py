@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
+from core.locale import format_money
 from inventory import locations
 from inventory.ledger import Line, adjust, release
-from orders import allocation, lifecycle, notifications, payments
+from orders import allocation, lifecycle, notifications, payments, service_tasks
 from orders.fulfilment import lines_of
 from orders.models import Fulfilment, Order, OrderLine
 
@@ -66,9 +67,17 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
     await session.flush()
     everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
         select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))
-    await payments.refund(session, order, order.captured_minor if everything else value, actor=ACTOR,
-                          reason="pickup not collected", source="cancellation", lines=by_line,
-                          shipping=order.shipping_fee_minor if everything else 0)
+    refunded = await payments.refund(session, order, order.captured_minor if everything else value, actor=ACTOR,
+                                     reason="pickup not collected", source="cancellation", lines=by_line,
+                                     shipping=order.shipping_fee_minor if everything else 0)
+    # Customer service follows up (the customer may still want the goods, or call about the refund).
+    await service_tasks.open_task(
+        session, order, "pickup_expired",
+        f"{fulfilment.number} was not collected at {fulfilment.ship_to_store or fulfilment.location_code} in time: "
+        f"its units are back on the shelf, " + (f"{format_money(refunded, order.currency)} refunded" if refunded
+                                                else "nothing to refund") +
+        (" and the order is cancelled." if everything else "; the rest of the order goes on."),
+        actor=ACTOR, subject=str(fulfilment.id))
     if everything:
         lifecycle.move_order(session, order, "cancelled", actor=ACTOR, reason="pickup not collected in time")
         await notifications.tell_customer(session, order, "pickup_expired")

@@ -130,6 +130,12 @@ async def act(session: AsyncSession, principal: Principal, fulfilment_id: uuid.U
         lifecycle.move_order(session, order, "received", actor=principal.label,
                              reason=f"{fulfilment.location_code} rejected its part: {reason.strip()}; routing again "
                                     f"without it")
+        if fulfilment.kind == "pickup":  # the pickup store can't hand over from its own shelf
+            await service_tasks.open_task(
+                session, order, "stock_missing_at_pickup",
+                f"{fulfilment.location_code} could not hand over {fulfilment.number}: {reason.strip()}. The order is "
+                f"routed again without it (the routing rule's fallback); tell the customer if their pickup changes.",
+                actor=principal.label)
         from orders.tasks import route_order
 
         enqueue(session, route_order, tenant_id=order.tenant_id, order_id=str(order.id))

@@ -140,6 +140,14 @@ KINDS: dict[str, MailKind] = {kind.code: kind for kind in (
              N_("Your order {order_number} was not collected"),
              N_("Your order was not collected in time from {store}, so we cancelled it."),
              (*_COMMON, "store", "refund")),
+    MailKind("pickup_store_changed", "Pickup store changed", "when customer service changes the pickup store",
+             N_("New pickup store for your order {order_number}"),
+             N_("You will now collect your order at {store}. We will write to you as soon as it is ready there."),
+             (*_COMMON, "store")),
+    MailKind("address_changed", "Delivery address changed", "when customer service changes the delivery address",
+             N_("New delivery address for your order {order_number}"),
+             N_("The delivery address of your order has been changed to the one below. If you did not ask for "
+                "this, please contact us."), _COMMON),
 )}
 
 

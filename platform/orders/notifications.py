@@ -367,7 +367,7 @@ async def tell_customer(session: AsyncSession, order: Order, kind: str, detail: 
     to_store = kind == "shipped" and fulfilment is not None and fulfilment.kind == "transfer"
     store = await _store(session, order.tenant_id, order.pickup_location_code or (
         fulfilment.ship_to_store if fulfilment is not None else None)) \
-        if kind in ("ready_for_pickup", "pickup_expired") or to_store else None
+        if kind in ("ready_for_pickup", "pickup_expired", "pickup_store_changed") or to_store else None
     note = detail if fulfilment is None else ""
     facts = MailFacts.of(order, lines=(lines or ()) if kind == "confirmation" else (), store=store,
                          fulfilment=fulfilment, note=note)
@@ -413,7 +413,7 @@ async def sample_facts(session: AsyncSession, principal: Principal, kind: str, l
     """A made-up order to show a mail with: the company's first pickup store when it has one."""
     stores = [loc for loc in await inventory_locations.active(session, principal.tenant_id) if loc.click_and_collect]
     store = _store_of(stores[0]) if stores else SAMPLE_STORE
-    pickup = kind in ("ready_for_pickup", "pickup_expired")
+    pickup = kind in ("ready_for_pickup", "pickup_expired", "pickup_store_changed")
     boots, socks = SAMPLE_ITEMS.get(language, SAMPLE_ITEMS["en"])
     items = [Item(boots, 1, 12900), Item(socks, 2, 2400)] if kind == "confirmation" else []
     facts = MailFacts(

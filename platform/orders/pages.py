@@ -1,13 +1,13 @@
 """Orders in the console: the orders list, the order page, the manual order form, a location's
-fulfilment queue (refreshed live over server-sent events), customer-service tasks, and
-Settings → Orders and → Payments."""
+fulfilment queue (refreshed live over server-sent events), and Settings → Orders and →
+Payments. The customer-service task queue is support's (``support.tasks_http``)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -20,13 +20,13 @@ from core.auth import Principal, admins_only, signed_in
 from core.db import get_database
 from core.deps import DEPS
 from core.forms import parse_int
-from core.locale import money_input, parse_money
-from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect, safe_next
+from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect
 from core.problems import ProblemError, invalid, not_found
 from inventory import catalog
 from inventory import locations as inventory_locations
 from orders import (
     allocation,
+    amendments,
     cancellation,
     carriers,
     documents,
@@ -41,7 +41,6 @@ from orders import (
 )
 from orders.guards import HANDLERS, TAKERS, handle_fulfilments, take_orders
 from orders.notification_pages import NotificationSettingsPagesController
-from orders.schemas import RefundIn
 from rules.fields import CHANNELS
 from tenants import service as tenants
 
@@ -60,11 +59,6 @@ NOTICES.update({
     "order_released": "Released: the order is being routed again.",
     "refund_made": "Refund recorded: it is on the order's refund ledger.",
     "fulfilment_updated": "Fulfilment updated.",
-})
-
-
-NOTICES.update({
-    "task_resolved": "Task resolved: the note is on the order's timeline.",
 })
 
 
@@ -207,45 +201,6 @@ class OrdersPagesController(Controller):
                                      values=values)
         return redirect(f"/app/orders/{order_id}", done=_cancel_notice(done))
 
-    @post("/orders/{order_id:uuid}/refund", guards=[take_orders])
-    async def refund_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                           order_id: uuid.UUID) -> Template | Redirect:
-        """A goodwill refund in two steps: its effect shown first, then made when confirmed."""
-        values = await form_data(request)
-        order = await queries.get_order(db, principal, order_id)
-        typed = values.get("refund_amount", "").strip()
-        amount = parse_money(typed, order.currency, principal.locale) if typed else None
-        reason = values.get("refund_reason", "")
-        errors: dict[str, str] = {}
-        if amount is None:
-            errors["refund_amount"] = ("Type the amount to refund, such as "
-                                       f"{money_input(1200, order.currency, principal.locale)}." if not typed else
-                                       f"{typed[:30]!r} is not an amount: type it such as "
-                                       f"{money_input(1200, order.currency, principal.locale)}.")
-        if len(reason) > 500:
-            errors["refund_reason"] = "Say why in at most 500 characters."
-        _, problems, left = await refunds.effect(db, principal, order_id, amount or 0, reason)
-        errors |= {_REFUND_FIELDS.get(field, field): message for field, message in problems.items()
-                   if not (field == "amount_minor" and "refund_amount" in errors)}
-        if errors:
-            return await _order_page(request, db, principal, order_id, status_code=422, refund_errors=errors,
-                                     refund_values=values)
-        assert amount is not None
-        if values.get("confirm") != "1":
-            return await _order_page(request, db, principal, order_id, refund_values=values,
-                                     refund_review={"amount": amount, "left": left, "token": uuid.uuid4().hex})
-        try:
-            await refunds.goodwill_once(db, principal, order_id, RefundIn(amount_minor=amount, reason=reason.strip()),
-                                        token=values.get("refund_token", "")[:64])
-        except ProblemError as problem:  # another refund came first
-            if problem.status != 422:
-                raise
-            await db.rollback()
-            shown = {_REFUND_FIELDS.get(field, field): message for field, message in form_errors(problem).items()}
-            return await _order_page(request, db, principal, order_id, status_code=422, refund_errors=shown,
-                                     refund_values=values)
-        return redirect(f"/app/orders/{order_id}", done="refund_made")
-
     @post("/orders/{order_id:uuid}/release", guards=[take_orders])
     async def release_order(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Redirect:
         await allocation.release(db, principal, order_id)
@@ -379,38 +334,6 @@ async def _card(request: Request[Any, Any, Any], db: AsyncSession, principal: Pr
     return page(request, "orders/_queue_card.html", row=(done, order, lines), **context)
 
 
-class ServiceTasksPagesController(Controller):
-    path = "/app/service-tasks"
-    include_in_schema = False
-    guards = [signed_in]
-    dependencies = DEPS
-
-    @get("/")
-    async def tasks_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                         status: str = "open", kind: str = "", after: str | None = None) -> Template:
-        rows, cursor = await service_tasks.listing(db, principal, status=status, kind=kind,
-                                                   after=service_tasks.cursor_of(after))
-        return page(request, "orders/tasks.html", rows=rows, status=status, kind=kind, kinds=service_tasks.KINDS,
-                    next_cursor=cursor, can_resolve=principal.role in TAKERS)
-
-    @post("/{task_id:uuid}/resolve", guards=[take_orders])
-    async def resolve(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                      task_id: uuid.UUID) -> Template | Redirect:
-        form = await request.form()
-        back = safe_next(str(form.get("next") or ""), "/app/service-tasks")
-        try:
-            await service_tasks.resolve(db, principal, task_id, str(form.get("note") or ""))
-        except ProblemError as problem:
-            if problem.status not in (409, 422):
-                raise
-            await db.rollback()
-            rows, cursor = await service_tasks.listing(db, principal)
-            return page(request, "orders/tasks.html", status_code=problem.status, rows=rows, status="open", kind="",
-                        kinds=service_tasks.KINDS, next_cursor=cursor, can_resolve=True, problem=problem,
-                        errors=form_errors(problem), failed_task=task_id)
-        return redirect(back, done="task_resolved")
-
-
 class OrderSettingsPagesController(Controller):
     path = "/app/settings/orders"
     include_in_schema = False
@@ -465,16 +388,26 @@ class PaymentsPagesController(Controller):
         return redirect("/app/settings/payments", done="stripe_saved")
 
 
-_REFUND_FIELDS = {"amount_minor": "refund_amount", "reason": "refund_reason", "__all__": "refund_amount"}
+# Parts of the order page that higher domains give (customer service's goodwill requests...): each
+# returns the template to include and what it shows, or None when it has nothing for the order.
+# The template reads its part as ``section``. Registered at import with ``@order_section``.
+OrderSection = Callable[[AsyncSession, Principal, Any], Awaitable[tuple[str, Any] | None]]
+ORDER_SECTIONS: list[OrderSection] = []
+
+
+def order_section(section: OrderSection) -> OrderSection:
+    ORDER_SECTIONS.append(section)
+    return section
 
 
 async def _order_page(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                       order_id: uuid.UUID, *, status_code: int = 200, errors: dict[str, str] | None = None,
                       values: dict[str, str] | None = None, refund_errors: dict[str, str] | None = None,
                       refund_values: dict[str, str] | None = None,
-                      refund_review: dict[str, int | str] | None = None) -> Template:
+                      refund_review: dict[str, Any] | None = None, **more: Any) -> Template:
     """The order page (or, for htmx, its panel): its money as placed and as it stands, and its
-    payment and timeline in words (``orders.wording``)."""
+    payment and timeline in words (``orders.wording``); with the parts other domains give
+    (``ORDER_SECTIONS``) and what their forms need (``more``)."""
     detail = await queries.order_detail(db, principal, order_id)
     order = detail.order
     template = "orders/_order.html" if request.headers.get("HX-Request") == "true" else "orders/order.html"
@@ -490,7 +423,13 @@ async def _order_page(request: Request[Any, Any, Any], db: AsyncSession, princip
                 payment_words=words, balance_label=wording.balance_label(order, figures),
                 event_title=wording.event_title, errors=errors or {}, values=values or {},
                 carrier_name=carriers.name_of, ledger=(await refunds.ledger(db, principal, order_id)).refunds,
-                refund_errors=refund_errors or {}, refund_values=refund_values or {}, refund_review=refund_review)
+                refund_errors=refund_errors or {}, refund_values=refund_values or {}, refund_review=refund_review,
+                sections=[part for section in ORDER_SECTIONS if (part := await section(db, principal, order))],
+                amend_offer=await amendments.offer(db, principal, order, [f for f, _ in detail.fulfilments]),
+                **more)
+
+
+render_order_page = _order_page  # for the forms other domains put on the order page
 
 
 def _cancel_field(field: str, lines: list[tuple[int, int]]) -> str:
@@ -526,5 +465,5 @@ def _review(request: Request[Any, Any, Any], principal: Principal, draft: manual
                 modes=manual.DELIVERY_MODES, review=True)
 
 
-route_handlers = [OrdersPagesController, FulfilmentDocumentsController, ServiceTasksPagesController,
+route_handlers = [OrdersPagesController, FulfilmentDocumentsController,
                   OrderSettingsPagesController, PaymentsPagesController, NotificationSettingsPagesController]

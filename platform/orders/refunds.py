@@ -1,21 +1,22 @@
 """An order's refund ledger: every refund, whatever its source (a cancellation, a return, an
 exchange's difference, goodwill, shipping), with its parts per line. Goodwill refunds are asked
 for here; their limits (what was captured, each line's net) are checked in
-``orders.payments.refund``, with the order row locked."""
+``orders.payments.refund``, with the order row locked. Who may give how much goodwill (each
+role's limits, approval above them) is customer service's to decide (``support.goodwill``):
+``goodwill_given`` tells it what an agent gave this month."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import idempotency
 from core.auth import Principal
-from core.problems import ProblemError, invalid, not_found
+from core.problems import invalid, not_found
 from orders import payments, queries
 from orders.models import Order, OrderLine, Refund, RefundLine
 from orders.schemas import RefundIn, RefundLineOut, RefundOut
@@ -29,7 +30,9 @@ class Ledger:
     refunds: list[RefundOut]  # newest first
 
 
-async def _locked(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Order:
+async def locked(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Order:
+    """The order with its row locked for the rest of the transaction (404 for another company's):
+    refunds of one order, and decisions about them, are counted one after the other."""
     order: Order | None = await session.scalar(select(Order).where(
         Order.tenant_id == principal.tenant_id, Order.id == order_id).with_for_update())
     if order is None:
@@ -48,36 +51,32 @@ async def effect(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     return order, errors, left.total - amount
 
 
-async def goodwill_once(session: AsyncSession, principal: Principal, order_id: uuid.UUID, data: RefundIn, *,
-                        token: str) -> None:
-    """The console's confirmed goodwill refund, made once under the token its review step gave:
-    a double click or a resent form makes no second refund. Without a token (a form from before
-    the review step), it is made as asked."""
-    if not token:
-        await goodwill(session, principal, order_id, data)
-        return
-    digest = hashlib.sha256(msgspec.json.encode([str(order_id), data])).hexdigest()
-    claim = idempotency.Keyed(f"console-refund:{token}", digest, "POST", f"/app/orders/{order_id}/refund")
-    earlier = (await idempotency.claim_many(session, principal.tenant_id, [claim]))[claim.key]
-    if isinstance(earlier, ProblemError):
-        raise earlier
-    if earlier is not None:
-        return
-    made = await goodwill(session, principal, order_id, data)
-    answer = idempotency.Answer(201, msgspec.json.encode({"id": str(made.id)}))
-    await idempotency.settle_many(session, principal.tenant_id, {claim.key: answer}, [])
+@dataclass(frozen=True)
+class Checked:
+    """A goodwill refund as asked, checked against the ledger with the order locked: what each
+    named line gets (by line number, as a request to approve stores it)."""
+
+    order: Order
+    parts: dict[uuid.UUID, int]  # order line id → amount
+    line_nos: dict[uuid.UUID, int]  # order line id → its number
+    by_id: dict[uuid.UUID, OrderLine]
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return [{"line_no": self.line_nos[line_id], "amount_minor": amount} for line_id, amount in self.parts.items()]
 
 
-async def goodwill(session: AsyncSession, principal: Principal, order_id: uuid.UUID, data: RefundIn) -> RefundOut:
-    """Refund ``data.amount_minor`` as goodwill, or refuse (422, every problem named, nothing written)."""
-    order = await _locked(session, principal, order_id)
+async def check_goodwill(session: AsyncSession, principal: Principal, order_id: uuid.UUID, data: RefundIn
+                         ) -> Checked:
+    """Lock the order and check a goodwill refund of ``data`` against its ledger: 422 naming every
+    problem (no reason, more than is left, a line named wrong or beyond its net), nothing written."""
+    order = await locked(session, principal, order_id)
     order_lines = list(await session.scalars(select(OrderLine).where(
         OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id)))
     by_no = {line.line_no: line for line in order_lines}
     by_id = {line.id: line for line in order_lines}
     errors: dict[str, str] = {}
-    reason = data.reason.strip()
-    if not reason:
+    if not data.reason.strip():
         errors["reason"] = REASON_MISSING
     parts: dict[uuid.UUID, int] = {}
     positions: dict[uuid.UUID, int] = {}
@@ -93,15 +92,33 @@ async def goodwill(session: AsyncSession, principal: Principal, order_id: uuid.U
             errors[f"lines[{i}].line_no"] = f"Line {line.line_no} is named twice: give it one amount."
         else:
             parts[line.id], positions[line.id] = part.amount_minor, i
-    if errors:  # with the amounts' problems too, all at once
-        left = await payments.refundable(session, order, order_lines)
-        errors |= payments.refund_problems(order, data.amount_minor, parts, data.shipping_minor, left, positions)
+    left = await payments.refundable(session, order, order_lines)
+    errors |= payments.refund_problems(order, data.amount_minor, parts, data.shipping_minor, left, positions)
+    if errors:
         raise invalid(errors, detail=next(iter(errors.values())))
-    row = await payments.record_refund(session, order, data.amount_minor, actor=principal.label, reason=reason,
-                                source="goodwill", lines=parts, shipping=data.shipping_minor, exact=True)
+    return Checked(order, parts, {line_id: by_id[line_id].line_no for line_id in parts}, by_id)
+
+
+async def goodwill(session: AsyncSession, principal: Principal, order_id: uuid.UUID, data: RefundIn) -> RefundOut:
+    """Refund ``data.amount_minor`` as goodwill in ``principal``'s name, or refuse (422, every
+    problem named, nothing written). Whether the principal may give that much alone is checked
+    before, by customer service (``support.goodwill``)."""
+    checked = await check_goodwill(session, principal, order_id, data)
+    row = await payments.record_refund(session, checked.order, data.amount_minor, actor=principal.label,
+                                       reason=data.reason.strip(), source="goodwill", lines=checked.parts,
+                                       shipping=data.shipping_minor, exact=True)
     assert row is not None  # an exact refund is written or refused
     await session.flush()
-    return _out(row, [(line_id, amount) for line_id, amount in parts.items() if amount > 0], by_id)
+    return _out(row, [(line_id, amount) for line_id, amount in checked.parts.items() if amount > 0], checked.by_id)
+
+
+async def goodwill_given(session: AsyncSession, tenant_id: uuid.UUID, actor: str, since: datetime) -> int:
+    """What ``actor`` (a principal's label) gave as goodwill since ``since``, counting the refunds
+    that were not failed nor abandoned (ix_refunds_goodwill_by)."""
+    total = await session.scalar(select(func.coalesce(func.sum(Refund.amount_minor), 0)).where(
+        Refund.tenant_id == tenant_id, Refund.source == "goodwill", Refund.created_by == actor,
+        Refund.created_at >= since, Refund.status.not_in(payments.UNSETTLED)))
+    return int(total or 0)
 
 
 async def ledger(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> Ledger:

@@ -73,6 +73,7 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OrderLineOut(msgspec.Struct):
+    id: uuid.UUID  # as returns and refunds name it (order_line_id)
     line_no: int
     sku: str
     name: str
@@ -225,32 +226,6 @@ class PickListOut(msgspec.Struct):
     location: str
     fulfilments: list[str]
     lines: list[PickListLineOut]
-
-
-class TaskOut(msgspec.Struct):
-    id: uuid.UUID
-    order_id: uuid.UUID
-    order_number: str
-    order_status: str
-    kind: str
-    title: str
-    status: str
-    detail: str
-    occurrences: int
-    opened_at: datetime
-    updated_at: datetime
-    resolved_at: datetime | None
-    resolved_by: str | None
-    resolution: str | None
-
-
-class TaskPage(msgspec.Struct):
-    tasks: list[TaskOut]
-    next_cursor: str | None
-
-
-class ResolveIn(msgspec.Struct, forbid_unknown_fields=True):
-    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""  # required: checked once the task is found
 
 
 class OrderSettings(msgspec.Struct, forbid_unknown_fields=True):

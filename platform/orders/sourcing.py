@@ -61,19 +61,22 @@ class Stock:
             if code in self.available:
                 self.available[code][sku] = max(0, units)
         self.used: dict[date, dict[str, int]] = {}
-        self.snapshots: dict[tuple[date, frozenset[str]], StockSnapshot] = {}
+        self.snapshots: dict[tuple[date, frozenset[str], frozenset[str]], StockSnapshot] = {}
 
     async def snapshot(self, session: AsyncSession, tenant_id: uuid.UUID, at: datetime, timezone: str,
-                       excluded: frozenset[str]) -> StockSnapshot:
+                       excluded: frozenset[str], emptied: frozenset[str] = frozenset()) -> StockSnapshot:
+        """``excluded`` locations are left out; ``emptied`` ones are there with no stock (a pickup
+        store that could not hand over: still the place to send the goods to)."""
         day = at.astimezone(ZoneInfo(timezone)).date()
         if day not in self.used:
             limited = [loc.code for loc in self.locations if loc.daily_capacity]
             self.used[day] = await capacity_used(session, tenant_id, limited, at, timezone)
-        snapshot = self.snapshots.get((day, excluded))
+        snapshot = self.snapshots.get((day, excluded, emptied))
         if snapshot is None:
             used = self.used[day]
-            snapshot = self.snapshots[(day, excluded)] = StockSnapshot(
-                tuple(location_facts(loc, self.available[loc.code], used.get(loc.code, 0))
+            snapshot = self.snapshots[(day, excluded, emptied)] = StockSnapshot(
+                tuple(location_facts(loc, {} if loc.code in emptied else self.available[loc.code],
+                                     used.get(loc.code, 0))
                       for loc in self.locations if loc.code not in excluded), taken_at=at)
         return snapshot
 
@@ -87,10 +90,11 @@ class Stock:
         limited = {s.location for s in decision.shipments if self.by_code[s.location].daily_capacity}
         if not limited:
             return
-        for (on, excluded), snapshot in list(self.snapshots.items()):
+        for (on, excluded, emptied), snapshot in list(self.snapshots.items()):
             if on == day:
-                self.snapshots[(on, excluded)] = snapshot.replacing({
-                    code: location_facts(self.by_code[code], self.available[code], used[code])
+                self.snapshots[(on, excluded, emptied)] = snapshot.replacing({
+                    code: location_facts(self.by_code[code], {} if code in emptied else self.available[code],
+                                         used[code])
                     for code in limited if code in snapshot.by_code})
 
 

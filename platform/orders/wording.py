@@ -144,6 +144,12 @@ _TITLES = {
     "payment.refund_abandoned": "Refund settled another way",
     "task.opened": "Task opened for customer service",
     "task.resolved": "Task resolved",
+    "order.pickup_store_changed": "Pickup store changed",  # orders.amendments
+    "order.address_changed": "Delivery address changed",
+    "mail.resent": "Mail sent again",
+    "note.added": "Note",
+    "task.assigned": "Task assigned",
+    "task.commented": "Comment on a task",
 }
 # The only moves back to "received": a person releasing a waiting order, and a location
 # rejecting its part (the order is routed again without it).
@@ -153,6 +159,8 @@ _RELEASED_FROM = frozenset({"on_hold", "backordered"})
 def event_title(event: Event) -> str:
     """What happened, in a few words."""
     if event.kind == "order.received" and event.from_status is not None:
+        if (event.data or {}).get("cause") == "pickup_store_changed":
+            return "Routing again for the new pickup store"
         if event.from_status in _RELEASED_FROM:
             return "Released: routing again"
         return "Routing again after a rejection"
@@ -166,4 +174,21 @@ def event_title(event: Event) -> str:
         units = (event.data or {}).get("lines") or {}
         if units:
             title += ": " + ", ".join(f"{count} of line {no}" for no, count in units.items())
-    return title
+    return title + _before_after(event)
+
+
+def _one_line(value: Any) -> str:
+    if isinstance(value, dict):  # an address
+        town = " ".join(str(value.get(k) or "") for k in ("postcode", "city")).strip()
+        return ", ".join(p for p in (value.get("name"), value.get("line1"), town, value.get("country")) if p) or "none"
+    return str(value or "none")
+
+
+def _before_after(event: Event) -> str:
+    """What an agent's change changed (orders.amendments): "from A to B", or the mail sent again."""
+    data = event.data or {}
+    if event.kind in ("order.pickup_store_changed", "order.address_changed") and "after" in data:
+        return f" from {_one_line(data.get('before'))} to {_one_line(data.get('after'))}"
+    if event.kind == "mail.resent" and data.get("subject"):
+        return f": “{data['subject']}” to {data.get('to') or 'the customer'}"
+    return ""

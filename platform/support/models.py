@@ -63,6 +63,10 @@ class Return(TenantScoped, Base):
         Index("ix_returns_order", "tenant_id", "order_id"),
         Index("ix_returns_customer", "tenant_id", "customer_id", "created_at"),
         Index("ix_returns_status", "tenant_id", "status", "created_at"),
+        # Refunded returns wait for their refund to be paid to close, an exchange's return for its
+        # goods until a date (both found by the scheduler).
+        Index("ix_returns_waiting", "tenant_id", "expected_by",
+              postgresql_where=text("status = 'refunded' OR (status = 'requested' AND expected_by IS NOT NULL)")),
         CheckConstraint("status IN ('requested', 'received', 'inspected', 'refunded', 'closed', 'cancelled')",
                         name="status_known"),
         CheckConstraint("method IN ('in_store', 'post')", name="method_known"),
@@ -84,6 +88,8 @@ class Return(TenantScoped, Base):
     refund_id: Mapped[uuid.UUID | None]
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     restocking_fee_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What of the returned goods' value paid for an exchange's replacement (never refunded).
+    exchange_credit_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     opened_by: Mapped[str] = mapped_column(String(320))
     received_by: Mapped[str | None] = mapped_column(String(320))
     inspected_by: Mapped[str | None] = mapped_column(String(320))

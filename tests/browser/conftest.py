@@ -86,16 +86,17 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="module")
-def live_server(artifacts_dir: Path) -> Iterator[LiveServer]:
-    """`oms web` on a free port and `oms worker`, sharing the test run's database and Redis."""
+@contextlib.contextmanager
+def serving(artifacts_dir: Path, **extra_env: str) -> Iterator[LiveServer]:
+    """`oms web` on a free port and `oms worker`, sharing the test run's database and Redis
+    (with ``extra_env`` set for both: a fake Stripe's address, say)."""
     from core.embedded import free_port
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     clock_shift = artifacts_dir / f"clock-shift-{port}"
     clock_shift.write_text("0")
-    env = dict(os.environ, PUBLIC_URL=base_url, OMS_CLOCK_SHIFT_FILE=str(clock_shift))
+    env = dict(os.environ, PUBLIC_URL=base_url, OMS_CLOCK_SHIFT_FILE=str(clock_shift), **extra_env)
     web_log, worker_log = artifacts_dir / "web.log", artifacts_dir / "worker.log"
     started: list[tuple[subprocess.Popen[bytes], Any]] = []
     try:
@@ -109,6 +110,12 @@ def live_server(artifacts_dir: Path) -> Iterator[LiveServer]:
             stop_process(process)
             log_file.close()
         clock_shift.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def live_server(artifacts_dir: Path) -> Iterator[LiveServer]:
+    with serving(artifacts_dir) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

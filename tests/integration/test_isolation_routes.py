@@ -76,11 +76,18 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
     await add_inventory(client, a)
     hook_secret = await add_rules_and_orders(client, a)
     await add_shipping_and_mail_texts(client, a)
+    await add_customer_note(client, a)
+    await add_service_task(client, a)
+    await add_return_policy_and_goodwill_request(client, a)
     secrets = {"hook_secret": hook_secret, "customer": "alpha-customer@example.test", "name": a.name,
                "email": a.email, "member": member_email, "key": a.api_key, "failure": "alpha-failure-marker",
                "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "rule": "ALPHA-SECRET-RULE",
                "order": "ALPHA-ORDER-1", "hook": "alpha-hooks", "stripe": "ALPHA_STRIPE",
-               "tracking": "ALPHATRACK123", "mail_text": "ALPHA-SECRET-SUBJECT"}
+               "tracking": "ALPHATRACK123", "mail_text": "ALPHA-SECRET-SUBJECT",
+               "return_note": "ALPHA-RETURN-NOTE"}
+    secrets["customer_note"] = "ALPHA-SECRET-NOTE"
+    secrets["task_comment"] = "ALPHA-TASK-COMMENT"
+    secrets["goodwill"] = "ALPHA-GOODWILL-REASON"
     return a, secrets
 
 
@@ -92,7 +99,7 @@ async def add_inventory(client, a) -> None:
     key = bearer(a.api_key)
     location = await client.post("/api/v1/locations", headers=key, json={
         "code": "ALPHA-DEPOT", "name": "Alpha depot", "kind": "warehouse", "country": "FR",
-        "timezone": "Europe/Paris", "ships_to_customers": True})
+        "timezone": "Europe/Paris", "ships_to_customers": True, "accepts_returns": True})
     assert location.status_code == 201, location.text
     product = await client.post("/api/v1/products", headers=key,
                                 json={"sku": "ALPHA-SECRET-SKU", "name": "Alpha product", "price_minor": 1999})
@@ -166,7 +173,67 @@ async def add_shipping_and_mail_texts(client, a) -> None:
     saved = await post_form(client, "/app/settings/notifications/shipped/fr", {
         "action": "save", "subject": "ALPHA-SECRET-SUBJECT {order_number}", "intro": "Alpha intro"})
     assert saved.status_code == 303, saved.text
+    returned = await client.post("/api/v1/returns", headers=key, json={
+        "order_id": order["id"], "lines": [{"line_no": 1, "quantity": 1, "reason_code": "too_small"}],
+        "note": "ALPHA-RETURN-NOTE"})
+    assert returned.status_code == 201, returned.text
 
+
+async def add_customer_note(client, a) -> None:
+    """A note on tenant A's customer, written on the customer's page."""
+    from sqlalchemy import select
+
+    from core.db import get_database
+    from customers.models import Customer
+
+    async with get_database().transaction(tenant_id=a.tenant_id) as session:
+        customer_id = await session.scalar(select(Customer.id).where(Customer.tenant_id == a.tenant_id,
+                                                                     Customer.email == "alpha-customer@example.test"))
+    added = await post_form(client, f"/app/customers/{customer_id}/notes", {"body": "ALPHA-SECRET-NOTE"})
+    assert added.status_code == 303, added.text
+
+
+async def add_service_task(client, a) -> None:
+    """An open customer-service task on tenant A's order, assigned to its owner, with a comment."""
+    from sqlalchemy import select
+
+    from core.db import get_database
+    from orders import service_tasks
+    from orders.models import Order
+
+    async with get_database().transaction(tenant_id=a.tenant_id) as session:
+        order = await session.scalar(select(Order).where(Order.tenant_id == a.tenant_id,
+                                                         Order.external_number == "ALPHA-ORDER-1").with_for_update())
+        task = await service_tasks.open_task(session, order, "delivery_exception", "Alpha parcel lost", actor="test")
+    for path, body in (("assign", {"assignee": a.email}), ("comments", {"body": "ALPHA-TASK-COMMENT"})):
+        done = await client.post(f"/api/v1/service-tasks/{task.id}/{path}", headers=bearer(a.api_key), json=body)
+        assert done.status_code in (200, 201), done.text
+
+
+
+async def add_return_policy_and_goodwill_request(client, a) -> None:
+    """Tenant A's return policy, and a goodwill refund waiting for approval on its order, with its task."""
+    from sqlalchemy import select
+
+    from core.db import get_database
+    from orders import service_tasks
+    from orders.models import Order
+    from support.models import GoodwillRequest
+
+    key = bearer(a.api_key)
+    policy = (await client.get("/api/v1/settings/returns", headers=key)).json()
+    saved = await client.put("/api/v1/settings/returns", headers=key, json={**policy, "window_days": 14})
+    assert saved.status_code == 200, saved.text
+    async with get_database().transaction(tenant_id=a.tenant_id) as session:
+        order = await session.scalar(select(Order).where(Order.tenant_id == a.tenant_id,
+                                                         Order.external_number == "ALPHA-ORDER-1").with_for_update())
+        request = GoodwillRequest(tenant_id=a.tenant_id, order_id=order.id, amount_minor=1000,
+                                  reason="ALPHA-GOODWILL-REASON", requested_by="agent@alpha.test",
+                                  requested_role="customer_service")
+        session.add(request)
+        await session.flush()
+        await service_tasks.open_task(session, order, "goodwill_approval", "Alpha goodwill", actor="test",
+                                      subject=str(request.id))
 
 def routes(app) -> list[tuple[str, str, Any]]:
     found = []

@@ -4,14 +4,8 @@ refuses is flagged on the order for customer service."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,35 +13,15 @@ import stripe
 
 from factories import bearer, create_tenant, run_outbox_inline
 from inventory_factories import API, one_warehouse_shop
+from processes import fake_stripe_server
 
 KEY = "sk_test_oms_fake_stripe"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def fake_stripe() -> Iterator[str]:
-    port = _free_port()
-    binary = Path(sys.executable).parent / "localstripe"
-    process = subprocess.Popen([str(binary), "--port", str(port), "--from-scratch"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=os.environ)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
+    with fake_stripe_server() as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
@@ -243,3 +217,39 @@ async def test_a_failed_capture_opens_a_task_and_holds_the_rest_of_the_order(cli
     assert (await client.get(f"{API}/service-tasks", headers=key)).json()["tasks"] == []
     done = (await client.get(f"{API}/service-tasks", headers=key, params={"status": "resolved"})).json()["tasks"]
     assert [t["id"] for t in done] == [tasks[0]["id"]]
+
+
+async def test_a_returned_unit_is_refunded_through_stripe_and_the_return_closes_once_paid(
+        client, stripe_base: str) -> None:
+    from test_returns import accept_returns
+
+    from core.broker import COROUTINES
+
+    tenant = await create_tenant()
+    key = bearer(tenant.api_key)
+    await one_warehouse_shop(client, tenant.api_key, location="WH-RET", sku="PAY-1", quantity=10)
+    await accept_returns(client, tenant.api_key, "WH-RET")
+    await client.put(f"{API}/payment-accounts/stripe", headers=key, json={"secret_key": KEY})
+    intent = authorised_intent(stripe_base, 3998)
+    created = await client.post(f"{API}/orders", headers=key, json=_order("S-R1", intent))
+    await _run(tenant.tenant_id)
+    order = await _ship(client, key, created.json()["id"])
+    await _run(tenant.tenant_id)
+    opened = await client.post(f"{API}/returns", headers=key, json={
+        "order_id": order["id"], "lines": [{"line_no": 1, "quantity": 1, "reason_code": "defective"}]})
+    assert opened.status_code == 201, opened.text
+    return_id = opened.json()["id"]
+    for step, body in (("receive", {"location": "WH-RET"}),
+                       ("inspect", {"lines": [{"line_no": 1, "condition": "damaged"}]})):
+        moved = await client.post(f"{API}/returns/{return_id}/{step}", headers=key, json=body)
+        assert moved.status_code == 200, moved.text
+    assert (moved.json()["status"], moved.json()["refunded_minor"]) == ("refunded", 1999)  # Stripe has not paid yet
+
+    ran = await run_outbox_inline(tenant.tenant_id)
+    assert "payments.refund_stripe" in [name for name, _ in ran]
+    assert [r.amount for r in stripe.Refund.list(payment_intent=intent, api_key=KEY).data] == [1999]
+    await COROUTINES["support.close_paid_returns"](tenant_id=str(tenant.tenant_id))
+    closed = (await client.get(f"{API}/returns/{return_id}", headers=key)).json()
+    assert closed["status"] == "closed"
+    [refund] = (await client.get(f"{API}/orders/{order['id']}/refunds", headers=key)).json()
+    assert (refund["source"], refund["status"], refund["amount_minor"]) == ("return", "sent", 1999)

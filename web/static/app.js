@@ -214,3 +214,81 @@ document.addEventListener("click", (event) => {
 document.addEventListener("click", (event) => {
   if (event.target.closest && event.target.closest("[data-history-back]")) history.back();
 });
+
+// The top bar's search (every console page): "/" puts the cursor in it (unless one is typing in a field);
+// as one types, htmx brings the grouped results into the list under it. ↓ ↑ choose a result (the box
+// keeps the focus and names the chosen one in aria-activedescendant), Enter opens it (with none chosen,
+// the form opens the page of results), Escape closes the list, a click elsewhere too.
+(() => {
+  const input = () => document.getElementById("top-search-input");
+  const panel = () => document.getElementById("top-search-results");
+  const options = () => Array.from(document.querySelectorAll("#top-search-results [role=option]"));
+  const chosen = () => options().findIndex((o) => o.getAttribute("aria-selected") === "true");
+  const choose = (index) => {
+    const box = input();
+    const all = options();
+    all.forEach((o, n) => {
+      o.setAttribute("aria-selected", n === index ? "true" : "false");
+      o.classList.toggle("active", n === index);
+    });
+    if (box && all[index]) {
+      box.setAttribute("aria-activedescendant", all[index].id);
+      all[index].scrollIntoView({ block: "nearest" });
+    } else if (box) {
+      box.removeAttribute("aria-activedescendant");
+    }
+  };
+  const show = (open) => {
+    const box = input(), list = panel();
+    if (!box || !list) return;
+    open = open && (options().length > 0 || !!list.querySelector(".search-status")) && box.value.trim() !== "";
+    list.hidden = !open;
+    box.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open) choose(-1);
+  };
+  const typing = (target) => target && target.closest &&
+    (target.closest("input, textarea, select") || target.isContentEditable);
+  document.addEventListener("keydown", (event) => {
+    const box = input();
+    if (!box) return;
+    if (event.key === "/" && !event.ctrlKey && !event.metaKey && !event.altKey && !typing(event.target)) {
+      event.preventDefault();
+      box.focus();
+      box.select();
+      show(true);
+      return;
+    }
+    if (event.target !== box) return;
+    const all = options();
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      if (!all.length) return;
+      event.preventDefault();
+      show(true);
+      const now = chosen(), step = event.key === "ArrowDown" ? 1 : -1;
+      choose(now < 0 ? (step > 0 ? 0 : all.length - 1) : (now + step + all.length) % all.length);
+    } else if (event.key === "Enter") {
+      const now = chosen();
+      if (now >= 0 && !panel().hidden) {
+        event.preventDefault();
+        window.location.assign(all[now].href);
+      }
+    } else if (event.key === "Escape" && !panel().hidden) {
+      event.preventDefault();
+      show(false);
+    }
+  });
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.target === panel()) show(document.activeElement === input());
+  });
+  document.addEventListener("focusin", (event) => {
+    if (event.target === input()) show(true);
+  });
+  document.addEventListener("click", (event) => {
+    if (panel() && !panel().hidden && !(event.target.closest && event.target.closest("#top-search"))) show(false);
+  });
+  // A pointer over a result chooses it, so that Enter and the highlighted one agree.
+  document.addEventListener("mousemove", (event) => {
+    const option = event.target.closest ? event.target.closest("#top-search-results [role=option]") : null;
+    if (option && option.getAttribute("aria-selected") !== "true") choose(options().indexOf(option));
+  });
+})();

@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from core.tenancy import rls_statements
+from core import search_keys
+from core.settings import get_settings
+from core.tenancy import rls_statements, sweeper_statements
 
 revision: str = '0018'
 down_revision: str | None = '0017'
@@ -95,6 +97,7 @@ def upgrade() -> None:
     sa.Column('refund_id', sa.Uuid(), nullable=True),
     sa.Column('refunded_minor', sa.BigInteger(), nullable=False),
     sa.Column('restocking_fee_minor', sa.BigInteger(), nullable=False),
+    sa.Column('exchange_credit_minor', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('opened_by', sa.String(length=320), nullable=False),
     sa.Column('received_by', sa.String(length=320), nullable=True),
     sa.Column('inspected_by', sa.String(length=320), nullable=True),
@@ -117,6 +120,8 @@ def upgrade() -> None:
     op.create_index('ix_returns_customer', 'returns', ['tenant_id', 'customer_id', 'created_at'], unique=False)
     op.create_index('ix_returns_order', 'returns', ['tenant_id', 'order_id'], unique=False)
     op.create_index('ix_returns_status', 'returns', ['tenant_id', 'status', 'created_at'], unique=False)
+    op.create_index('ix_returns_waiting', 'returns', ['tenant_id', 'expected_by'], unique=False,
+                    postgresql_where=sa.text("status = 'refunded' OR (status = 'requested' AND expected_by IS NOT NULL)"))
     op.create_table('return_lines',
     sa.Column('return_id', sa.Uuid(), nullable=False),
     sa.Column('order_line_id', sa.Uuid(), nullable=False),
@@ -154,6 +159,8 @@ def upgrade() -> None:
     op.add_column('orders', sa.Column('exchange_for', sa.Uuid(), nullable=True))
     op.create_index('ix_orders_exchange_for', 'orders', ['tenant_id', 'exchange_for'], unique=False, postgresql_where=sa.text('exchange_for IS NOT NULL'))
     op.create_index('ix_orders_ship_postcode', 'orders', ['tenant_id', 'ship_postcode'], unique=False)
+    op.create_index('ix_mail_messages_order', 'mail_messages', ['tenant_id', sa.text("(meta ->> 'order_id')")],
+                    unique=False)
     op.create_index('ix_refunds_goodwill_by', 'refunds', ['tenant_id', 'created_by', 'created_at'], unique=False, postgresql_where=sa.text("source = 'goodwill'"))
     op.add_column('service_tasks', sa.Column('subject', sa.String(length=64), server_default='', nullable=False))
     op.add_column('service_tasks', sa.Column('assigned_to', sa.String(length=320), nullable=True))
@@ -164,9 +171,41 @@ def upgrade() -> None:
                   "task_comments"):
         for statement in rls_statements(table):
             op.execute(statement)
+    for statement in sweeper_statements("returns", get_settings().sweeper_db_role,
+                                        columns=["tenant_id", "status", "expected_by"],
+                                        due="status = 'refunded' OR (status = 'requested' AND expected_by IS NOT NULL)",
+                                        name="waiting"):
+        op.execute(statement)
+    op.execute(search_keys.LEAKPROOF_SQL)  # the search's index, usable under row-level security
+    _backfill_search_keys()
+
+
+def _backfill_search_keys(batch: int = 2000) -> None:
+    """Every existing customer's search keys, company by company (within its row-level security
+    scope, as the owner may be subject to it), a batch at a time."""
+    connection = op.get_bind()
+    update = sa.text("UPDATE customers SET search_keys = :keys WHERE tenant_id = :tenant AND id = :id") \
+        .bindparams(sa.bindparam("keys", type_=sa.ARRAY(sa.String())))
+    for tenant_id in connection.scalars(sa.text("SELECT id FROM tenants ORDER BY id")).all():
+        connection.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant_id)})
+        after = None
+        while True:
+            rows = connection.execute(sa.text(
+                "SELECT id, email, name, phone FROM customers WHERE tenant_id = :tenant"
+                + (" AND id > :after" if after else "") + " ORDER BY id LIMIT :n"),
+                {"tenant": tenant_id, "after": after, "n": batch} if after else {"tenant": tenant_id, "n": batch}).all()
+            if not rows:
+                break
+            connection.execute(update, [
+                {"tenant": tenant_id, "id": row.id,
+                 "keys": search_keys.record_keys(tenant_id, name=row.name, email=row.email, phone=row.phone)}
+                for row in rows])
+            after = rows[-1].id
+    connection.execute(sa.text("SELECT set_config('app.tenant_id', '', true)"))
 
 
 def downgrade() -> None:
+    op.execute("DROP POLICY IF EXISTS sweeper_waiting ON returns")
     op.drop_index('ix_service_tasks_assigned', table_name='service_tasks')
     op.drop_index('uq_service_tasks_open', table_name='service_tasks', postgresql_where=sa.text("status = 'open'"))
     op.create_index(op.f('uq_service_tasks_open'), 'service_tasks', ['tenant_id', 'order_id', 'kind'], unique=True, postgresql_where="((status)::text = 'open'::text)")
@@ -174,6 +213,7 @@ def downgrade() -> None:
     op.drop_column('service_tasks', 'subject')
     op.drop_index('ix_refunds_goodwill_by', table_name='refunds', postgresql_where=sa.text("source = 'goodwill'"))
     op.drop_index('ix_orders_ship_postcode', table_name='orders')
+    op.drop_index('ix_mail_messages_order', table_name='mail_messages')
     op.drop_index('ix_orders_exchange_for', table_name='orders', postgresql_where=sa.text('exchange_for IS NOT NULL'))
     op.drop_column('orders', 'exchange_for')
     op.drop_index('ix_customers_search_keys', table_name='customers', postgresql_using='gin')
