@@ -6,10 +6,8 @@ import asyncio
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core import search_keys
 from core.roles import ensure_app_role, grant_app_role
 from core.settings import ROOT, Settings
 
@@ -29,8 +27,6 @@ async def _with_owner(settings: Settings, grant: bool) -> None:
         async with engine.begin() as conn:
             if grant:
                 await grant_app_role(conn, settings.app_db_role)
-                # Again at every start: a database restored from a dump has lost the mark.
-                await conn.execute(text(search_keys.LEAKPROOF_SQL))
             else:
                 await ensure_app_role(conn, settings.app_db_role, settings.app_db_password,
                                       settings.sweeper_db_role)

@@ -18,18 +18,11 @@ A record (a customer) is found by:
 Text is normalised first: NFKD, accents stripped, case folded, split on anything not a letter or
 a digit (``"Zoë O'Brien"`` is ``zoe``, ``o``, ``brien``).
 
-Every key carries its company's tag (the tenant id's last eight hex digits and a colon). The
-keys live in ``customers.search_keys`` under a GIN index, and a GIN index can't lead with
-``tenant_id``: the embedded PostgreSQL has no ``btree_gin`` (nor ``pg_trgm``). Tagged keys are
-each company's own in the index, so a lookup reads only its company's postings, whatever the
-size of the others. The tag is not the wall between companies: two companies may share one
-(it has 32 bits), so the queries still filter ``tenant_id``, and row-level security holds.
-
-Under row-level security PostgreSQL uses an index only for a condition whose operator is
-*leakproof* (it may be evaluated before the policy). ``&&`` on arrays (``arrayoverlap``) isn't
-marked so, although it reveals nothing but its result; ``LEAKPROOF_SQL`` marks it, when the
-migrating role is a superuser (the embedded server's is). Without it the search still answers
-rightly, by reading every customer of the company.
+The keys live in ``customer_search_keys`` (one row per customer and key), whose primary key
+``(tenant_id, key, customer_id)`` is the search's index: it leads with ``tenant_id``, and a lookup
+compares keys with text equality, which is leakproof, so PostgreSQL uses the index under
+row-level security whoever owns the database (``&&`` on an array under GIN is not leakproof, and
+marking it so needs a superuser).
 
 A record has at most ``MAX_KEYS`` keys, the most telling first (email, phone, whole tokens,
 prefixes, then deletions), and a query at most ``MAX_QUERY_TOKENS`` tokens.
@@ -39,11 +32,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from collections.abc import Iterable
 
 MAX_KEYS = 160
-MAX_TOKEN = 32  # letters of a token that count (a key must fit the column's 120 characters)
+MAX_TOKEN = 32  # letters of a token that count (keys stay short in the index)
 MAX_QUERY_TOKENS = 6
 MIN_PREFIX = 3
 MIN_DELETIONS = 4  # shorter tokens would share their deletions with too many others
@@ -55,23 +47,6 @@ _SPLIT = re.compile(r"[\W_]+")
 _LETTERS_DIGITS = re.compile(r"[^\W\d_]+|\d+")
 _PHONE = re.compile(r"[+(\d][\d\s().\-/]*")
 
-LEAKPROOF_SQL = """
-DO $$
-BEGIN
-  IF NOT (SELECT proleakproof FROM pg_proc WHERE oid = 'arrayoverlap(anyarray, anyarray)'::regprocedure) THEN
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-      ALTER FUNCTION arrayoverlap(anyarray, anyarray) LEAKPROOF;
-    ELSE
-      RAISE WARNING 'arrayoverlap is not leakproof and % may not mark it: customer service''s search will read '
-                    'every customer of a company instead of its index', current_user;
-    END IF;
-  END IF;
-END $$;
-"""
-
-
-def tag(tenant_id: uuid.UUID) -> str:
-    return tenant_id.hex[-8:] + ":"
 
 
 def fold(text: str) -> str:
@@ -124,9 +99,8 @@ def looks_like_phone(text: str) -> bool:
     return bool(_PHONE.fullmatch(text)) and len(phone_digits(text)) >= MIN_PHONE_DIGITS
 
 
-def record_keys(tenant_id: uuid.UUID, *, name: str = "", email: str = "", phone: str = "") -> list[str]:
+def record_keys(*, name: str = "", email: str = "", phone: str = "") -> list[str]:
     """Every key a customer with this name, email and phone is found by (see the module)."""
-    prefix = tag(tenant_id)
     words = list(dict.fromkeys([*tokens(name), *email_tokens(email)]))
     keys: dict[str, None] = {}
     email = email.strip().lower()
@@ -140,31 +114,26 @@ def record_keys(tenant_id: uuid.UUID, *, name: str = "", email: str = "", phone:
     for group in (words, [p for w in spelt for p in prefixes(w)], [d for w in spelt for d in deletions(w)]):
         for key in group:
             keys.setdefault(key)
-    return [prefix + key for key in list(keys)[:MAX_KEYS]]
+    return list(keys)[:MAX_KEYS]
 
 
-def query_keys(tenant_id: uuid.UUID, text: str, *, typos: bool = True) -> list[list[str]]:
+def query_keys(text: str, *, typos: bool = True) -> list[list[str]]:
     """For each word of the query (at most ``MAX_QUERY_TOKENS``), the keys any one of which a
     record must have: the word itself (a record's word, or the start of one), and with
     ``typos`` its one-letter deletions as well. A record matches when it matches every word."""
-    prefix = tag(tenant_id)
-    found = []
-    for token in tokens(text)[:MAX_QUERY_TOKENS]:
-        keys = [token, *(deletions(token) if typos else ())]
-        found.append([prefix + key for key in keys])
-    return found
+    return [[token, *(deletions(token) if typos else ())] for token in tokens(text)[:MAX_QUERY_TOKENS]]
 
 
-def email_key(tenant_id: uuid.UUID, email: str) -> str:
-    return tag(tenant_id) + email.strip().lower()
+def email_key(email: str) -> str:
+    return email.strip().lower()
 
 
-def phone_key(tenant_id: uuid.UUID, phone: str) -> str | None:
+def phone_key(phone: str) -> str | None:
     digits = phone_digits(phone)
-    return tag(tenant_id) + "+" + digits if digits else None
+    return "+" + digits if digits else None
 
 
 def matches(record: Iterable[str], query: list[list[str]]) -> bool:
-    """Whether a record's keys answer a query's (what the database's ``&&`` per word does)."""
+    """Whether a record's keys answer a query's (what ``customers.service.search`` asks the database)."""
     have = set(record)
     return all(have.intersection(keys) for keys in query)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, Index, String, UniqueConstraint
+from sqlalchemy import ARRAY, ForeignKey, ForeignKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, TenantScoped, utcnow
@@ -12,10 +13,7 @@ from core.db import Base, TenantScoped, utcnow
 
 class Customer(TenantScoped, Base):
     __tablename__ = "customers"
-    __table_args__ = (
-        UniqueConstraint("tenant_id", "email"),
-        Index("ix_customers_search_keys", "search_keys", postgresql_using="gin"),
-    )
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
 
     # In lower case: compared as is, so that the unique index serves lookups under row-level
     # security (an index on lower(email) can't, lower() not being leakproof).
@@ -23,8 +21,22 @@ class Customer(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str] = mapped_column(String(40), default="")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
-    # What customer service's search finds the customer by (``core.search_keys``): each key
-    # carries the company's tag, so the index is the company's first even without tenant_id.
-    search_keys: Mapped[list[str]] = mapped_column(ARRAY(String(120)), default=list, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerSearchKey(Base):
+    """One key customer service's search finds a customer by (``core.search_keys``): a word of
+    their name or email, its prefixes and one-letter deletions, the email, the phone's last
+    digits. The primary key is the search's index: it leads with ``tenant_id`` and is read by
+    text equality, which is leakproof, so row-level security keeps it usable."""
+
+    __tablename__ = "customer_search_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"],
+                             ondelete="CASCADE"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -102,9 +102,9 @@ def _score(words: list[str], customer: customers.CustomerRef) -> float:
 
 async def _customers_by_words(session: AsyncSession, principal: Principal, q: str) -> list[tuple[float, Any]]:
     tenant = principal.tenant_id
-    found = {c.id: c for c in await customers.search(session, tenant, search_keys.query_keys(tenant, q, typos=False))}
+    found = {c.id: c for c in await customers.search(session, tenant, search_keys.query_keys(q, typos=False))}
     if len(found) < SHOWN:
-        for c in await customers.search(session, tenant, search_keys.query_keys(tenant, q, typos=True)):
+        for c in await customers.search(session, tenant, search_keys.query_keys(q, typos=True)):
             found.setdefault(c.id, c)
     words = search_keys.tokens(q)[:search_keys.MAX_QUERY_TOKENS]
     ranked = [(_score(words, c), c) for c in found.values()]
@@ -124,8 +124,8 @@ async def search(session: AsyncSession, principal: Principal, q: str, *, shown: 
 
     ranked: list[tuple[float, Any]] = []
     if email:
-        ranked = [(100.0, c) for c in await customers.search(session, tenant, [[search_keys.email_key(tenant, email)]])]
-    if phone and (key := search_keys.phone_key(tenant, q)):
+        ranked = [(100.0, c) for c in await customers.search(session, tenant, [[search_keys.email_key(email)]])]
+    if phone and (key := search_keys.phone_key(q)):
         ranked += [(100.0, c) for c in await customers.search(session, tenant, [[key]])]
     if not ranked and has_letters:
         words = q.partition("@")[0] if "@" in q else q  # an email being typed (or unknown): its words

@@ -252,9 +252,46 @@ async def test_keys_follow_what_the_record_holds_when_another_order_filled_it_fi
     monkeypatch.undo()
     async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
         def found(q: str) -> Any:
-            return service.search(session, tenant.tenant_id, query_keys(tenant.tenant_id, q, typos=False))
+            return service.search(session, tenant.tenant_id, query_keys(q, typos=False))
 
         assert [c.email for c in await found("Grace Hopper")] == [email]
         assert await found("Ada Byron") == []
-        by_phone = await service.search(session, tenant.tenant_id, [[phone_key(tenant.tenant_id, "06 12 34 56 78")]])
+        by_phone = await service.search(session, tenant.tenant_id, [[phone_key("06 12 34 56 78")]])
         assert [c.email for c in by_phone] == [email]
+
+
+async def test_the_search_reads_the_keys_index_as_the_app_role(owner_engine) -> None:
+    """Under row-level security PostgreSQL uses an index only for a leakproof comparison: the
+    search's plan, as the app role in a company with thousands of customers, reads the keys on
+    their primary key (tenant_id, key, customer_id), never the whole table."""
+    import json
+
+    from sqlalchemy import text
+
+    from core.db import driver, get_database
+    from core.search_keys import query_keys
+    from customers import service
+
+    tenant = await create_tenant()
+    first, last = ["Ada", "Grace", "Alan", "Edsger", "Barbara"], ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov"]
+    people = [(f"p{n}@example.test", f"{first[n % 5]} {last[n // 5 % 5]}", f"06{n:08d}") for n in range(2000)]
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        await service.find_or_create_many(session, tenant.tenant_id, people)
+    async with owner_engine.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text("ANALYZE customer_search_keys"))
+
+    def scans(node: dict[str, Any]) -> list[tuple[str, str | None]]:
+        found = [(node["Node Type"], node.get("Index Name"))] if node.get("Relation Name") == "customer_search_keys" \
+            else []
+        return found + [scan for child in node.get("Plans", []) for scan in scans(child)]
+
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        q = query_keys("grace hoper")
+        plan = await (await driver(session)).fetchval("EXPLAIN (FORMAT JSON) " + service._SEARCH,
+                                                      *service.search_arguments(tenant.tenant_id, q))
+        found = await service.search(session, tenant.tenant_id, q)
+    used = scans((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    assert used and all(kind in ("Index Only Scan", "Index Scan") and index == "pk_customer_search_keys"
+                        for kind, index in used), used
+    assert len(found) == 80 and {c.name for c in found} == {"Grace Hopper"}

@@ -154,8 +154,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_task_comments'))
     )
     op.create_index('ix_task_comments_task', 'task_comments', ['tenant_id', 'task_id', 'id'], unique=False)
-    op.add_column('customers', sa.Column('search_keys', sa.ARRAY(sa.String(length=120)), server_default='{}', nullable=False))
-    op.create_index('ix_customers_search_keys', 'customers', ['search_keys'], unique=False, postgresql_using='gin')
+    op.create_table('customer_search_keys',
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('key', sa.Text(), nullable=False),
+    sa.Column('customer_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id', 'customer_id'], ['customers.tenant_id', 'customers.id'], name=op.f('fk_customer_search_keys_tenant_id_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_customer_search_keys_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('tenant_id', 'key', 'customer_id', name=op.f('pk_customer_search_keys'))
+    )
     op.add_column('orders', sa.Column('exchange_for', sa.Uuid(), nullable=True))
     op.create_index('ix_orders_exchange_for', 'orders', ['tenant_id', 'exchange_for'], unique=False, postgresql_where=sa.text('exchange_for IS NOT NULL'))
     op.create_index('ix_orders_ship_postcode', 'orders', ['tenant_id', 'ship_postcode'], unique=False)
@@ -168,7 +174,7 @@ def upgrade() -> None:
     op.create_index('uq_service_tasks_open', 'service_tasks', ['tenant_id', 'order_id', 'kind', 'subject'], unique=True, postgresql_where=sa.text("status = 'open'"))
     op.create_index('ix_service_tasks_assigned', 'service_tasks', ['tenant_id', 'assigned_to', 'status'], unique=False)
     for table in ("customer_notes", "goodwill_requests", "return_policies", "returns", "return_lines",
-                  "task_comments"):
+                  "task_comments", "customer_search_keys"):
         for statement in rls_statements(table):
             op.execute(statement)
     for statement in sweeper_statements("returns", get_settings().sweeper_db_role,
@@ -176,16 +182,18 @@ def upgrade() -> None:
                                         due="status = 'refunded' OR (status = 'requested' AND expected_by IS NOT NULL)",
                                         name="waiting"):
         op.execute(statement)
-    op.execute(search_keys.LEAKPROOF_SQL)  # the search's index, usable under row-level security
     _backfill_search_keys()
 
 
 def _backfill_search_keys(batch: int = 2000) -> None:
     """Every existing customer's search keys, company by company (within its row-level security
-    scope, as the owner may be subject to it), a batch at a time."""
+    scope, as the owner may be subject to it), a batch of customers at a time."""
     connection = op.get_bind()
-    update = sa.text("UPDATE customers SET search_keys = :keys WHERE tenant_id = :tenant AND id = :id") \
-        .bindparams(sa.bindparam("keys", type_=sa.ARRAY(sa.String())))
+    insert = sa.text(
+        "INSERT INTO customer_search_keys (tenant_id, key, customer_id) "
+        "SELECT CAST(:tenant AS uuid), u.key, u.customer_id FROM unnest(:keys, :customers) AS u(key, customer_id) "
+        "ON CONFLICT DO NOTHING").bindparams(sa.bindparam("keys", type_=postgresql.ARRAY(sa.Text())),
+                                             sa.bindparam("customers", type_=postgresql.ARRAY(sa.Uuid())))
     for tenant_id in connection.scalars(sa.text("SELECT id FROM tenants ORDER BY id")).all():
         connection.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant_id)})
         after = None
@@ -196,10 +204,10 @@ def _backfill_search_keys(batch: int = 2000) -> None:
                 {"tenant": tenant_id, "after": after, "n": batch} if after else {"tenant": tenant_id, "n": batch}).all()
             if not rows:
                 break
-            connection.execute(update, [
-                {"tenant": tenant_id, "id": row.id,
-                 "keys": search_keys.record_keys(tenant_id, name=row.name, email=row.email, phone=row.phone)}
-                for row in rows])
+            pairs = [(key, row.id) for row in rows
+                     for key in search_keys.record_keys(name=row.name, email=row.email, phone=row.phone)]
+            connection.execute(insert, {"tenant": tenant_id, "keys": [key for key, _ in pairs],
+                                        "customers": [customer for _, customer in pairs]})
             after = rows[-1].id
     connection.execute(sa.text("SELECT set_config('app.tenant_id', '', true)"))
 
@@ -216,8 +224,7 @@ def downgrade() -> None:
     op.drop_index('ix_mail_messages_order', table_name='mail_messages')
     op.drop_index('ix_orders_exchange_for', table_name='orders', postgresql_where=sa.text('exchange_for IS NOT NULL'))
     op.drop_column('orders', 'exchange_for')
-    op.drop_index('ix_customers_search_keys', table_name='customers', postgresql_using='gin')
-    op.drop_column('customers', 'search_keys')
+    op.drop_table('customer_search_keys')
     op.drop_index('ix_task_comments_task', table_name='task_comments')
     op.drop_table('task_comments')
     op.drop_index('ix_return_lines_return', table_name='return_lines')
