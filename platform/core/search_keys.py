@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 
 MAX_KEYS = 160
 MAX_TOKEN = 32  # letters of a token that count (keys stay short in the index)
@@ -103,18 +102,20 @@ def record_keys(*, name: str = "", email: str = "", phone: str = "") -> list[str
     """Every key a customer with this name, email and phone is found by (see the module)."""
     words = list(dict.fromkeys([*tokens(name), *email_tokens(email)]))
     keys: dict[str, None] = {}
-    email = email.strip().lower()
+    email = email_key(email)
     if email and len(email) <= MAX_EMAIL_KEY:
         keys[email] = None
-    if digits := phone_digits(phone):
-        keys["+" + digits] = None
+    if phone_key_ := phone_key(phone):
+        keys[phone_key_] = None
     # Prefixes and typos for words of letters: a token with digits (``smith1985``, a house number) is
     # found as it is, its letters already being a word of their own (``email_tokens``).
     spelt = [w for w in words if w.isalpha()]
-    for group in (words, [p for w in spelt for p in prefixes(w)], [d for w in spelt for d in deletions(w)]):
+    for group in (words, (p for w in spelt for p in prefixes(w)), (d for w in spelt for d in deletions(w))):
         for key in group:
+            if len(keys) == MAX_KEYS:
+                return list(keys)
             keys.setdefault(key)
-    return list(keys)[:MAX_KEYS]
+    return list(keys)
 
 
 def query_keys(text: str, *, typos: bool = True) -> list[list[str]]:
@@ -131,9 +132,3 @@ def email_key(email: str) -> str:
 def phone_key(phone: str) -> str | None:
     digits = phone_digits(phone)
     return "+" + digits if digits else None
-
-
-def matches(record: Iterable[str], query: list[list[str]]) -> bool:
-    """Whether a record's keys answer a query's (what ``customers.service.search`` asks the database)."""
-    have = set(record)
-    return all(have.intersection(keys) for keys in query)

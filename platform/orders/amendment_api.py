@@ -16,6 +16,7 @@ from core.auth import Principal, signed_in
 from core.deps import DEPS
 from core.forms import decode_json
 from core.pages import client_ip
+from core.problems import invalid
 from orders import amendments, queries
 from orders.amendment_schemas import (
     AddressOut,
@@ -98,6 +99,9 @@ class OrderAmendmentsApiController(Controller):
         data = decode_json(await request.body(), DeliveryAddressIn)
         values = {"name": data.name, "line1": data.line1, "postcode": data.postcode, "city": data.city,
                   "country": data.country}
+        if (data.latitude is None) != (data.longitude is None):
+            missing = "longitude" if data.longitude is None else "latitude"
+            raise invalid({missing: "Give the latitude and the longitude together, or neither."})
         where = (data.latitude, data.longitude) if data.latitude is not None and data.longitude is not None else None
 
         async def change() -> DeliveryAddressChangeOut:

@@ -45,6 +45,7 @@ DECIDED_ELSEWHERE = {
     "goodwill_approval": "Approve or decline the goodwill request on the order's page: that closes this task.",
 }
 PAGE_SIZE = 50
+PAGE_MAX = 200  # the API's limit is refused above it
 # Kinds whose subject is a return's id: the task links to the return's page.
 RETURN_KINDS = frozenset({"return_to_inspect", "return_overdue"})
 # Who works tasks (is assigned them, takes them, comments on them): customer service and admins
@@ -112,21 +113,12 @@ async def resolve(session: AsyncSession, principal: Principal, task_id: uuid.UUI
     """Close a task by hand, saying what was done (the customer paid another way, the order was
     sorted out by phone...). Closing a payment task lifts the order's payment hold; closing a
     refund task stops sending the order's failing refunds."""
-    task = await session.scalar(select(ServiceTask).where(ServiceTask.tenant_id == principal.tenant_id,
-                                                          ServiceTask.id == task_id))
-    if task is None:
-        raise not_found("Task")
+    order, task = await _locked(session, principal, task_id)
     note = note.strip()
     if not note:
         raise invalid({"note": "Say what was done, for the order's timeline."})
     if len(note) > 1000:
         raise invalid({"note": "Keep the note under 1,000 characters."})
-    order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id,
-                                                     Order.id == task.order_id, *queries.reach(principal))
-                                 .with_for_update())
-    if order is None:  # an order out of the principal's reach: its tasks too
-        raise not_found("Task")
-    await session.refresh(task, with_for_update=True)
     if task.status != "open":
         raise ProblemError(409, "Already resolved",
                            f"This task was resolved by {task.resolved_by}: {task.resolution}")
@@ -202,7 +194,7 @@ async def listing(session: AsyncSession, principal: Principal, *, status: str = 
     else:
         query = query.where(ServiceTask.id < after) if after else query
         query = query.order_by(ServiceTask.id.desc())
-    limit = max(1, min(limit, 200))
+    limit = max(1, min(limit, PAGE_MAX))
     rows = [TaskRow(task, number, order_status, comments)
             for task, number, order_status, comments in await session.execute(query.limit(limit))]
     return rows, str(rows[-1].task.id) if len(rows) == limit else None
@@ -217,11 +209,6 @@ async def row_of(session: AsyncSession, principal: Principal, task_id: uuid.UUID
     if found is None:
         raise not_found("Task")
     return TaskRow(*found)
-
-
-async def open_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    return int(await session.scalar(select(func.count()).select_from(ServiceTask).where(
-        ServiceTask.tenant_id == tenant_id, ServiceTask.status == "open")) or 0)
 
 
 # --- working a task: assignees, comments, counts ------------------------------------------------

@@ -193,7 +193,7 @@ async def approve(session: AsyncSession, principal: Principal, request_id: uuid.
         raise ProblemError(403, "Above your limit",
                            f"You can't approve this refund: {why}. Someone whose limit covers it must approve it.")
     names = f" (requested by {request.requested_by}, approved by {principal.label})"
-    data = RefundIn(amount_minor=request.amount_minor, reason=request.reason[:500 - len(names)] + names,
+    data = RefundIn(amount_minor=request.amount_minor, reason=(request.reason[:max(0, 500 - len(names))] + names)[:500],
                     shipping_minor=request.shipping_minor,
                     lines=[RefundLineIn(line_no=part["line_no"], amount_minor=part["amount_minor"])
                            for part in request.lines] or None)

@@ -12,7 +12,13 @@ import msgspec
 from core.limits import Int32
 
 Code = Annotated[str, msgspec.Meta(max_length=64)]
-Note = Annotated[str, msgspec.Meta(max_length=1000, extra={"message": "Keep it under 1,000 characters."})]
+# A return keeps one note: what was said when it was opened, then the inspection's or the
+# cancellation's words after it (never both), within its 1,000-character column.
+OPENING_NOTE_MAX = 500
+LATER_NOTE_MAX = 400
+Note = Annotated[str, msgspec.Meta(max_length=OPENING_NOTE_MAX, extra={"message": "Keep it under 500 characters."})]
+LaterNote = Annotated[str, msgspec.Meta(max_length=LATER_NOTE_MAX, extra={
+    "message": "Keep it under 400 characters."})]
 
 
 class ReturnLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,11 +53,11 @@ class InspectLineIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class InspectIn(msgspec.Struct, forbid_unknown_fields=True):
     lines: Annotated[list[InspectLineIn], msgspec.Meta(max_length=500)]
-    note: Note = ""
+    note: LaterNote = ""
 
 
 class CancelReturnIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Note
+    reason: LaterNote
 
 
 class ReturnLineOut(msgspec.Struct):

@@ -41,7 +41,7 @@ from inventory.ledger import Line
 from orders import aftersales, exchanges, service_tasks
 from support import policy as policies
 from support.models import Return, ReturnLine
-from support.return_schemas import InspectIn, ReturnIn, ReturnLineOut, ReturnOut
+from support.return_schemas import LATER_NOTE_MAX, OPENING_NOTE_MAX, InspectIn, ReturnIn, ReturnLineOut, ReturnOut
 from tenants import service as tenants
 
 AGENTS = ("owner", "admin", "customer_service")
@@ -141,6 +141,8 @@ async def plan(session: AsyncSession, principal: Principal, data: ReturnIn) -> P
                                          "tick “Accept after the window” to take it back anyway.")
         else:
             overridden = True
+    if len(data.note.strip()) > OPENING_NOTE_MAX:
+        errors["note"] = f"Keep the note under {OPENING_NOTE_MAX} characters."
     location = await _expected_location(session, principal, data.location, errors)
     if errors:
         raise invalid(errors, detail=next(iter(errors.values())))
@@ -355,6 +357,8 @@ async def inspect(session: AsyncSession, principal: Principal, return_id: uuid.U
             errors[f"lines[{i}].line_no"] = f"Line {line.line_no} is named twice."
         else:
             decided[line.id] = (part.condition, part.refund)
+    if len(data.note.strip()) > LATER_NOTE_MAX:
+        errors["note"] = f"Keep the note under {LATER_NOTE_MAX} characters."
     missing = [line.line_no for line in lines if line.id not in decided]
     if missing and not errors:
         errors["lines"] = "Say the condition of every line: " + ", ".join(f"line {n}" for n in missing) + " left."
@@ -492,6 +496,8 @@ async def cancel(session: AsyncSession, principal: Principal, return_id: uuid.UU
     sale, row, lines = await _locked(session, principal, return_id, within_reach=True)
     if not reason.strip():
         raise invalid({"reason": "Say why the return is cancelled."})
+    if len(reason.strip()) > LATER_NOTE_MAX:
+        raise invalid({"reason": f"Keep the reason under {LATER_NOTE_MAX} characters."})
     if row.status != "requested":
         raise ProblemError(409, "Already received" if row.status != "cancelled" else "Already cancelled",
                            f"Return {row.number} is {STATUS_LABELS[row.status].lower()}: only a return not yet "
@@ -560,10 +566,6 @@ async def panel(session: AsyncSession, principal: Principal, order_id: uuid.UUID
                  {line.order_line_id: max(0, line.received - in_returns.get(line.order_line_id, 0))
                   for line in sale.lines if not (line.category and line.category in policy.non_returnable_categories)},
                  window_ends)
-
-
-async def visible_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> None:
-    await aftersales.visible(session, principal, order_id)
 
 
 async def for_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> list[Returned]:

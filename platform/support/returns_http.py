@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from core.pages import NOTICES, form_data, page, redirect
 from core.params import PageSize, id_cursor
 from core.problems import ProblemError, invalid
 from inventory import locations as inventory_locations
+from orders import aftersales
 from orders.pages import order_section
 from support import exchanges, returns
 from support import policy as policies
@@ -132,7 +134,7 @@ class OrderReturnsApiController(Controller):
                       "Idempotency-Key, a retry is answered the first answer.")
     async def start_exchange(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                              order_id: uuid.UUID) -> Response[ExchangeOut]:
-        await returns.visible_order(db, principal, order_id)  # another company's order: a 404, never a 422
+        await aftersales.visible(db, principal, order_id)  # another company's order: a 404, never a 422
         data = decode_json(await request.body(), ExchangeIn)
 
         async def create() -> ExchangeOut:
@@ -142,7 +144,7 @@ class OrderReturnsApiController(Controller):
 
     @get("/{order_id:uuid}/returns", summary="An order's returns", opt=FOR_ORDER_KEYS)
     async def order_returns(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> list[ReturnOut]:
-        await returns.visible_order(db, principal, order_id)
+        await aftersales.visible(db, principal, order_id)
         return [returns.out(item) for item in await returns.for_order(db, principal, order_id)]
 
 
@@ -165,7 +167,7 @@ def _return_form(values: dict[str, str], order_id: uuid.UUID, line_nos: list[int
         raise invalid(errors)
     method = values.get("method", "post")
     return ReturnIn(order_id=order_id, lines=lines, method="in_store" if method == "in_store" else "post",
-                    location=values.get("location", "")[:64], note=values.get("note", "")[:1000],
+                    location=values.get("location", "")[:64], note=values.get("note", ""),
                     override_window=values.get("override_window") == "on")
 
 
@@ -204,48 +206,31 @@ class ReturnsPagesController(Controller):
     @post("/returns/{return_id:uuid}/receive", guards=[receive_returns])
     async def receive(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                       return_id: uuid.UUID) -> Template | Redirect:
-        values = await form_data(request)
-        try:
-            await returns.receive(db, principal, return_id, values.get("location", "")[:64])
-        except ProblemError as problem:
-            if problem.status not in (403, 409, 422):
-                raise
-            await db.rollback()
-            return await _return_page(request, db, principal, return_id, problem=problem, values=values)
-        return redirect(f"/app/returns/{return_id}", done="return_received")
+        async def act(values: dict[str, str]) -> object:
+            return await returns.receive(db, principal, return_id, values.get("location", ""))
+
+        return await _step(request, db, principal, return_id, act, done="return_received")
 
     @post("/returns/{return_id:uuid}/inspect", guards=[receive_returns])
     async def inspect(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                       return_id: uuid.UUID) -> Template | Redirect:
-        values = await form_data(request)
-        found = await returns.get(db, principal, return_id)
-        lines = []
-        for line in found.lines:
-            condition = values.get(f"condition_{line.id}", "")
-            if condition in ("resellable", "damaged"):
-                lines.append(InspectLineIn(return_line_id=line.id, condition=condition,  # type: ignore[arg-type]
-                                           refund=values.get(f"norefund_{line.id}") != "on"))
-        try:
-            await returns.inspect(db, principal, return_id, InspectIn(lines=lines, note=values.get("note", "")[:1000]))
-        except ProblemError as problem:
-            if problem.status not in (403, 409, 422):
-                raise
-            await db.rollback()
-            return await _return_page(request, db, principal, return_id, problem=problem, values=values)
-        return redirect(f"/app/returns/{return_id}", done="return_inspected")
+        async def act(values: dict[str, str]) -> object:
+            found = await returns.get(db, principal, return_id)
+            lines = [InspectLineIn(return_line_id=line.id, condition=condition,  # type: ignore[arg-type]
+                                   refund=values.get(f"norefund_{line.id}") != "on")
+                     for line in found.lines
+                     if (condition := values.get(f"condition_{line.id}", "")) in ("resellable", "damaged")]
+            return await returns.inspect(db, principal, return_id, InspectIn(lines=lines, note=values.get("note", "")))
+
+        return await _step(request, db, principal, return_id, act, done="return_inspected")
 
     @post("/returns/{return_id:uuid}/cancel", guards=[open_returns])
     async def cancel(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                      return_id: uuid.UUID) -> Template | Redirect:
-        values = await form_data(request)
-        try:
-            await returns.cancel(db, principal, return_id, values.get("reason", "")[:1000])
-        except ProblemError as problem:
-            if problem.status not in (409, 422):
-                raise
-            await db.rollback()
-            return await _return_page(request, db, principal, return_id, problem=problem, values=values)
-        return redirect(f"/app/returns/{return_id}", done="return_cancelled")
+        async def act(values: dict[str, str]) -> object:
+            return await returns.cancel(db, principal, return_id, values.get("reason", ""))
+
+        return await _step(request, db, principal, return_id, act, done="return_cancelled")
 
     @post("/returns/{return_id:uuid}/check-refund", guards=[receive_returns])
     async def check_refund(self, db: AsyncSession, principal: Principal, return_id: uuid.UUID) -> Redirect:
@@ -306,6 +291,21 @@ def _exchange_form(values: dict[str, str], data: ReturnIn | None) -> ExchangeIn 
                       location=data.location, note=data.note, override_window=data.override_window,
                       ship_now=values.get("ship_now") == "on",
                       charge_difference=values.get("charge_difference") == "on")
+
+
+async def _step(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, return_id: uuid.UUID,
+                act: Callable[[dict[str, str]], Awaitable[object]], *, done: str) -> Template | Redirect:
+    """A step of the return page's forms: done, then back to the page with its notice; or the page
+    again with the refusal, nothing changed."""
+    values = await form_data(request)
+    try:
+        await act(values)
+    except ProblemError as problem:
+        if problem.status not in (403, 409, 422):
+            raise
+        await db.rollback()
+        return await _return_page(request, db, principal, return_id, problem=problem, values=values)
+    return redirect(f"/app/returns/{return_id}", done=done)
 
 
 async def _open_once(db: AsyncSession, principal: Principal, data: ReturnIn, token: str,

@@ -11,17 +11,19 @@ locations) take, assign and comment; owners, admins and customer service resolve
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal, requires, signed_in
 from core.deps import DEPS
 from core.pages import NOTICES, form_data, form_errors, page, redirect, safe_next
-from core.params import PageSize, id_cursor
+from core.params import id_cursor
 from core.problems import ProblemError, invalid
 from orders import service_tasks
 from orders.guards import TAKERS, take_orders
@@ -59,6 +61,11 @@ def return_link(task: Any) -> str | None:
     return f"/app/returns/{task.subject}" if task.kind in service_tasks.RETURN_KINDS and task.subject else None
 
 
+ShortText = Annotated[str, Parameter(max_length=40)]
+Email = Annotated[str, Parameter(max_length=320)]
+TaskPageSize = Annotated[int, Parameter(ge=1, le=service_tasks.PAGE_MAX)]
+
+
 def _htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("HX-Request") == "true"
 
@@ -71,7 +78,7 @@ class ServiceTasksPagesController(Controller):
 
     @get("/")
     async def tasks_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
-                         status: str = "open", kind: str = "", assignee: str = "",
+                         status: ShortText = "open", kind: ShortText = "", assignee: Email = "",
                          after: str | None = None) -> Template:
         rows, cursor = await service_tasks.listing(db, principal, status=status, kind=kind, assignee=assignee,
                                                    after=id_cursor(after))
@@ -94,43 +101,44 @@ class ServiceTasksPagesController(Controller):
     async def assign(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                      task_id: uuid.UUID) -> Template | Redirect:
         """Take the task ("me"), give it to a colleague (their email), or to nobody ("")."""
-        values = await form_data(request)
-        chosen = values.get("assignee", "").strip()
-        try:
+        async def act(values: dict[str, str]) -> str:
+            chosen = values.get("assignee", "").strip()
             task = await service_tasks.assign(db, principal, task_id, principal.label if chosen == "me" else chosen)
-        except ProblemError as problem:
-            if problem.status not in (409, 422):
-                raise
-            await db.rollback()
-            return await _refused(request, db, principal, task_id, problem, values)
-        return await _done(request, db, principal, task_id, values,
-                           "task_assigned" if task.assigned_to else "task_unassigned")
+            return "task_assigned" if task.assigned_to else "task_unassigned"
+
+        return await _step(request, db, principal, task_id, act)
 
     @post("/{task_id:uuid}/comments", guards=[work_tasks])
     async def comment(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                       task_id: uuid.UUID) -> Template | Redirect:
-        values = await form_data(request)
-        try:
+        async def act(values: dict[str, str]) -> str:
             await service_tasks.comment(db, principal, task_id, values.get("body", ""))
-        except ProblemError as problem:
-            if problem.status not in (409, 422):
-                raise
-            await db.rollback()
-            return await _refused(request, db, principal, task_id, problem, values)
-        return await _done(request, db, principal, task_id, values, "task_commented")
+            return "task_commented"
+
+        return await _step(request, db, principal, task_id, act)
 
     @post("/{task_id:uuid}/resolve", guards=[take_orders])
     async def resolve(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
                       task_id: uuid.UUID) -> Template | Redirect:
-        values = await form_data(request)
-        try:
+        async def act(values: dict[str, str]) -> str:
             await service_tasks.resolve(db, principal, task_id, values.get("note", ""))
-        except ProblemError as problem:
-            if problem.status not in (409, 422):
-                raise
-            await db.rollback()
-            return await _refused(request, db, principal, task_id, problem, values)
-        return await _done(request, db, principal, task_id, values, "task_resolved")
+            return "task_resolved"
+
+        return await _step(request, db, principal, task_id, act)
+
+
+async def _step(request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, task_id: uuid.UUID,
+                act: Callable[[dict[str, str]], Awaitable[str]]) -> Template | Redirect:
+    """One of the task's forms: done (``act`` names the notice), or the refusal shown, nothing changed."""
+    values = await form_data(request)
+    try:
+        notice = await act(values)
+    except ProblemError as problem:
+        if problem.status not in (409, 422):
+            raise
+        await db.rollback()
+        return await _refused(request, db, principal, task_id, problem, values)
+    return await _done(request, db, principal, task_id, values, notice)
 
 
 def _queue_context(principal: Principal, rows: list[service_tasks.TaskRow], cursor: str | None, status: str,
@@ -200,9 +208,9 @@ class ServiceTasksApiController(Controller):
     @get("/", summary="Customer-service tasks: open ones oldest first, resolved ones newest first",
          description="Filters: status (open, resolved), kind, order_id, and assignee: 'me', 'none' (nobody's "
                      "yet) or a member's email.")
-    async def list_tasks(self, db: AsyncSession, principal: Principal, status: str = "open", kind: str = "",
-                         order_id: uuid.UUID | None = None, assignee: str = "", after: str | None = None,
-                         limit: PageSize = 50) -> TaskPage:
+    async def list_tasks(self, db: AsyncSession, principal: Principal, status: ShortText = "open",
+                         kind: ShortText = "", order_id: uuid.UUID | None = None, assignee: Email = "",
+                         after: str | None = None, limit: TaskPageSize = 50) -> TaskPage:
         rows, cursor = await service_tasks.listing(db, principal, status=status, kind=kind, order_id=order_id,
                                                    assignee=assignee, after=id_cursor(after),
                                                    limit=limit)

@@ -295,6 +295,8 @@ async def test_a_bad_address_is_refused_with_every_problem_and_changes_nothing(c
                                                 country="XX", reason=""))
     assert set(problems) == {"line1", "postcode", "city", "country", "reason"}
     assert "Unknown country 'XX'" in problems["country"] and "needs the street" in problems["line1"]
+    half = problems_of(await change_address(client, key, order["id"], **NEW_ADDRESS, latitude=45.7))
+    assert "together" in half["longitude"]
     assert "country" in problems_of(await change_address(client, key, order["id"], **NEW_ADDRESS | {
         "country": "France"}, reason="x"))  # not a two-letter code
     same = problems_of(await change_address(client, key, order["id"], name="Bea Buyer", line1="1 rue de Rivoli",

@@ -425,3 +425,19 @@ async def test_an_agent_starts_an_exchange_from_the_order_page(client) -> None:
     [made] = (await client.get(f"{API}/orders/{order['id']}/returns", headers=bearer(tenant.api_key))).json()
     replacement = await get_order(client, tenant.api_key, made["exchange_order_id"])
     assert [(line["sku"], line["quantity"]) for line in replacement["lines"]] == [(c["sku2"], 1)]
+
+
+async def test_notes_longer_than_a_return_keeps_are_refused_by_api_and_console(client) -> None:
+    tenant, c, order = await returning(client)
+    long_note = await open_return(client, tenant.api_key, order["id"], (1, 1), note="n" * 501)
+    assert long_note.status_code == 422 and "500 characters" in messages(long_note)["note"]
+    made = await opened(client, tenant.api_key, order["id"], (1, 1), note="m" * 500)
+    await login(client, tenant.email)
+    refused = await post_form(client, f"/app/returns/{made['id']}/cancel", {"reason": "r" * 401})
+    assert refused.status_code == 422 and "400 characters" in refused.text
+    console = await post_form(client, f"/app/orders/{order['id']}/returns", {
+        "qty_2": "1", "reason_2": "too_small", "method": "post", "location": c["wh"], "note": "n" * 501,
+        "step": "review"})
+    assert console.status_code == 422 and "500 characters" in console.text
+    assert (await client.get(f"{RETURNS}/{made['id']}", headers=bearer(tenant.api_key))).json()["status"] == \
+        "requested"
