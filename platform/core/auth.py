@@ -52,6 +52,8 @@ class Principal:
     # The company's language and the locale its console formats money and times with ("fr_FR").
     language: str = "en"
     locale: str = "en_US"
+    # Where the company stands with the platform's invoices (``tenants.models.Tenant.billing_standing``).
+    standing: str = "good"
 
     @property
     def is_admin(self) -> bool:

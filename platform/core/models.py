@@ -166,3 +166,20 @@ class WebhookDelivery(TenantScoped, Base):
     # it was lost by the broker and is re-driven.
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     delivered_at: Mapped[datetime | None]
+
+
+class UsageEvent(TenantScoped, Base):
+    """One metered fact (an order routed, a location active on a day), written in the same
+    transaction as the work it meters. Its key is unique per company and dimension, so a retried
+    actor or a replayed request counts it once (see ``core.metering``)."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dimension", "fact_key"),
+        Index("ix_usage_events_period", "tenant_id", "dimension", "occurred_at", "subject"),
+    )
+
+    dimension: Mapped[str] = mapped_column(String(20))  # orders | location_days
+    subject: Mapped[str] = mapped_column(String(100))  # the order's id, the location's code
+    fact_key: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime]

@@ -1,5 +1,6 @@
 """Imports every domain's models so that mappers and Alembic see the whole schema."""
 
+from billing import models as billing_models
 from core import models as core_models
 from core.db import Base
 from customers import models as customer_models
@@ -11,5 +12,5 @@ from tenants import models as tenant_models
 
 metadata = Base.metadata
 
-__all__ = ["core_models", "customer_models", "inventory_models", "metadata", "order_models", "rule_models",
-           "support_models", "tenant_models"]
+__all__ = ["billing_models", "core_models", "customer_models", "inventory_models", "metadata", "order_models",
+           "rule_models", "support_models", "tenant_models"]

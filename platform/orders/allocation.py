@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from core import bulk, clock, webhooks
+from core import bulk, clock, metering, webhooks
 from core.auth import Principal
 from core.db import Prepared, driver
 from core.ids import uuid7
@@ -97,6 +98,7 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     reservations: list[Line] = []
     references: list[str] = []
     allocated: dict[OrderLine, int] = {}
+    usage: list[metering.Fact] = []
     for order, (version, compiled) in zip(orders, in_force, strict=False):
         order_lines = lines_of[order.id]
         open_lines = [(line, open_quantity(line)) for line in order_lines if open_quantity(line) > 0]
@@ -145,6 +147,7 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
                 Fulfilment.tenant_id == tenant_id, Fulfilment.order_id == order.id))) if routed_before else []
             created, taken, units = _allocate(session, order, open_lines, decision, actor=actor, locations=by_code,
                                               numbered=len(earlier))
+            usage += _metered(order, created, timezone, first=not earlier)
             stock.take(decision, order.placed_at, timezone)
             reservations += taken
             references += [f"order {order.number}"] * len(taken)
@@ -171,6 +174,7 @@ async def route_many(session: AsyncSession, tenant_id: uuid.UUID, order_ids: lis
     # commit would write (fulfilments, timeline, webhook deliveries) is written first.
     await webhooks.stage(session)
     await bulk.write_deferred(session)
+    await metering.record(session, tenant_id, usage)
     if allocated:
         await connection.execute(_ALLOCATE, tenant_id, [line.id for line in allocated], list(allocated.values()))
         await reserve(session, tenant_id, reservations, actor=actor, references=references,
@@ -284,6 +288,20 @@ def _allocate(session: AsyncSession, order: Order, open_lines: list[tuple[OrderL
                          to_status="created", location=location.code, reason=_units(units) + f" from {location.code}")
         lifecycle.announce(session, order, "fulfilment.created", fulfilment=fulfilment)
     return created, reservations, allocated
+
+
+def _metered(order: Order, created: list[Fulfilment], timezone: str, *, first: bool) -> list[metering.Fact]:
+    """What billing counts of a routing: the order, the first time it gets fulfilments, and each
+    location sent work, once a day of the company's calendar; at the fulfilments' own time, so
+    that a re-count from the fulfilments finds the same (see ``orders.usage``)."""
+    if not created:
+        return []
+    zone = ZoneInfo(timezone)
+    facts = [metering.location_active(f.location_code, f.created_at.astimezone(zone).date().isoformat(), f.created_at)
+             for f in created]
+    if first:
+        facts.append(metering.order_routed(order.id, created[0].created_at))
+    return facts
 
 
 def _units(count: int) -> str:

@@ -37,7 +37,11 @@ class Role(enum.StrEnum):
 
 class Tenant(Base):
     __tablename__ = "tenants"
-    __table_args__ = (CheckConstraint("pickup_window_days BETWEEN 1 AND 60", name="pickup_window_days"),)
+    __table_args__ = (
+        CheckConstraint("pickup_window_days BETWEEN 1 AND 60", name="pickup_window_days"),
+        CheckConstraint("billing_standing IN ('good', 'payment_failed', 'past_due', 'restricted', 'intake_refused')",
+                        name="billing_standing_known"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     name: Mapped[str] = mapped_column(String(200))
@@ -51,6 +55,9 @@ class Tenant(Base):
     # The language of mails to customers whose order names none, and of the company's formats.
     language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     brand_colour: Mapped[str] = mapped_column(String(7), default="#1d4ed8", server_default="#1d4ed8")
+    # Where the company stands with the platform's invoices (set by billing's dunning):
+    # good | payment_failed | past_due | restricted | intake_refused.
+    billing_standing: Mapped[str] = mapped_column(String(20), default="good", server_default="good")
 
 
 class User(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -63,6 +64,18 @@ async def audit(
     )
 
 
+# What higher domains do when a company signs up, in the sign-up's transaction (the tenant's
+# scope is set): billing opens the company's account and trial. Registered by those domains.
+TenantCreated = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+ON_TENANT_CREATED: list[TenantCreated] = []
+
+
+def on_tenant_created(hook: TenantCreated) -> TenantCreated:
+    if hook not in ON_TENANT_CREATED:
+        ON_TENANT_CREATED.append(hook)
+    return hook
+
+
 async def _user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
@@ -115,6 +128,8 @@ async def signup(session: AsyncSession, form: SignupForm, *, ip: str | None = No
     await set_scope(session, tenant_id=tenant.id, user_id=user.id)
     session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER.value))
     await audit(session, tenant.id, Actor(email, user.id, ip=ip), "tenant.created", target=tenant.name)
+    for hook in ON_TENANT_CREATED:
+        await hook(session, tenant.id)
     return tenant, user
 
 
@@ -196,7 +211,7 @@ async def principal_for_session(session: AsyncSession, user_id: uuid.UUID, tenan
         tenant_id=tenant.id, role=role, label=user.email, tenant_name=tenant.name, timezone=tenant.timezone,
         currency=tenant.currency, user_id=user.id, user_name=user.name,
         locations=frozenset(locations or ()) if role == Role.STORE_ASSOCIATE.value else None,
-        language=tenant.language, locale=_locale(tenant),
+        language=tenant.language, locale=_locale(tenant), standing=tenant.billing_standing,
     )
 
 
@@ -225,7 +240,7 @@ async def principal_for_api_key(session: AsyncSession, token: str) -> Principal 
         timezone=tenant.timezone, currency=tenant.currency, api_key_id=key.id, channel=key.channel,
         # Keys are not made for store associates; one that says so works at no location.
         locations=frozenset() if key.role == Role.STORE_ASSOCIATE.value else None,
-        language=tenant.language, locale=_locale(tenant),
+        language=tenant.language, locale=_locale(tenant), standing=tenant.billing_standing,
     )
 
 
@@ -710,3 +725,32 @@ async def set_mail_look(session: AsyncSession, principal: Principal, *, language
                     target=f"{tenant.brand_colour} → {brand_colour}")
         tenant.brand_colour = brand_colour
     return tenant
+
+
+# --- billing standing ---------------------------------------------------------------------
+
+STANDINGS = ("good", "payment_failed", "past_due", "restricted", "intake_refused")
+
+
+async def billing_standing(session: AsyncSession, tenant_id: uuid.UUID) -> str:
+    return str(await session.scalar(select(Tenant.billing_standing).where(Tenant.id == tenant_id)) or "good")
+
+
+async def set_billing_standing(session: AsyncSession, tenant_id: uuid.UUID, standing: str) -> None:
+    """Billing's dunning moves it; API keys cached by this process see it at once, other
+    processes' within seconds (``tenants.auth.KEY_CACHE_SECONDS``)."""
+    if standing not in STANDINGS:
+        raise ValueError(f"unknown standing {standing!r}")
+    await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(billing_standing=standing))
+
+
+async def owner_emails(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    """The company's owners' addresses (in the tenant's scope), oldest membership first."""
+    return list(await session.scalars(
+        select(User.email).join(Membership, Membership.user_id == User.id)
+        .where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER.value)
+        .order_by(Membership.created_at)))
+
+
+async def tenant_profile(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
