@@ -111,5 +111,5 @@ async def mail_to(tenant_id: uuid.UUID, address: str) -> list[Any]:
     async with get_database().transaction(tenant_id=tenant_id) as session:
         return list(await session.scalars(
             select(MailMessage).where(MailMessage.tenant_id == tenant_id, MailMessage.to_address == address)
-            .order_by(MailMessage.created_at.desc())
+            .order_by(MailMessage.created_at.desc(), MailMessage.id.desc())  # ids (uuid7) break ties of a set clock
         ))

@@ -3,10 +3,11 @@ what a lower domain needs from a higher one (the rules console's ``routing_lab``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar, get
 from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -48,6 +49,8 @@ def api_docs() -> SwaggerRenderPlugin:
 
 
 def create_app() -> Litestar:
+    from billing import http as billing_http
+    from billing import restrictions, stripe_webhooks
     from core import http as kernel_http
     from dashboard import http as dashboard_http
     from inventory import api as inventory_api
@@ -81,11 +84,12 @@ def create_app() -> Litestar:
         *amendment_api.route_handlers, *amendment_pages.route_handlers,
         *rules_api.route_handlers, *rules_pages.route_handlers,
         *support_http.route_handlers,
+        *billing_http.route_handlers, *stripe_webhooks.route_handlers,
         favicon,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,
                                    cache_control=None),
     ]
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers,
         # Lower domains can't import higher ones: what they show of them is provided here.
         dependencies={"routing_lab": Provide(lambda: LAB, sync_to_thread=False),
@@ -98,10 +102,12 @@ def create_app() -> Litestar:
             cookie_secure=secure,
             header_name="x-csrftoken",
             cookie_samesite="lax",
-            exclude=["^/api/", "^/healthz$", "^/readyz$"],
+            exclude=["^/api/", "^/healthz$", "^/readyz$", "^/webhooks/stripe$"],
         ),
         template_config=template_config(),
         exception_handlers=exception_handlers,
+        # An unpaid account's set-up is read-only (402), after the guards, before the handler.
+        before_request=restrictions.enforce,
         openapi_config=OpenAPIConfig(
             title="OMS API",
             version="1",
@@ -116,3 +122,6 @@ def create_app() -> Litestar:
         on_shutdown=[shutdown],
         request_max_body_size=10 * 1024 * 1024,  # file uploads raise it on their own routes
     )
+    # What the console's layout shows of a higher domain (billing's banner), given to the templates here.
+    cast(JinjaTemplateEngine, app.template_engine).engine.globals.update(billing_http.template_globals())
+    return app

@@ -1,4 +1,4 @@
-"""The `oms` command line: run, migrate, web, worker, scheduler, tenants create."""
+"""The `oms` command line: run, migrate, web, worker, scheduler, tenants create, billing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -17,6 +20,7 @@ from core.settings import VAR_DIR
 
 SERVICES_FILE = VAR_DIR / "services.json"
 EMBEDDED_REDIS_PORT = 6390
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -246,6 +250,117 @@ def tenants_create(name: str, email: str, password: str, owner_name: str | None,
             details = "; ".join(f"{e.field}: {e.message}" for e in problem.errors) or problem.detail
             raise click.ClickException(details) from None
     click.echo(json.dumps(result))
+
+
+@main.group()
+def billing() -> None:
+    """The platform's invoices to companies, across companies (for the operator)."""
+
+
+def _billing(work: Callable[[Any, list[Any]], Awaitable[T]], tenant: str | None = None) -> T:
+    """Run ``work(database, companies)`` as the app role: every company, or the one ``tenant`` names."""
+    from sqlalchemy import select
+
+    from billing.operator import Company
+    from core.db import Database
+    from core.problems import ProblemError
+    from core.settings import get_settings
+    from oms import actors, models  # noqa: F401  (mappers, and the actors invoices are collected by)
+    from tenants.models import Tenant
+
+    wanted: uuid.UUID | None = None
+    if tenant is not None:
+        try:
+            wanted = uuid.UUID(tenant)
+        except ValueError:
+            raise click.ClickException(f"{tenant!r} is not a company id (a UUID).") from None
+
+    async def _run() -> T:
+        database = Database(get_settings().app_url, pool_size=2)
+        try:
+            async with database.transaction() as session:
+                query = select(Tenant.id, Tenant.name, Tenant.timezone).order_by(Tenant.name)
+                if wanted is not None:
+                    query = query.where(Tenant.id == wanted)
+                companies = [Company(row.id, row.name, row.timezone) for row in await session.execute(query)]
+            if wanted is not None and not companies:
+                raise click.ClickException(f"No company has the id {wanted}.")
+            return await work(database, companies)
+        finally:
+            await database.dispose()
+
+    with services(need_redis=False):
+        try:
+            return asyncio.run(_run())
+        except ProblemError as problem:
+            details = "; ".join(f"{e.field}: {e.message}" for e in problem.errors) or problem.detail
+            raise click.ClickException(details) from None
+
+
+@billing.command("close")
+@click.option("--tenant", required=True, help="The company's id")
+def billing_close(tenant: str) -> None:
+    """Close the company's open period at the start of its day and issue its invoice (a trial closes
+    with none); say what was found instead when there was nothing to close."""
+    from billing import operator
+
+    closing = _billing(lambda db, companies: operator.close_now(db, companies[0].id), tenant)
+    click.echo(closing.words())
+
+
+@billing.command("invoices")
+@click.option("--status", type=click.Choice(["open", "paid"]), default=None, help="Only invoices with this status")
+@click.option("--tenant", default=None, help="Only this company's (its id)")
+def billing_invoices(status: str | None, tenant: str | None) -> None:
+    """Invoices and credit notes of every company: number, company, issued, total, status."""
+    from billing import config, display, operator
+    from core.locale import format_money
+
+    found = _billing(lambda db, companies: operator.invoices_across(db, companies, status=status), tenant)
+    zone = ZoneInfo(config.issuer().timezone)
+    rows = [("NUMBER", "COMPANY", "ISSUED", "TOTAL", "STATUS")]
+    rows += [(doc.number, company.name, doc.issued_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+              format_money(doc.total_minor, doc.currency), display.status_of(doc)[0]) for company, doc in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        click.echo("  ".join(cell.rjust(w) if i == 3 else cell.ljust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+    if not found:
+        click.echo("no invoices")
+
+
+@billing.command("export")
+@click.option("--period", required=True, help="A month of the issuer's calendar, YYYY-MM")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="The CSV file to write (standard output when not given)")
+def billing_export(period: str, output: str | None) -> None:
+    """Every invoice and credit note issued in a month, as CSV for the accountants."""
+    import re
+
+    from billing import operator
+
+    if not (match := re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", period.strip())):
+        raise click.ClickException(f"{period!r} is not a month: write it YYYY-MM, such as 2026-10.")
+    start, end = operator.month_bounds(int(match[1]), int(match[2]))
+    found = _billing(lambda db, companies: operator.invoices_across(db, companies, start=start, end=end))
+    if output is None:
+        operator.write_export(found, sys.stdout)
+        return
+    with open(output, "w", newline="", encoding="utf-8") as out:
+        operator.write_export(found, out)
+    click.echo(f"{len(found)} documents written to {output}", err=True)
+
+
+@billing.command("credit")
+@click.option("--invoice", "number", required=True, help="The invoice's number, such as INV-2026-000123")
+@click.option("--amount", type=click.IntRange(min=1), required=True, help="Minor units, VAT included (4990 is 49.90)")
+@click.option("--reason", required=True, help="Why, as the credit note will say")
+def billing_credit(number: str, amount: int, reason: str) -> None:
+    """Issue a credit note on an invoice (refunded through Stripe when the invoice was paid there)."""
+    from billing import operator
+
+    company, note = _billing(lambda db, companies: operator.credit(db, companies, number.strip(), amount, reason))
+    click.echo(f"{note.number} for {company.name}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Public pages (landing, pricing, sign-up, sign-in, password reset, invitations), switching
+"""Public pages (landing, sign-up, sign-in, password reset, invitations; billing serves pricing), switching
 company, and Settings → Team, API keys, Audit log and Webhooks."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _signup_choices() -> dict[str, Any]:
 
 
 class PublicController(Controller):
-    """Landing, pricing, sign-up, sign-in and the links that arrive by mail."""
+    """Landing, sign-up, sign-in and the links that arrive by mail."""
 
     include_in_schema = False
     dependencies = DB
@@ -80,10 +80,6 @@ class PublicController(Controller):
     @get("/")
     async def landing(self, request: Request[Any, Any, Any]) -> Template:
         return page(request, "public/landing.html")
-
-    @get("/pricing")
-    async def pricing(self, request: Request[Any, Any, Any]) -> Template:
-        return page(request, "public/pricing.html")
 
     @get("/signup")
     async def signup_form(self, request: Request[Any, Any, Any]) -> Template:

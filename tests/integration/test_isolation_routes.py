@@ -81,6 +81,7 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
     await add_customer_note(client, a)
     await add_service_task(client, a)
     await add_return_policy_and_goodwill_request(client, a)
+    await add_billing(client, a)
     secrets = {"hook_secret": hook_secret, "customer": "alpha-customer@example.test", "name": a.name,
                "email": a.email, "member": member_email, "key": a.api_key, "failure": "alpha-failure-marker",
                "sku": "ALPHA-SECRET-SKU", "location": "ALPHA-DEPOT", "rule": "ALPHA-SECRET-RULE",
@@ -90,6 +91,8 @@ async def build_tenant_a(client, make_client) -> tuple[Any, dict[str, str]]:
     secrets["customer_note"] = "ALPHA-SECRET-NOTE"
     secrets["task_comment"] = "ALPHA-TASK-COMMENT"
     secrets["goodwill"] = "ALPHA-GOODWILL-REASON"
+    secrets["billing"] = "ALPHA-BILLING-LEGAL-NAME"
+    secrets["credit"] = "ALPHA-CREDIT-REASON"
     return a, secrets
 
 
@@ -236,6 +239,29 @@ async def add_return_policy_and_goodwill_request(client, a) -> None:
         await session.flush()
         await service_tasks.open_task(session, order, "goodwill_approval", "Alpha goodwill", actor="test",
                                       subject=str(request.id))
+
+async def add_billing(client, a) -> None:
+    """Tenant A's billing details, its trial closed, an invoice for the next period, and a credit note on it."""
+    from datetime import timedelta
+
+    from billing import invoicing
+    from core import clock
+    from core.db import get_database
+    from tenants.service import Actor
+
+    saved = await client.put("/api/v1/billing/details", headers=bearer(a.api_key), json={
+        "legal_name": "ALPHA-BILLING-LEGAL-NAME", "country": "FR", "city": "Paris"})
+    assert saved.status_code == 200, saved.text
+    with clock.frozen_at(clock.now() + timedelta(days=1)):  # periods end at local midnights
+        async with get_database().transaction(tenant_id=a.tenant_id) as session:
+            assert await invoicing.close_period(session, a.tenant_id, now_if_early=True) is None  # the trial
+    with clock.frozen_at(clock.now() + timedelta(days=3)):
+        async with get_database().transaction(tenant_id=a.tenant_id) as session:
+            invoice = await invoicing.close_period(session, a.tenant_id, now_if_early=True)
+            assert invoice is not None and invoice.total_minor > 100
+            await invoicing.issue_credit_note(session, a.tenant_id, invoice.id, 100, "ALPHA-CREDIT-REASON",
+                                              actor=Actor("test"))
+
 
 def routes(app) -> list[tuple[str, str, Any]]:
     found = []

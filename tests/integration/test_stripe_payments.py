@@ -5,7 +5,6 @@ refuses is flagged on the order for customer service."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,15 +12,8 @@ import stripe
 
 from factories import bearer, create_tenant, run_outbox_inline
 from inventory_factories import API, one_warehouse_shop
-from processes import fake_stripe_server
 
 KEY = "sk_test_oms_fake_stripe"
-
-
-@pytest.fixture(scope="module")
-def fake_stripe() -> Iterator[str]:
-    with fake_stripe_server() as url:
-        yield url
 
 
 @pytest.fixture
