@@ -553,3 +553,38 @@ async def test_a_vat_number_vies_does_not_know_is_refused(monkeypatch) -> None:
     assert refused(error)["vat_number"].startswith("VIES, the EU's register, does not know this VAT number")
     unchanged = await account(tenant.tenant_id)
     assert (unchanged.legal_name, unchanged.vat_number) == (tenant.name, None)
+
+
+async def test_a_price_change_applies_from_each_companys_next_period() -> None:
+    """A new version of a plan takes effect mid-period: the period keeps the version it began with,
+    the next one is billed at the new price."""
+    tenant = await after_trial(utc("2026-09-03T10:00:00"))
+    code = unique("priced")[:40]
+    since, retired = utc("2026-01-01T00:00:00"), utc("2026-12-01T00:00:00")  # off the pricing page today
+    spec = {"orders": {"included": 100, "tiers": [{"up_to": None, "unit_minor": 10}]}}
+    first = Plan(code=code, version=1, name="Priced", currency="EUR", base_fee_minor=3000, trial_days=14,
+                 dimensions=spec, effective_from=since, retired_at=retired, position=99)
+    async with get_database().transaction() as session:
+        session.add(first)
+    await put_on(tenant.tenant_id, first)
+    async with get_database().transaction() as session:
+        session.add(Plan(code=code, version=2, name="Priced", currency="EUR", base_fee_minor=5000, trial_days=14,
+                         dimensions=spec, effective_from=utc("2026-09-25T00:00:00"), retired_at=retired,
+                         position=99))
+
+    september_end, october_end = utc("2026-09-30T22:00:00"), utc("2026-10-31T23:00:00")
+    period = (await periods_of(tenant.tenant_id))[1]
+    september = await close(tenant.tenant_id, september_end)
+    assert september is not None
+    async with scoped(tenant.tenant_id) as session:
+        _, lines = await invoicing.invoice_with_lines(session, tenant.tenant_id, september.id)
+    assert [line.amount_minor for line in lines if line.dimension == "base"] == [
+        share(3000, september_end - period.starts_at, timedelta(days=30))]
+    october_period = (await periods_of(tenant.tenant_id))[2]
+    assert [(p["code"], p["version"]) for p in october_period.plans] == [(code, 2)]
+
+    october = await close(tenant.tenant_id, october_end)
+    assert october is not None
+    async with scoped(tenant.tenant_id) as session:
+        _, lines = await invoicing.invoice_with_lines(session, tenant.tenant_id, october.id)
+    assert [line.amount_minor for line in lines if line.dimension == "base"] == [5000]

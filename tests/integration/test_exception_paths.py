@@ -21,7 +21,7 @@ from test_orders import key_with_role, member
 from factories import TenantSetup, bearer, create_tenant, login, post_form, run_outbox_inline
 from inventory_factories import API, adjust, ledger_mismatches, location_body, make_locations, one_warehouse_shop
 
-fake_stripe, stripe_base, KEY = fake.fake_stripe, fake.stripe_base, fake.KEY  # the fake Stripe and its key
+stripe_base, KEY = fake.stripe_base, fake.KEY  # the shop's Stripe on the fake server (tests/integration/conftest.py)
 Json = dict[str, Any]
 TASKS = f"{API}/service-tasks"
 SETTINGS = f"{API}/settings/orders"
