@@ -240,7 +240,7 @@ def tenants_create(name: str, email: str, password: str, owner_name: str | None,
             await database.dispose()
 
     from core.migrate import migrate as run_migrations
-    from oms import models  # noqa: F401
+    from oms import actors, models  # noqa: F401  (mappers, and the hooks a sign-up runs: billing's trial)
 
     with services(need_redis=False):
         run_migrations(get_settings())

@@ -9,6 +9,10 @@ import sys
 import uuid
 from pathlib import Path
 
+from sqlalchemy import func, select
+
+from billing.models import BillingPeriod
+from core.db import get_database
 from factories import bearer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +34,11 @@ async def test_tenants_create_prints_the_tenant_and_a_working_key(client) -> Non
     assert me.status_code == 200
     assert me.json()["tenant"] == {"id": created["tenant_id"], "name": "Scripted Retail", "country": "US",
                                    "currency": "USD", "timezone": "America/New_York"}
+    # Billed like a company signed up in the browser: on its trial from the start, which the
+    # scheduler will close (before anyone opens its billing page).
+    async with get_database().transaction(tenant_id=uuid.UUID(created["tenant_id"])) as session:
+        assert await session.scalar(select(func.count()).select_from(BillingPeriod)
+                                    .where(BillingPeriod.trial, BillingPeriod.status == "open")) == 1
 
     again = oms("tenants", "create", "--name", "Other", "--email", email, "--password", "operator chosen phrase")
     assert again.returncode != 0
