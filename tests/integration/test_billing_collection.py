@@ -12,26 +12,11 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
+from billing_factories import account_row, invoice_row, owner, save_card
 from factories import bearer, create_tenant, login, post_form, run_outbox_inline
 from inventory_factories import API, one_warehouse_shop
 
 KEY = "sk_test_x"  # the platform key the fixture sets
-
-
-def owner(tenant: Any) -> Any:
-    from core.auth import Principal
-
-    return Principal(tenant_id=tenant.tenant_id, role="owner", label=tenant.email, tenant_name=tenant.name,
-                     timezone="Europe/Paris", currency="EUR", user_id=tenant.user_id)
-
-
-async def save_card(tenant: Any, number: str = "4242424242424242", **card: Any) -> Any:
-    from billing import collection
-    from core.db import get_database
-
-    fields = {"exp_month": 12, "exp_year": 2035, "cvc": "123", **card}
-    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        return await collection.save_test_card(session, owner(tenant), number=number, **fields)
 
 
 async def make_invoice(tenant_id: uuid.UUID, *, total: int = 4680, kind: str = "invoice", status: str = "open",
@@ -57,22 +42,6 @@ async def make_invoice(tenant_id: uuid.UUID, *, total: int = 4680, kind: str = "
         if schedule and columns["next_attempt_at"] is not None:
             await collection.schedule(session, invoice)
     return invoice.id
-
-
-async def invoice_row(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> Any:
-    from billing.models import Invoice
-    from core.db import get_database
-
-    async with get_database().transaction(tenant_id=tenant_id) as session:
-        return await session.get(Invoice, (tenant_id, invoice_id))
-
-
-async def account_row(tenant_id: uuid.UUID) -> Any:
-    from billing.models import BillingAccount
-    from core.db import get_database
-
-    async with get_database().transaction(tenant_id=tenant_id) as session:
-        return await session.scalar(select(BillingAccount).where(BillingAccount.tenant_id == tenant_id))
 
 
 async def audits(tenant_id: uuid.UUID, action: str) -> int:

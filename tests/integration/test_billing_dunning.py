@@ -13,23 +13,12 @@ from typing import Any
 from litestar.routes import HTTPRoute
 from sqlalchemy import select
 
+from billing_factories import invoice_row, save_card, standing
 from factories import bearer, create_tenant, login, mail_to, post_form, run_outbox_inline
 from inventory_factories import API, one_warehouse_shop
 
 KEY = "sk_test_x"  # the platform key the fixture sets
 FAILING = "4000000000000341"
-
-
-async def save_card(tenant: Any, number: str) -> Any:
-    from billing import collection
-    from core.auth import Principal
-    from core.db import get_database
-
-    principal = Principal(tenant_id=tenant.tenant_id, role="owner", label=tenant.email, tenant_name=tenant.name,
-                          timezone="Europe/Paris", currency="EUR", user_id=tenant.user_id)
-    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
-        return await collection.save_test_card(session, principal, number=number, exp_month=12, exp_year=2035,
-                                               cvc="123")
 
 
 async def make_invoice(tenant_id: uuid.UUID, total: int = 4680) -> uuid.UUID:
@@ -50,22 +39,6 @@ async def make_invoice(tenant_id: uuid.UUID, total: int = 4680) -> uuid.UUID:
         await session.flush()
         await collection.schedule(session, invoice)
     return invoice.id
-
-
-async def invoice_row(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> Any:
-    from billing.models import Invoice
-    from core.db import get_database
-
-    async with get_database().transaction(tenant_id=tenant_id) as session:
-        return await session.get(Invoice, (tenant_id, invoice_id))
-
-
-async def standing(tenant_id: uuid.UUID) -> str:
-    from core.db import get_database
-    from tenants.service import billing_standing
-
-    async with get_database().transaction(tenant_id=tenant_id) as session:
-        return await billing_standing(session, tenant_id)
 
 
 async def billing_audit(tenant_id: uuid.UUID) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
+from billing_factories import invoice_row, standing
 from factories import create_tenant
 
 SECRET = "whsec_test"
@@ -67,14 +68,6 @@ async def make_invoice(tenant_id: uuid.UUID, *, total: int = 4680, kind: str = "
     return invoice.id
 
 
-async def invoice_row(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> Any:
-    from billing.models import Invoice
-    from core.db import get_database
-
-    async with get_database().transaction(tenant_id=tenant_id) as session:
-        return await session.get(Invoice, (tenant_id, invoice_id))
-
-
 async def stored_event(event_id: str) -> Any:
     from billing.models import StripeEvent
     from core.db import get_database
@@ -90,14 +83,6 @@ async def audits(tenant_id: uuid.UUID, action: str) -> int:
     async with get_database().transaction(tenant_id=tenant_id) as session:
         return int(await session.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.tenant_id == tenant_id, AuditEvent.action == action)) or 0)
-
-
-async def standing(tenant_id: uuid.UUID) -> str:
-    from core.db import get_database
-    from tenants.service import billing_standing
-
-    async with get_database().transaction(tenant_id=tenant_id) as session:
-        return await billing_standing(session, tenant_id)
 
 
 def intent(tenant_id: uuid.UUID, invoice_id: uuid.UUID, amount: int = 4680, attempt: int = 0,
