@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import msgspec
 
 from billing.models import BillingAccount, BillingPeriod, Invoice, InvoiceLine, Plan
-from core.limits import Money
 
 Short = Annotated[str, msgspec.Meta(max_length=40)]
 
@@ -68,11 +67,6 @@ class BillingDetailsIn(msgspec.Struct, forbid_unknown_fields=True):
     city: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     billing_email: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     vat_number: Annotated[str, msgspec.Meta(max_length=100)] = ""
-
-
-class VatCheckOut(msgspec.Struct):
-    ok: bool
-    message: str
 
 
 class AccountOut(msgspec.Struct):
@@ -228,11 +222,6 @@ def invoice_out(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> Inv
         issuer=dict(invoice.issuer), customer=dict(invoice.customer),
         lines=[InvoiceLineOut(line.position, line.description, line.dimension, line.quantity, line.unit_price_minor,
                               line.amount_minor) for line in lines or []])
-
-
-class CreditNoteIn(msgspec.Struct, forbid_unknown_fields=True):
-    amount_minor: Money  # VAT included, at the invoice's rate
-    reason: Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 # --- the billing API's overview ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from billing.models import BillingPeriod, Invoice
 from core import clock
 from core.broker import actor
 from core.db import get_database
-from core.scheduler import periodic
+from core.scheduler import fan_out
 from core.sweeper import companies_where
 
 MAX_PERIODS_AT_ONCE = 24  # a scheduler stopped for two years catches up in one run
@@ -106,25 +106,8 @@ async def dunning_due() -> list[uuid.UUID]:
                                  Invoice.first_failed_at.is_not(None))
 
 
-@periodic("billing.close_periods", every=timedelta(seconds=60))
-async def close_periods_everywhere() -> None:
-    for tenant_id in await periods_due():
-        close_period_actor.send(tenant_id=str(tenant_id))
-
-
-@periodic("billing.collect", every=timedelta(seconds=60))
-async def collect_everywhere() -> None:
-    for tenant_id in await collections_due():
-        collect_due.send(tenant_id=str(tenant_id))
-
-
-@periodic("billing.refunds", every=timedelta(seconds=60))
-async def refund_everywhere() -> None:
-    for tenant_id in await refunds_due():
-        refund_due.send(tenant_id=str(tenant_id))
-
-
-@periodic("billing.dunning", every=timedelta(minutes=10))
-async def dunning_everywhere() -> None:
-    for tenant_id in await dunning_due():
-        dunning_actor.send(tenant_id=str(tenant_id))
+# The scheduler's sweeps: each company with such work gets its actor's message, the others nothing.
+close_periods_everywhere = fan_out("billing.close_periods", timedelta(seconds=60), periods_due, close_period_actor)
+collect_everywhere = fan_out("billing.collect", timedelta(seconds=60), collections_due, collect_due)
+refund_everywhere = fan_out("billing.refunds", timedelta(seconds=60), refunds_due, refund_due)
+dunning_everywhere = fan_out("billing.dunning", timedelta(minutes=10), dunning_due, dunning_actor)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import text
@@ -46,6 +48,23 @@ def periodic(name: str, every: timedelta) -> Callable[[Job], Job]:
         return fn
 
     return register
+
+
+class CompanyActor(Protocol):
+    def send(self, *, tenant_id: str) -> Any: ...
+
+
+def fan_out(name: str, every: timedelta, companies: Callable[[], Awaitable[list[uuid.UUID]]],
+            actor: CompanyActor) -> Job:
+    """A periodic job that sends ``actor`` one message per company ``companies()`` finds with work
+    due (see ``core.sweeper``), and none for the others."""
+
+    async def sweep() -> None:
+        for tenant_id in await companies():
+            actor.send(tenant_id=str(tenant_id))
+
+    sweep.__name__ = name.replace(".", "_")
+    return periodic(name, every)(sweep)
 
 
 async def try_lock(conn: AsyncConnection) -> bool:
