@@ -44,7 +44,7 @@ def configure_logging(*, json_logs: bool = True, level: str = "INFO") -> None:
 
 
 # Paths that carry a secret (invitation and password-reset links) are logged without it.
-_SECRET_IN_PATH = re.compile(r"^/(invitations|reset-password)/[^/]+")
+_SECRET_IN_PATH = re.compile(r"^/(invitations|reset-password|unsubscribe)/[^/]+")
 
 
 def loggable_path(path: str) -> str:

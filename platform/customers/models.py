@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, ForeignKey, ForeignKeyConstraint, String, Text, UniqueConstraint
+from sqlalchemy import ARRAY, BigInteger, ForeignKey, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, TenantScoped, utcnow
@@ -13,7 +13,8 @@ from core.db import Base, TenantScoped, utcnow
 
 class Customer(TenantScoped, Base):
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),
+                      Index("ix_customers_last_order", "tenant_id", "last_order_at"))
 
     # In lower case: compared as is, so that the unique index serves lookups under row-level
     # security (an index on lower(email) can't, lower() not being leakproof).
@@ -23,6 +24,21 @@ class Customer(TenantScoped, Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # What segments test, kept by orders in the transactions that change it (capture, cancellation,
+    # return): orders not wholly cancelled, their value less what was cancelled or returned, when
+    # the first and last were placed, and the channels, stores and categories they used.
+    orders_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    lifetime_value_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    first_order_at: Mapped[datetime | None]
+    last_order_at: Mapped[datetime | None]
+    channels: Mapped[list[str]] = mapped_column(ARRAY(String(20)), default=list, server_default="{}")
+    stores: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list, server_default="{}")
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list, server_default="{}")
+    # Marketing consent per channel (opt-in: never assumed), and an unsubscribe, honoured at once.
+    email_consent: Mapped[bool] = mapped_column(default=False, server_default="false")
+    sms_consent: Mapped[bool] = mapped_column(default=False, server_default="false")
+    consent_updated_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
 
 
 class CustomerSearchKey(Base):

@@ -549,6 +549,11 @@ async def categories(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
         .distinct().order_by(Product.category)) if c]
 
 
+async def all_skus(session: AsyncSession, tenant_id: uuid.UUID) -> set[str]:
+    """Every SKU of the catalog, whatever its status (what a promotions document may name)."""
+    return set(await session.scalars(select(Product.sku).where(Product.tenant_id == tenant_id)))
+
+
 class ProductRef(NamedTuple):
     """What an order line copies from its product."""
 

@@ -55,6 +55,7 @@ def create_app() -> Litestar:
     from dashboard import http as dashboard_http
     from inventory import api as inventory_api
     from inventory import pages as inventory_pages
+    from marketing import http as marketing_http
     from orders import amendment_api, amendment_pages
     from orders import api as orders_api
     from orders import pages as orders_pages
@@ -84,6 +85,7 @@ def create_app() -> Litestar:
         *amendment_api.route_handlers, *amendment_pages.route_handlers,
         *rules_api.route_handlers, *rules_pages.route_handlers,
         *support_http.route_handlers,
+        *marketing_http.route_handlers,
         *billing_http.route_handlers, *stripe_webhooks.route_handlers,
         favicon,
         create_static_files_router(path="/static", directories=[WEB_DIR / "static"], include_in_schema=False,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from core.problems import not_found
-from orders import lifecycle, payments, queries
+from orders import customer_stats, lifecycle, payments, promotion_hook, queries
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine, Refund
 
 # A ship fulfilment is in the customer's hands once shipped (its delivery may never be reported);
@@ -108,10 +108,17 @@ async def unit_values(session: AsyncSession, order: Order, units: Mapping[uuid.U
 
 
 async def mark_returned(session: AsyncSession, order: Order, units: Mapping[uuid.UUID, int]) -> None:
-    """Count ``units`` of each line as back from the customer (the order's figures take them off)."""
-    for line in await session.scalars(select(OrderLine).where(
-            OrderLine.tenant_id == order.tenant_id, OrderLine.id.in_(list(units))).with_for_update()):
-        line.qty_returned += units[line.id]
+    """Count ``units`` of each line as back from the customer: the order's figures take them off,
+    so does the customer's lifetime value, and the order's promotions get their share back."""
+    lines = list(await session.scalars(select(OrderLine).where(
+        OrderLine.tenant_id == order.tenant_id, OrderLine.order_id == order.id).with_for_update()))
+    for line in lines:
+        line.qty_returned += units.get(line.id, 0)
+    counted = {line.line_no: units[line.id] for line in lines if units.get(line.id)}
+    await customer_stats.units_gone(session, order, counted, lines, wholly_cancelled=False)
+    if (promotions := promotion_hook.hook()) is not None:
+        await promotions.give_back(session, order.tenant_id, order.id, units=counted, whole=all(
+            line.qty_returned + line.qty_cancelled >= line.quantity for line in lines))
 
 
 async def nothing_kept(session: AsyncSession, order: Order) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import Principal
 from core.problems import ProblemError, invalid, not_found
 from inventory.ledger import Line, release
-from orders import allocation, lifecycle, notifications, payments, service_tasks
+from orders import allocation, customer_stats, lifecycle, notifications, payments, promotion_hook, service_tasks
 from orders.models import Fulfilment, FulfilmentLine, Order, OrderLine
 
 NOTHING_CHOSEN = "Choose what to cancel: the whole order, or a number of units of at least one line."
@@ -77,6 +77,9 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
             lifecycle.move_fulfilment(session, order, fulfilment, "cancelled", actor=principal.label,
                                       reason=reason or "order cancelled")
     everything = all(cancellable(line) == 0 and line.qty_shipped == 0 for line in order_lines.values())
+    await customer_stats.units_gone(session, order, wanted, list(order_lines.values()), wholly_cancelled=everything)
+    if (promotions := promotion_hook.hook()) is not None:
+        await promotions.give_back(session, order.tenant_id, order.id, units=dict(wanted), whole=everything)
     lifecycle.record(session, order, "order.lines_cancelled", actor=principal.label, reason=reason or None,
                      lines={str(k): v for k, v in wanted.items()})
     refund_due = order.captured_minor if everything else value

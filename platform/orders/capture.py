@@ -3,6 +3,10 @@ customer, and queue its routing, all in the caller's transaction.
 
 A channel's own order number is unique per channel: sending the same order again returns the
 one already stored, even when the two arrive at the same moment.
+
+Promotions (``orders.promotion_hook``, when marketing registered one) price a batch's accepted
+orders once, before they are stored: what the channel sent is checked as it was sent, and the
+order is stored with the promotions' discounts added to it (or refused when they say so).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from core.ids import uuid7
 from core.limits import LINE_QUANTITY_MAX, MONEY_MAX
 from core.outbox import enqueue
 from core.problems import ProblemError, invalid
-from customers.service import CustomerRef, find_or_create_many
+from customers.service import CustomerRef, Person, find_or_create_many
 from inventory import catalog, locations
 from inventory.schemas import LocationOut
-from orders import lifecycle, notifications, payments
+from orders import customer_stats, lifecycle, notifications, payments, promotion_hook
 from orders.mail_texts import language_code
 from orders.models import Order, OrderLine
+from orders.promotion_hook import PricingLine, PricingOutcome, PricingRequest, Promotions
 from orders.schemas import OrderIn
 from rules.fields import CHANNELS
 
@@ -114,6 +119,9 @@ def problems(principal: Principal, data: OrderIn, found: Lookups) -> dict[str, s
         errors["customer.email"] = problem
     if data.language is not None and language_code(data.language) is None:
         errors["language"] = "Give the customer's language as a two-letter code, such as fr or en."
+    for i, code in enumerate(data.coupon_codes):
+        if not code.strip():
+            errors[f"coupon_codes[{i}]"] = f"Coupon code {i + 1} is blank: leave it out or give the code."
     if data.placed_at is not None and data.placed_at.tzinfo is None:
         errors["placed_at"] = "Give placed_at with its UTC offset."
     elif data.placed_at is not None and data.placed_at > clock.now() + timedelta(minutes=5):
@@ -210,9 +218,18 @@ async def capture_many(session: AsyncSession, principal: Principal,
         outcomes[i] = Captured(stored, False, []) if stored is not None else _refused(errors)
     if accepted:
         customers = await find_or_create_many(session, principal.tenant_id, [
-            (orders[i].customer.email, orders[i].customer.name, orders[i].customer.phone) for i in accepted])
+            Person(orders[i].customer.email, orders[i].customer.name, orders[i].customer.phone,
+                   orders[i].customer.email_consent, orders[i].customer.sms_consent) for i in accepted])
         rows = {i: _order_row(principal, orders[i], found, customers[orders[i].customer.email.strip().lower()])
                 for i in accepted}
+        promotions = promotion_hook.hook()
+        priced: dict[int, PricingOutcome] = {}
+        if promotions is not None:
+            priced = await _price(session, principal, promotions, orders, accepted, rows, found)
+            turned_down = {i: outcome.refusal for i, outcome in priced.items() if outcome.refusal}
+            if turned_down:
+                accepted = [i for i in accepted if i not in turned_down]
+                await _turn_down(session, principal, orders, turned_down, outcomes)
         # In key order, so that two batches never wait on each other in a cycle.
         ordered = sorted(accepted, key=lambda i: (orders[i].channel, orders[i].external_number or "",
                                                   rows[i]["id"]))
@@ -220,18 +237,94 @@ async def capture_many(session: AsyncSession, principal: Principal,
                                                                  on_conflict=_NEW_ONLY, returning="id")}
         others = await existing(session, principal.tenant_id, {
             (orders[i].channel, orders[i].external_number or "") for i in accepted if rows[i]["id"] not in inserted})
+        if promotions is not None:  # what was priced for orders not stored goes back
+            unstored = [rows[i]["id"] for i in priced if rows[i]["id"] not in inserted]
+            if unstored:
+                await promotions.release(session, principal.tenant_id, unstored)
+        new: list[tuple[Order, list[str | None]]] = []
         for i in accepted:
             if rows[i]["id"] in inserted:
                 order = bulk.detached(Order, rows[i])
-                captured = outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found))
+                captured = outcomes[i] = Captured(order, True, _record(session, principal, orders[i], order, found,
+                                                                       priced.get(i)))
+                new.append((order, [line.category for line in captured.lines]))
                 await notifications.tell_customer(session, order, "confirmation", lines=captured.lines)
                 continue
             # The other request rolled back after all: this one is a first, to send again.
             other = others.get((orders[i].channel, orders[i].external_number or ""))
             outcomes[i] = Captured(other, False, []) if other is not None else _in_progress()
+        await customer_stats.record_captured(session, principal.tenant_id, new)
     answered = [outcome for outcome in outcomes if outcome is not None]
     assert len(answered) == len(orders), "every order gets an answer"
     return answered
+
+
+def coupon_codes(data: OrderIn) -> tuple[str, ...]:
+    """The order's coupon codes as promotions compare them: trimmed, upper case, each once."""
+    return tuple(dict.fromkeys(code.strip().upper() for code in data.coupon_codes if code.strip()))
+
+
+async def _price(session: AsyncSession, principal: Principal, promotions: Promotions, orders: list[OrderIn],
+                 accepted: list[int], rows: dict[int, dict[str, Any]], found: Lookups) -> dict[int, PricingOutcome]:
+    """The promotions' outcome for each accepted order (one call for the batch), applied to its
+    row: the stored figures are the sent ones with the promotions' discounts added."""
+    requests = [_request(orders[i], rows[i], found) for i in accepted]
+    outcomes = await promotions.price(session, principal, requests)
+    if len(outcomes) != len(requests):
+        raise RuntimeError(f"promotions priced {len(outcomes)} orders of {len(requests)}")
+    priced = dict(zip(accepted, outcomes, strict=True))
+    for i, outcome in priced.items():
+        if not outcome.refusal:
+            _apply(orders[i], rows[i], outcome)
+    return priced
+
+
+def _request(data: OrderIn, row: dict[str, Any], found: Lookups) -> PricingRequest:
+    return PricingRequest(
+        order_id=row["id"], order_number=row["number"], customer_id=row["customer_id"], channel=data.channel,
+        currency=data.currency,
+        lines=tuple(PricingLine(line_no=n, sku=line.sku, category=found.products[line.sku].category,
+                                quantity=line.quantity, unit_price_minor=line.unit_price_minor,
+                                discount_minor=line.discount_minor) for n, line in enumerate(data.lines, 1)),
+        shipping_fee_minor=data.shipping_fee_minor, discount_minor=data.discount_minor,
+        coupon_codes=coupon_codes(data), delivery_mode=data.delivery.mode, country=row["ship_country"],
+        postcode=row["ship_postcode"], pickup_location=row["pickup_location_code"],
+        customer_tags=tuple(row["customer_tags"]), placed_at=row["placed_at"])
+
+
+def _line_extras(data: OrderIn, outcome: PricingOutcome | None) -> tuple[int, ...]:
+    """The promotions' discount on each line (zeros without one)."""
+    if outcome is None or not outcome.line_discounts:
+        return (0,) * len(data.lines)
+    return outcome.line_discounts
+
+
+def _apply(data: OrderIn, row: dict[str, Any], outcome: PricingOutcome) -> None:
+    """The order's stored figures with the promotions' discounts; an outcome that would discount
+    more than there is to discount is a fault of the promotions, not of the order."""
+    extras = _line_extras(data, outcome)
+    lines_ok = len(extras) == len(data.lines) and all(
+        0 <= extra <= line.unit_price_minor * line.quantity - line.discount_minor
+        for line, extra in zip(data.lines, extras, strict=True))
+    subtotal = sum(line.unit_price_minor * line.quantity - line.discount_minor - extra
+                   for line, extra in zip(data.lines, extras, strict=False))
+    discount = data.discount_minor + outcome.order_discount_minor
+    shipping = data.shipping_fee_minor - outcome.shipping_discount_minor
+    if not lines_ok or not data.discount_minor <= discount <= subtotal or not 0 <= shipping <= data.shipping_fee_minor:
+        raise RuntimeError(f"promotions gave a discount beyond the order's amounts: {outcome!r}")
+    row.update(subtotal_minor=subtotal, discount_minor=discount, shipping_fee_minor=shipping,
+               total_minor=subtotal - discount + shipping)
+
+
+async def _turn_down(session: AsyncSession, principal: Principal, orders: list[OrderIn],
+                     turned_down: dict[int, dict[str, str]], outcomes: list[Captured | ProblemError | None]) -> None:
+    """Orders the promotions refuse: each gets its problems, unless it is a resend of an order
+    already stored (whose promotions are spent by it), which gets that order."""
+    resent = await existing(session, principal.tenant_id, {
+        (orders[i].channel, orders[i].external_number or "") for i in turned_down if orders[i].external_number})
+    for i, errors in turned_down.items():
+        stored = resent.get((orders[i].channel, orders[i].external_number or ""))
+        outcomes[i] = Captured(stored, False, []) if stored is not None else _refused(errors)
 
 
 # The channel's order number is unique: an order sent twice, in one batch or at the same moment
@@ -267,23 +360,26 @@ def _order_row(principal: Principal, data: OrderIn, found: Lookups, customer: Cu
 
 
 def _record(session: AsyncSession, principal: Principal, data: OrderIn, order: Order,
-            found: Lookups) -> list[OrderLine]:
+            found: Lookups, outcome: PricingOutcome | None = None) -> list[OrderLine]:
     """A new order's lines, timeline entry, webhook event and routing, added to the session."""
     from orders.tasks import route_order
 
     lines = []
-    shares = money.apportion(data.discount_minor, [line.unit_price_minor * line.quantity - line.discount_minor
-                                                   for line in data.lines])
+    extras = _line_extras(data, outcome)
+    shares = money.apportion(order.discount_minor, [line.unit_price_minor * line.quantity - line.discount_minor
+                                                    - extra for line, extra in zip(data.lines, extras, strict=True)])
     for i, line in enumerate(data.lines):
         product = found.products[line.sku]
         row = {"tenant_id": principal.tenant_id, "id": uuid7(), "order_id": order.id, "line_no": i + 1,
                "sku": line.sku, "product_id": product.id, "name": product.name, "category": product.category,
                "quantity": line.quantity, "unit_price_minor": line.unit_price_minor,
-               "discount_minor": line.discount_minor, "order_discount_minor": shares[i]}
+               "discount_minor": line.discount_minor + extras[i], "order_discount_minor": shares[i]}
         bulk.defer(session, OrderLine, row)  # the batch's lines go in one INSERT
         lines.append(bulk.detached(OrderLine, row))
+    promotions: dict[str, Any] = {"promotions": list(outcome.notes)} if outcome is not None and outcome.notes else {}
     lifecycle.record(session, order, "order.received", actor=principal.label, to_status="received",
-                     reason=f"{data.channel} order" + (f" {data.external_number}" if data.external_number else ""))
+                     reason=f"{data.channel} order" + (f" {data.external_number}" if data.external_number else ""),
+                     **promotions)
     lifecycle.announce(session, order, "order.created")
     enqueue(session, route_order, tenant_id=principal.tenant_id, order_id=str(order.id))
     return lines

@@ -12,7 +12,7 @@ from core import clock
 from core.locale import format_money
 from inventory import locations
 from inventory.ledger import Line, adjust, release
-from orders import allocation, lifecycle, notifications, payments, service_tasks
+from orders import allocation, customer_stats, lifecycle, notifications, payments, promotion_hook, service_tasks
 from orders.fulfilment import lines_of
 from orders.models import Fulfilment, Order, OrderLine
 
@@ -55,8 +55,9 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
     by_id = {line.order_line_id: line.quantity for line in lines}
     value = 0
     by_line: dict[uuid.UUID, int] = {}
-    for order_line in await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
-                                                                    OrderLine.id.in_(list(by_id)))):
+    expired = list(await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
+                                                                 OrderLine.id.in_(list(by_id)))))
+    for order_line in expired:
         quantity = by_id[order_line.id]
         if fulfilment.kind != "pickup":
             order_line.qty_shipped -= quantity
@@ -67,6 +68,10 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
     await session.flush()
     everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
         select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))
+    counted = {line.line_no: by_id[line.id] for line in expired}
+    await customer_stats.units_gone(session, order, counted, expired, wholly_cancelled=everything)
+    if (promotions := promotion_hook.hook()) is not None:
+        await promotions.give_back(session, order.tenant_id, order.id, units=counted, whole=everything)
     refunded = await payments.refund(session, order, order.captured_minor if everything else value, actor=ACTOR,
                                      reason="pickup not collected", source="cancellation", lines=by_line,
                                      shipping=order.shipping_fee_minor if everything else 0)

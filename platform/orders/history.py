@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
+from core.db import driver
 from inventory import locations as inventory_locations
 from orders import queries, service_tasks, wording
 from orders.models import Fulfilment, Order, OrderEvent, OrderLine, Refund, ServiceTask
@@ -325,3 +326,45 @@ async def currencies(session: AsyncSession, principal: Principal, ids: Collectio
         return {}
     return dict((await session.execute(select(Order.id, Order.currency).where(
         Order.tenant_id == principal.tenant_id, Order.id.in_(list(ids)), *queries.reach(principal)))).all())
+
+
+# --- orders as marketing attributes them --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    id: uuid.UUID
+    number: str
+    customer_id: uuid.UUID | None
+    placed_at: datetime
+    currency: str
+    total_minor: int
+    status: str
+
+
+_PLACED_COLUMNS = "o.id, o.number, o.customer_id, o.placed_at, o.currency, o.total_minor, o.status"
+
+
+async def orders_by_ids(session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]) -> list[PlacedOrder]:
+    """These orders of the company, with their totals (the others are left out)."""
+    if not ids:
+        return []
+    rows = await (await driver(session)).fetch(
+        f"SELECT {_PLACED_COLUMNS} FROM orders o WHERE o.tenant_id = $1 AND o.id = ANY($2::uuid[])",
+        tenant_id, list(ids))
+    return [PlacedOrder(*row) for row in rows]
+
+
+async def orders_within(session: AsyncSession, tenant_id: uuid.UUID,
+                        windows: Sequence[tuple[uuid.UUID, datetime, datetime]]) -> list[PlacedOrder]:
+    """The orders each customer placed within their own window (customer id, from, until: from
+    included, until not), replacements of exchanges aside: one statement over the windows as
+    arrays, each read on ix_orders_customer_placed."""
+    if not windows:
+        return []
+    customers, since, until = (list(column) for column in zip(*windows, strict=True))
+    rows = await (await driver(session)).fetch(
+        f"SELECT {_PLACED_COLUMNS} FROM unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) AS w(c, s, u) "
+        "JOIN orders o ON o.tenant_id = $1 AND o.customer_id = w.c AND o.placed_at >= w.s AND o.placed_at < w.u "
+        "WHERE o.exchange_for IS NULL", tenant_id, customers, since, until)
+    return [PlacedOrder(*row) for row in rows]

@@ -31,6 +31,9 @@ class CustomerIn(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
     name: Text = ""
     phone: Annotated[str, msgspec.Meta(max_length=40)] = ""
+    # Marketing consent given with the order: true or false is recorded, none leaves it as it was.
+    email_consent: bool | None = None
+    sms_consent: bool | None = None
 
 
 class OrderLineIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,6 +73,8 @@ class OrderIn(msgspec.Struct, forbid_unknown_fields=True):
     language: Annotated[str, msgspec.Meta(max_length=35, description=(
         "The customer's language for their mails, as a two-letter code (fr, en; fr-BE is read as fr). "
         "A language the mails are not written in falls back to the company's"))] | None = None
+    coupon_codes: Annotated[list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(
+        max_length=10, description="Coupon codes the customer entered (any case; at most 10)")] = []
 
 
 class OrderLineOut(msgspec.Struct):

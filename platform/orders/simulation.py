@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
@@ -27,6 +28,8 @@ from inventory import catalog, locations
 from inventory.schemas import LocationOut
 from inventory.snapshot import Change, StockKey, available_now, changes_since, location_facts
 from orders import sourcing
+from orders.models import Order, OrderLine
+from orders.promotion_hook import PricingLine, PricingRequest
 from rules import routing, service
 from rules.facts import LineFacts, Moment, OrderFacts, StockSnapshot
 from rules.lab import BuilderChoices, LocationChoice, RoutingLab
@@ -258,3 +261,32 @@ class OrdersRoutingLab(RoutingLab):
 
 
 LAB = OrdersRoutingLab()
+
+
+async def recent_pricing_requests(session: AsyncSession, tenant_id: uuid.UUID, since: datetime,
+                                  limit: int) -> list[PricingRequest]:
+    """The latest ``limit`` orders placed since ``since``, oldest first, as promotions are asked
+    to price them (for a replay of promotions: read only). The figures are the stored ones, that
+    is with any promotions' discounts already added: the caller takes its own back out. Orders
+    without a customer record (none are captured so) are left out."""
+    rows = list((await session.execute(
+        select(Order.id, Order.number, Order.customer_id, Order.channel, Order.currency, Order.shipping_fee_minor,
+               Order.discount_minor, Order.delivery_mode, Order.ship_country, Order.ship_postcode,
+               Order.pickup_location_code, Order.customer_tags, Order.placed_at)
+        .where(Order.tenant_id == tenant_id, Order.placed_at >= since, Order.customer_id.is_not(None))
+        .order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit))).all())
+    lines: dict[uuid.UUID, list[PricingLine]] = {row.id: [] for row in rows}
+    if rows:
+        for line in await session.execute(
+                select(OrderLine.order_id, OrderLine.line_no, OrderLine.sku, OrderLine.category, OrderLine.quantity,
+                       OrderLine.unit_price_minor, OrderLine.discount_minor)
+                .where(OrderLine.tenant_id == tenant_id, OrderLine.order_id.in_(list(lines)))
+                .order_by(OrderLine.order_id, OrderLine.line_no)):
+            lines[line.order_id].append(PricingLine(line.line_no, line.sku, line.category, line.quantity,
+                                                    line.unit_price_minor, line.discount_minor))
+    return [PricingRequest(
+        order_id=row.id, order_number=row.number, customer_id=row.customer_id, channel=row.channel,
+        currency=row.currency, lines=tuple(lines[row.id]), shipping_fee_minor=row.shipping_fee_minor,
+        discount_minor=row.discount_minor, coupon_codes=(), delivery_mode=row.delivery_mode,
+        country=row.ship_country, postcode=row.ship_postcode, pickup_location=row.pickup_location_code,
+        customer_tags=tuple(row.customer_tags or ()), placed_at=row.placed_at) for row in reversed(rows)]

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from core.forms import parse_float, parse_int
 from core.locale import money_input, parse_money
 from rules.conditions import Problem
-from rules.fields import FIELDS, OPERATORS, static_choices
+from rules.fields import FIELDS, OPERATORS, static_choices, value_type
 from rules.routing import FILTERS, SORTS, TERMINAL, new_rule
 
 MODES = {"all": "all of", "any": "any of", "none": "none of", "not_all": "not all of"}
@@ -210,8 +210,8 @@ def new_leaf(field_key: str = "order.channel") -> dict[str, Any]:
     return {"type": "leaf", "field": field_key, "op": op, "value": _default_value(field_key, op)}
 
 
-def _scalar(field_key: str, text: str, currency: str, locale: str | None) -> Any:
-    kind = FIELDS[field_key].type
+def _scalar(field_key: str, text: str, currency: str, locale: str | None, op: str = "") -> Any:
+    kind = value_type(FIELDS[field_key], op)
     text = text.strip()
     if kind == "integer":
         number = parse_int(text)
@@ -242,7 +242,7 @@ def _read_leaf(leaf: dict[str, Any], path: str, get: Getter, getall: GetAll, cur
     if arity == "one":
         raw = get(f"{path}.value")
         if raw is not None:
-            leaf["value"] = _scalar(field_key, raw, currency, locale)
+            leaf["value"] = _scalar(field_key, raw, currency, locale, op)
     elif arity == "range":
         low, high = get(f"{path}.value"), get(f"{path}.value2")
         if low is not None and high is not None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 from core import money
 from rules.facts import LineFacts, Moment, OrderFacts
-from rules.fields import FIELDS, OPERATORS, Field, allowed_values
+from rules.fields import FIELDS, MAX_DAYS, OPERATORS, RELATIVE_DAYS, USES, Field, allowed_values
+
+if TYPE_CHECKING:
+    from rules.segments import CustomerFacts
 
 MAX_LIST = 1000
 MAX_DEPTH = 8  # groups inside groups: deeper than any person builds, and safe to recurse through
@@ -32,13 +35,17 @@ class Problem:
 
 
 class Context:
-    """An order and the moment it is judged at."""
+    """An order and the moment it is judged at; for segments, a customer and today's date
+    (in the company's time zone), which relative dates count back from."""
 
-    __slots__ = ("moment", "order")
+    __slots__ = ("customer", "moment", "order", "today")
 
-    def __init__(self, order: OrderFacts, moment: Moment) -> None:
+    def __init__(self, order: OrderFacts, moment: Moment, customer: CustomerFacts | None = None,
+                 today: date | None = None) -> None:
         self.order = order
         self.moment = moment
+        self.customer = customer
+        self.today: date = moment.date if today is None else today
 
 
 Test = Callable[[Context], bool]
@@ -53,8 +60,18 @@ _ORDER_GETTERS: dict[str, Callable[[Context], Any]] = {
     "order.pickup_location": lambda c: c.order.pickup_location,
     "destination.country": lambda c: c.order.country,
     "destination.postcode": lambda c: c.order.postcode,
-    "customer.tags": lambda c: c.order.customer_tags,
-    "customer.orders_count": lambda c: c.order.customer_orders_count,
+    # A customer's own record when there is one (segments), else what the order says of them.
+    "customer.tags": lambda c: c.order.customer_tags if c.customer is None else c.customer.tags,
+    "customer.orders_count": lambda c: c.order.customer_orders_count if c.customer is None
+    else c.customer.orders_count,
+    "customer.lifetime_value": lambda c: None if c.customer is None else c.customer.lifetime_value_minor,
+    "customer.last_order_date": lambda c: None if c.customer is None else c.customer.last_order_date,
+    "customer.first_order_date": lambda c: None if c.customer is None else c.customer.first_order_date,
+    "customer.channels": lambda c: None if c.customer is None else c.customer.channels,
+    "customer.stores": lambda c: None if c.customer is None else c.customer.stores,
+    "customer.categories": lambda c: None if c.customer is None else c.customer.categories,
+    "customer.email_consent": lambda c: None if c.customer is None else _yes_no(c.customer.email_consent),
+    "customer.sms_consent": lambda c: None if c.customer is None else _yes_no(c.customer.sms_consent),
     "now.date": lambda c: c.moment.date,
     "now.weekday": lambda c: c.moment.weekday,
     "now.time": lambda c: c.moment.time,
@@ -66,6 +83,26 @@ _LINE_GETTERS: dict[str, Callable[[LineFacts], Any]] = {
 }
 # On line fields a negative operator means "no line matches the positive one".
 _NEGATIONS = {"ne": "eq", "not_in": "in"}
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def days_before(today: date, days: int) -> date:
+    """The first day of "the last ``days`` days" (0: today); the earliest date when that is before it."""
+    try:
+        return today - timedelta(days=days)
+    except OverflowError:
+        return date.min
+
+
+def _relative_test(get: Callable[[Context], Any], op: str, days: int) -> Test:
+    """In the last ``days`` days: on or after ``days_before(today, days)``; not in them: before
+    it, or no date at all. One is exactly the other's negation."""
+    if op == "in_last_days":
+        return lambda c: (value := get(c)) is not None and value >= days_before(c.today, days)
+    return lambda c: (value := get(c)) is None or value < days_before(c.today, days)
 
 
 def _predicate(op: str, value: Any) -> Callable[[Any], bool]:
@@ -112,6 +149,8 @@ def _predicate(op: str, value: Any) -> Callable[[Any], bool]:
 def _leaf_test(field: Field, op: str, value: Any) -> Test:
     if field.key in _ORDER_GETTERS:
         get = _ORDER_GETTERS[field.key]
+        if op in RELATIVE_DAYS:
+            return _relative_test(get, op, value)
         predicate = _predicate(op, value)
         return lambda c: predicate(get(c))
     get_line = _LINE_GETTERS[field.key]
@@ -149,14 +188,24 @@ def _parse_scalar(field: Field, raw: Any) -> Any:
         raise ValueError(f"needs a text value, not {raw!r}")
     if len(raw) > 200:
         raise ValueError("is longer than 200 characters")
-    if kind == "choice" and field.choices:
+    if kind in ("choice", "tags") and field.choices:
         allowed = allowed_values(field.choices)
         if allowed is not None and raw not in allowed:
             raise ValueError(f"{raw!r} is not one of the {field.choices.replace('_', ' ')}")
     return raw
 
 
+def _parse_days(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ValueError(f"needs a number of days, not {raw!r}")
+    if not 0 <= raw <= MAX_DAYS:
+        raise ValueError(f"needs a number of days from 0 (today) to {MAX_DAYS}, not {raw}")
+    return raw
+
+
 def parse_value(field: Field, op: str, raw: Any) -> Any:
+    if op in RELATIVE_DAYS:
+        return _parse_days(raw)
     arity = OPERATORS[op][1]
     if arity == "one":
         return _parse_scalar(field, raw)
@@ -182,9 +231,16 @@ def _describe(row: str, node: Any) -> str:
     return f"row {row}"
 
 
-def validate(node: Any, path: str = "when", row: str = "") -> list[Problem]:
+_USE_WORDS = {"routing": "a field routing rules can use", "promotions": "a field promotions can use",
+              "segments": "a customer field segments can use"}
+
+
+def validate(node: Any, path: str = "when", row: str = "", use: str = "routing") -> list[Problem]:
     """Every problem in a condition tree. ``row`` numbers nodes as the builder shows them
-    ("2.1" is the first row inside the second)."""
+    ("2.1" is the first row inside the second); ``use`` says whose fields the tree may test
+    (``rules.fields.USES``)."""
+    if use not in USES:
+        raise ValueError(f"unknown use {use!r}")
     # The whole tree (no row yet): its size first, without recursing into it.
     if not row and (problem := _too_big(node, path)):
         return [problem]
@@ -199,19 +255,21 @@ def validate(node: Any, path: str = "when", row: str = "") -> list[Problem]:
             return [Problem(path, f"{_describe(row or 'group', node)}: a group has only one key ({key}), "
                                   f"found {sorted(node)}")]
         if key == "not":
-            return validate(node["not"], f"{path}.not", row)
+            return validate(node["not"], f"{path}.not", row, use)
         children = node[key]
         if not isinstance(children, list) or not children:
             where = f"group {row}" if row else "the top group"
             return [Problem(path, f"{where} ({key}) is empty: add a condition or remove the group")]
         problems: list[Problem] = []
         for i, child in enumerate(children):
-            problems += validate(child, f"{path}.{key}[{i}]", f"{row}.{i + 1}" if row else str(i + 1))
+            problems += validate(child, f"{path}.{key}[{i}]", f"{row}.{i + 1}" if row else str(i + 1), use)
         return problems
     where = _describe(row or "1", node)
     name = node.get("field")
     if not isinstance(name, str) or name not in FIELDS:
         return [Problem(f"{path}.field", f"{where}: unknown field {name!r}")]
+    if use not in FIELDS[name].uses:
+        return [Problem(f"{path}.field", f"{where}: unknown field {name!r}: it is not {_USE_WORDS[use]}")]
     unknown = set(node) - {"field", "op", "value"}
     if unknown:
         return [Problem(path, f"{where}: unexpected keys {sorted(unknown)}")]
@@ -292,16 +350,25 @@ def _show(value: Any, currency: str | None = None) -> str:
 
 
 def describe(node: dict[str, Any], currency: str | None = None) -> str:
-    """A leaf in words: "Order total is at least 50.00 EUR" (minor units without a currency)."""
+    """A leaf in words: "Order total is at least 50.00 EUR" (minor units without a currency),
+    "Last order date is in the last 90 days"."""
     field = FIELDS[node["field"]]
+    if node["op"] in RELATIVE_DAYS:
+        return f"{field.label} {OPERATORS[node['op']][0].replace('…', str(node['value']))}"
     shown = currency if field.type == "money" else None
     return f"{field.label} {OPERATORS[node['op']][0]} {_show(node['value'], shown)}"
 
 
+def _currency(c: Context) -> str:
+    return c.order.currency if c.customer is None else c.customer.currency
+
+
 def _actual(node: dict[str, Any], c: Context) -> str:
-    currency = c.order.currency if FIELDS[node["field"]].type == "money" else None
+    field = FIELDS[node["field"]]
+    currency = _currency(c) if field.type == "money" else None
     if node["field"] in _ORDER_GETTERS:
-        return _show(_ORDER_GETTERS[node["field"]](c), currency)
+        value = _ORDER_GETTERS[node["field"]](c)
+        return "never" if value is None and field.type == "date" else _show(value, currency)
     get_line = _LINE_GETTERS[node["field"]]
     return _show([get_line(line) for line in c.order.lines])
 
@@ -322,4 +389,4 @@ def explain(node: dict[str, Any] | None, c: Context) -> list[str]:
     if "not" in node:
         return [f"not ({line})" for line in explain(node["not"], c)]
     held = compile_condition(node)(c)
-    return [f"{describe(node, c.order.currency)}: {'yes' if held else 'no'} (it is {_actual(node, c)})"]
+    return [f"{describe(node, _currency(c))}: {'yes' if held else 'no'} (it is {_actual(node, c)})"]

@@ -37,7 +37,17 @@ OPERATORS: dict[str, tuple[str, str]] = {
     "has_any": ("has any of", "list"),
     "has_all": ("has all of", "list"),
     "has_none": ("has none of", "list"),
+    "in_last_days": ("is in the last … days", "one"),
+    "not_in_last_days": ("is not in the last … days", "one"),
 }
+# Relative to today in the company's time zone; their value is a number of days, 0..MAX_DAYS.
+# "not in the last" also holds when there is no date at all (a customer who never ordered).
+RELATIVE_DAYS = ("in_last_days", "not_in_last_days")
+MAX_DAYS = 36_500
+
+# What a field may be used in: routing rules, promotions' conditions, segments of customers.
+USES = ("routing", "promotions", "segments")
+ORDER_USES = frozenset({"routing", "promotions"})
 
 TYPE_OPERATORS: dict[str, tuple[str, ...]] = {
     "text": ("eq", "ne", "in", "not_in", "starts_with", "contains"),
@@ -58,15 +68,29 @@ class Field:
     group: str
     choices: str | None = None  # name of a choice list, see ``static_choices`` and the builder
     help: str = ""
+    uses: frozenset[str] = ORDER_USES
+    extra_operators: tuple[str, ...] = ()  # beyond its type's, such as RELATIVE_DAYS on customers' dates
 
     @property
     def operators(self) -> tuple[str, ...]:
-        return TYPE_OPERATORS[self.type]
+        return TYPE_OPERATORS[self.type] + self.extra_operators
 
     @property
     def widget(self) -> str:
-        """What the builder shows for a value: the type, or the choice list for choices."""
-        return f"choice:{self.choices}" if self.type == "choice" else self.type
+        """What the builder shows for a value: the type, or the choice list for choices (and for
+        tags drawn from one, "tags:channels")."""
+        if self.choices is not None and self.type in ("choice", "tags"):
+            return f"{self.type}:{self.choices}"
+        return self.type
+
+
+def value_type(field: Field, op: str) -> str:
+    """The type of the value an operator takes on this field: a number of days for RELATIVE_DAYS."""
+    return "integer" if op in RELATIVE_DAYS else field.type
+
+
+_EVERY_USE = frozenset(USES)
+_SEGMENTS = frozenset({"segments"})
 
 
 FIELDS: dict[str, Field] = {f.key: f for f in (
@@ -82,12 +106,35 @@ FIELDS: dict[str, Field] = {f.key: f for f in (
     Field("line.sku", "Line SKU", "text", "Lines", help="True when any line matches."),
     Field("line.category", "Line category", "choice", "Lines", "categories", help="True when any line matches."),
     Field("line.quantity", "Line quantity", "integer", "Lines", help="True when any line matches."),
-    Field("customer.tags", "Customer tags", "tags", "Customer"),
-    Field("customer.orders_count", "Customer's previous orders", "integer", "Customer"),
+    Field("customer.tags", "Customer tags", "tags", "Customer", uses=_EVERY_USE),
+    Field("customer.orders_count", "Customer's previous orders", "integer", "Customer", uses=_EVERY_USE),
     Field("now.date", "Date", "date", "Time", help="In the company's time zone."),
     Field("now.weekday", "Weekday", "choice", "Time", "weekdays", help="In the company's time zone."),
     Field("now.time", "Time of day", "time", "Time", help="In the company's time zone, HH:MM."),
+    # What segments test of a customer: kept up to date by their orders (see customers.models).
+    Field("customer.lifetime_value", "Lifetime value", "money", "Customer", uses=_SEGMENTS,
+          help="What their orders came to, less what was cancelled or returned; in minor units."),
+    Field("customer.last_order_date", "Last order date", "date", "Customer", uses=_SEGMENTS,
+          extra_operators=RELATIVE_DAYS, help="In the company's time zone; empty when they never ordered."),
+    Field("customer.first_order_date", "First order date", "date", "Customer", uses=_SEGMENTS,
+          extra_operators=RELATIVE_DAYS, help="In the company's time zone; empty when they never ordered."),
+    Field("customer.channels", "Channels ordered from", "tags", "Customer", "channels", uses=_SEGMENTS),
+    Field("customer.stores", "Stores ordered from", "tags", "Customer", "locations", uses=_SEGMENTS,
+          help="Stores they bought in or collected from."),
+    Field("customer.categories", "Categories bought", "tags", "Customer", "categories", uses=_SEGMENTS),
+    Field("customer.email_consent", "Email consent", "choice", "Customer", "consent", uses=_SEGMENTS,
+          help="Agreed to receive marketing emails."),
+    Field("customer.sms_consent", "SMS consent", "choice", "Customer", "consent", uses=_SEGMENTS,
+          help="Agreed to receive marketing text messages."),
 )}
+
+
+def fields_for(use: str) -> dict[str, Field]:
+    """The fields a routing rule, a promotion or a segment may test, in registry order."""
+    if use not in USES:
+        raise ValueError(f"unknown use {use!r}")
+    return {key: f for key, f in FIELDS.items() if use in f.uses}
+
 
 # Choice lists whose values are fixed; "categories" and "locations" come from the tenant's data.
 OPEN_CHOICES = ("categories", "locations")
@@ -99,6 +146,8 @@ def static_choices(name: str) -> list[tuple[str, str]]:
         return [(c, c.capitalize()) for c in CHANNELS]
     if name == "delivery_modes":
         return [("ship", "Ship to the customer"), ("pickup", "Pickup in store")]
+    if name == "consent":
+        return [("yes", "Yes"), ("no", "No")]
     if name == "weekdays":
         return [(d, d.capitalize()) for d in WEEKDAYS]
     if name == "countries":
@@ -120,12 +169,16 @@ def allowed_values(name: str) -> frozenset[str] | None:
     return _STATIC_VALUES[name]
 
 
-def registry() -> list[dict[str, object]]:
-    """The registry as data, for the API and the builder."""
+def registry(use: str | None = "routing") -> list[dict[str, object]]:
+    """The registry as data, for the API and the builder: the fields of one use (routing's by
+    default), or every field with ``use=None``."""
+    chosen = FIELDS if use is None else fields_for(use)
     return [
         {"key": f.key, "label": f.label, "type": f.type, "group": f.group, "widget": f.widget, "help": f.help,
-         "operators": [{"op": op, "label": OPERATORS[op][0], "arity": OPERATORS[op][1]} for op in f.operators],
+         "operators": [{"op": op, "label": OPERATORS[op][0], "arity": OPERATORS[op][1],
+                        "value_type": value_type(f, op)} for op in f.operators],
          "choices": None if f.choices is None or f.choices in OPEN_CHOICES
-         else [{"value": v, "label": label} for v, label in static_choices(f.choices)]}
-        for f in FIELDS.values()
+         else [{"value": v, "label": label} for v, label in static_choices(f.choices)],
+         "uses": sorted(f.uses)}
+        for f in chosen.values()
     ]

@@ -60,13 +60,13 @@ async def _builder_context(db: AsyncSession, principal: Principal, lab: RoutingL
         "row_errors": placed.rows, "controls": placed.controls, "rule_errors": placed.per_rule,
         "problem_index": placed.links, "empty": not rules,
         "can_manage": principal.role in MERCHANDISERS, "can_try": principal.role in TRY_RULES,
-        "fields": fields.FIELDS, "operators": fields.OPERATORS, "modes": builder.MODES,
+        "fields": fields.fields_for("routing"), "operators": fields.OPERATORS, "modes": builder.MODES,
         "filters": routing.FILTERS, "sorts": routing.SORTS, "fallbacks": routing.FALLBACKS,
         "location_types": fields.LOCATION_TYPES, "currency": principal.currency,
         "major": lambda minor, currency: builder.major(minor, currency, principal.locale),
         "choices": _choice_lists(choices), "locations": choices.locations, "as_list": builder.as_list,
         "as_pair": builder.as_pair,
-        "field_groups": list(dict.fromkeys(f.group for f in fields.FIELDS.values())),
+        "field_groups": list(dict.fromkeys(f.group for f in fields.fields_for("routing").values())),
         "sort_units": routing.SORT_UNITS,
     }
 

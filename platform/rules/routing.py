@@ -13,10 +13,10 @@ always honoured (the snapshot's ``available`` already has safety stock taken off
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules import cache
 from rules.conditions import Context, Problem, Test, compile_condition, validate
 from rules.facts import LocationFacts, Moment, OrderFacts, StockSnapshot
 from rules.fields import LOCATION_TYPES
@@ -584,32 +584,11 @@ def decide(routing: CompiledRouting, order: OrderFacts, snapshot: StockSnapshot,
     return Decision(routing.otherwise, None, (), "no rule gave a plan", trace)
 
 
-class CompiledCache:
-    """Compiled versions by (tenant, version): versions are immutable, so entries never go stale."""
+class CompiledCache(cache.CompiledCache[CompiledRouting]):
+    """Compiled routing versions by (tenant, version): versions are immutable, so entries never go stale."""
 
     def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[Any, Any], CompiledRouting] = OrderedDict()
-        self.hits = self.misses = 0
-
-    def peek(self, key: tuple[Any, Any]) -> CompiledRouting | None:
-        compiled = self.entries.get(key)
-        if compiled is not None:
-            self.entries.move_to_end(key)
-            self.hits += 1
-        return compiled
-
-    def get(self, key: tuple[Any, Any], document: dict[str, Any]) -> CompiledRouting:
-        compiled = self.entries.get(key)
-        if compiled is not None:
-            self.entries.move_to_end(key)
-            self.hits += 1
-            return compiled
-        self.misses += 1
-        compiled = self.entries[key] = compile_document(document)
-        if len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-        return compiled
+        super().__init__(compile_document, size)
 
 
 CACHE = CompiledCache()

@@ -1,10 +1,15 @@
-"""Rule sets in the database: the draft, publishing, withdrawing, and the version in force."""
+"""Rule sets in the database: the draft, publishing, withdrawing, and the version in force.
+
+One rule set per kind and company: ``routing`` (documents of ``rules.routing``) and
+``promotions`` (documents of ``rules.promotions``, edited from the marketing console). Every
+function takes the kind; routing is the default."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -22,6 +27,22 @@ from rules.schedule import version_at
 from tenants.service import Actor, audit
 
 ROUTING = "routing"
+PROMOTIONS = "promotions"
+KINDS = {ROUTING: "Routing", PROMOTIONS: "Promotions"}
+Validator = Callable[[dict[str, Any]], list[Problem]]
+C = TypeVar("C")
+C_co = TypeVar("C_co", covariant=True)
+
+
+class Cache(Protocol[C_co]):
+    def peek(self, key: tuple[Any, Any]) -> C_co | None: ...
+    def get(self, key: tuple[Any, Any], document: dict[str, Any]) -> C_co: ...
+
+
+def _empty(kind: str) -> dict[str, Any]:
+    if kind == PROMOTIONS:
+        return {"promotions": [], "within_class": "priority"}
+    return routing.empty_document()
 
 
 def problems_error(problems: list[Problem]) -> ProblemError:
@@ -35,8 +56,8 @@ EMPTY_DRAFT = "The draft has no rules yet: add a rule before publishing."
 
 
 def publish_problems(document: dict[str, Any], source: int | None = None) -> list[Problem]:
-    """What stops a document from being published: its problems, or having no rule at all (a
-    version without rules would hold every order, which no one means to publish)."""
+    """What stops a routing document from being published: its problems, or having no rule at
+    all (a version without rules would hold every order, which no one means to publish)."""
     problems = routing.validate_document(document)
     if not problems and not document.get("rules"):
         message = EMPTY_DRAFT if source is None else f"Version {source} has no rules: there is nothing to publish."
@@ -46,14 +67,19 @@ def publish_problems(document: dict[str, Any], source: int | None = None) -> lis
 
 async def routing_set(session: AsyncSession, principal: Principal, *, lock: bool = False) -> RuleSet:
     """The tenant's routing rule set, created empty on first use."""
+    return await rule_set_of(session, principal, ROUTING, lock=lock)
+
+
+async def rule_set_of(session: AsyncSession, principal: Principal, kind: str, *, lock: bool = False) -> RuleSet:
+    """The tenant's rule set of this kind, created empty on first use."""
     now = clock.now()
     await session.execute(
-        insert(RuleSet).values(tenant_id=principal.tenant_id, id=uuid7(), kind=ROUTING, name="Routing",
-                               draft=routing.empty_document(), draft_revision=1, draft_updated_at=now,
+        insert(RuleSet).values(tenant_id=principal.tenant_id, id=uuid7(), kind=kind, name=KINDS[kind],
+                               draft=_empty(kind), draft_revision=1, draft_updated_at=now,
                                draft_updated_by="", created_at=now)
         .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
     )
-    stmt = select(RuleSet).where(RuleSet.tenant_id == principal.tenant_id, RuleSet.kind == ROUTING)
+    stmt = select(RuleSet).where(RuleSet.tenant_id == principal.tenant_id, RuleSet.kind == kind)
     if lock:
         stmt = stmt.with_for_update()
     rule_set = await session.scalar(stmt.execution_options(populate_existing=True))
@@ -79,10 +105,10 @@ async def version(session: AsyncSession, rule_set: RuleSet, number: int) -> Rule
 
 
 async def save_draft(session: AsyncSession, principal: Principal, document: dict[str, Any], *,
-                     revision: int | None = None) -> RuleSet:
+                     revision: int | None = None, kind: str = ROUTING) -> RuleSet:
     """Store the draft as it is, valid or not. ``revision`` is the one the editor started
     from: if someone saved since, nothing is written and the editor is told."""
-    rule_set = await routing_set(session, principal, lock=True)
+    rule_set = await rule_set_of(session, principal, kind, lock=True)
     if revision is not None and revision != rule_set.draft_revision:
         raise ProblemError(status=409, title="The draft changed",
                            detail=f"{rule_set.draft_updated_by or 'Someone'} saved the draft since you opened it. "
@@ -97,12 +123,14 @@ async def save_draft(session: AsyncSession, principal: Principal, document: dict
 
 async def publish(session: AsyncSession, principal: Principal, *, source: int | None = None,
                   effective_from: datetime | None = None, effective_to: datetime | None = None,
-                  note: str = "", ip: str | None = None) -> RuleVersion:
+                  note: str = "", ip: str | None = None, kind: str = ROUTING,
+                  validator: Validator | None = None) -> RuleVersion:
     """Publish the draft (or republish version ``source``, a rollback) as a new immutable
-    version in force from ``effective_from`` (now when None) until ``effective_to``."""
-    rule_set = await routing_set(session, principal, lock=True)
+    version in force from ``effective_from`` (now when None) until ``effective_to``.
+    ``validator`` says what stops a document of this kind (routing's own check by default)."""
+    rule_set = await rule_set_of(session, principal, kind, lock=True)
     document = rule_set.draft if source is None else (await version(session, rule_set, source)).document
-    problems = publish_problems(document, source)
+    problems = validator(document) if validator is not None else publish_problems(document, source)
     if problems:
         raise problems_error(problems)
     now = clock.now()
@@ -124,7 +152,7 @@ async def publish(session: AsyncSession, principal: Principal, *, source: int | 
         published_at=now, published_by=principal.label,
     )
     session.add(published)
-    await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.published", target=f"routing v{number}",
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.published", target=f"{kind} v{number}",
                 effective_from=start.isoformat(), effective_to=effective_to.isoformat() if effective_to else None,
                 republished_from=source)
     await session.flush()
@@ -132,9 +160,9 @@ async def publish(session: AsyncSession, principal: Principal, *, source: int | 
 
 
 async def withdraw(session: AsyncSession, principal: Principal, number: int, *, ip: str | None = None,
-                   ) -> RuleVersion:
+                   kind: str = ROUTING) -> RuleVersion:
     """Withdraw a scheduled version before it takes effect; one in force is replaced by publishing."""
-    rule_set = await routing_set(session, principal, lock=True)
+    rule_set = await rule_set_of(session, principal, kind, lock=True)
     found = await version(session, rule_set, number)
     if found.cancelled_at is not None:
         return found
@@ -143,13 +171,15 @@ async def withdraw(session: AsyncSession, principal: Principal, number: int, *, 
                            detail=f"Version {number} has taken effect: publish another version to replace it.")
     found.cancelled_at = clock.now()
     found.cancelled_by = principal.label
-    await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.withdrawn", target=f"routing v{number}")
+    await audit(session, principal.tenant_id, Actor.of(principal, ip), "rules.withdrawn", target=f"{kind} v{number}")
     await session.flush()
     return found
 
 
-async def has_published(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(select(exists().where(RuleVersion.tenant_id == tenant_id))))
+async def has_published(session: AsyncSession, tenant_id: uuid.UUID, kind: str = ROUTING) -> bool:
+    return bool(await session.scalar(select(exists().where(
+        RuleVersion.tenant_id == tenant_id, RuleSet.tenant_id == RuleVersion.tenant_id,
+        RuleSet.id == RuleVersion.rule_set_id, RuleSet.kind == kind))))
 
 
 async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: datetime,
@@ -160,20 +190,26 @@ async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: date
 
 async def routing_in_force_at(session: AsyncSession, tenant_id: uuid.UUID, moments: list[datetime],
                               ) -> list[tuple[RuleVersion | None, routing.CompiledRouting | None]]:
-    """For each moment, the routing version in force then and its compiled form, with one read
-    of the versions whose windows touch those moments. Compiled forms are cached (versions never
-    change), so a version's document is read only the first time."""
+    """For each moment, the routing version in force then and its compiled form."""
+    return await in_force_at(session, tenant_id, ROUTING, moments, routing.CACHE)
+
+
+async def in_force_at(session: AsyncSession, tenant_id: uuid.UUID, kind: str, moments: list[datetime],
+                      cache: Cache[C]) -> list[tuple[RuleVersion | None, C | None]]:
+    """For each moment, the version of this kind in force then and its compiled form, with one
+    read of the versions whose windows touch those moments. Compiled forms are cached (versions
+    never change), so a version's document is read only the first time."""
     if not moments:
         return []
     first, last = min(moments), max(moments)
     candidates = list(await session.scalars(
         select(RuleVersion).options(defer(RuleVersion.document))
         .join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id) & (RuleSet.id == RuleVersion.rule_set_id))
-        .where(RuleVersion.tenant_id == tenant_id, RuleSet.kind == ROUTING, RuleVersion.cancelled_at.is_(None),
+        .where(RuleVersion.tenant_id == tenant_id, RuleSet.kind == kind, RuleVersion.cancelled_at.is_(None),
                RuleVersion.effective_from <= last,
                (RuleVersion.effective_to.is_(None)) | (RuleVersion.effective_to > first))))
-    compiled: dict[uuid.UUID, routing.CompiledRouting] = {}
-    found: list[tuple[RuleVersion | None, routing.CompiledRouting | None]] = []
+    compiled: dict[uuid.UUID, C] = {}
+    found: list[tuple[RuleVersion | None, C | None]] = []
     for at in moments:
         version = version_at(candidates, at)
         if version is None:
@@ -181,19 +217,19 @@ async def routing_in_force_at(session: AsyncSession, tenant_id: uuid.UUID, momen
             continue
         if version.id not in compiled:
             key = (tenant_id, version.id)
-            cached = routing.CACHE.peek(key)
+            cached = cache.peek(key)
             if cached is None:
                 document = await session.scalar(select(RuleVersion.document).where(
                     RuleVersion.tenant_id == tenant_id, RuleVersion.id == version.id))
-                cached = routing.CACHE.get(key, document or {})
+                cached = cache.get(key, document or {})
             compiled[version.id] = cached
         found.append((version, compiled[version.id]))
     return found
 
 
-async def overview(session: AsyncSession, principal: Principal) -> tuple[RuleSet, list[RuleVersion],
-                                                                           RuleVersion | None]:
-    """The routing rule set, its versions (newest first) and the version in force now."""
-    rule_set = await routing_set(session, principal)
+async def overview(session: AsyncSession, principal: Principal, kind: str = ROUTING,
+                   ) -> tuple[RuleSet, list[RuleVersion], RuleVersion | None]:
+    """The rule set of this kind, its versions (newest first) and the version in force now."""
+    rule_set = await rule_set_of(session, principal, kind)
     all_versions = await versions(session, rule_set)
     return rule_set, all_versions, version_at(all_versions, clock.now())

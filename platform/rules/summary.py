@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.builder import MODES, as_list, as_pair, to_tree
-from rules.fields import FIELDS, OPERATORS, static_choices
+from rules.fields import FIELDS, OPERATORS, RELATIVE_DAYS, static_choices
 from rules.routing import FALLBACKS, FILTERS, SORT_UNITS, SORTS
 
 Money = Callable[[int], str]
@@ -49,6 +49,8 @@ def describe_leaf(node: dict[str, Any], money: Money) -> str:
     if key not in FIELDS or op not in OPERATORS:
         return f"{key} {op} {value}"
     label, arity = OPERATORS[op]
+    if op in RELATIVE_DAYS:
+        return f"{FIELDS[key].label} {label.replace('…', str(value))}"
     if arity == "range":
         low, high = as_pair(value)
         shown = f"{_value(node, low, money)} and {_value(node, high, money)}"

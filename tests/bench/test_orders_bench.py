@@ -81,7 +81,8 @@ def _order(n: int, skus: list[str]) -> dict[str, Any]:
             "total_minor": total}
 
 
-async def _capture(base: str, api_key: str, skus: list[str]) -> tuple[dict[str, str], list[float], float]:
+async def _capture(base: str, api_key: str, skus: list[str],
+                   make_order: Any = _order) -> tuple[dict[str, str], list[float], float]:
     accepted: dict[str, str] = {}
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -93,7 +94,7 @@ async def _capture(base: str, api_key: str, skus: list[str]) -> tuple[dict[str, 
         try:
             while not queue.empty():
                 n = queue.get_nowait()
-                body = _order(n, skus)
+                body = make_order(n, skus)
                 started = time.perf_counter()
                 # As a channel sends them: each order under an Idempotency-Key of its own.
                 key = {"Idempotency-Key": f"bench-{body['external_number']}"}
