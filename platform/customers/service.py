@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -302,6 +302,14 @@ async def record_orders(session: AsyncSession, tenant_id: uuid.UUID, orders: Seq
         [_text_array({o.channel for o in g}) for g in groups],
         [_text_array({o.store for o in g if o.store}) for g in groups],
         [_text_array({c for o in g for c in o.categories}) for g in groups])
+
+
+async def lock(session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Collection[uuid.UUID]) -> None:
+    """Lock these customers' records in id order, the order every writer of their figures takes:
+    a capture that locks other rows (a promotion's counters) first takes these, so that two captures
+    for the same customers never wait on each other in a cycle."""
+    await session.execute(select(Customer.id).where(Customer.tenant_id == tenant_id, Customer.id.in_(
+        sorted(customer_ids))).order_by(Customer.id).with_for_update())
 
 
 async def adjust(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, *, value_minor: int,

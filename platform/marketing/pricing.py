@@ -369,6 +369,9 @@ class MarketingPromotions:
         mode = config.capture_mode
         if mode == "off" or (mode == "apply" and not codes and all(compiled is None for _, compiled in in_force)):
             return [NOTHING] * len(requests)
+        # Customers first (their figures are written after pricing), then coupons, counters and
+        # per-customer uses, each in a fixed order: concurrent captures never wait in a cycle.
+        await customers.lock(session, tenant_id, {r.customer_id for r in requests})
         coupons = await _coupons(session, tenant_id, codes, lock=True)
         plans = [plan_of(tenant_id, version.id, compiled) if version is not None and compiled is not None else None
                  for version, compiled in in_force]

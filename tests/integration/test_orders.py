@@ -1264,6 +1264,21 @@ async def test_uncollected_pickup_expires_and_goes_back_on_the_shelf(client) -> 
     assert order["lines"][0]["cancelled"] == 1
     assert (await stock_of(client, key, c["sku"]))[c["store"]] == (4, 0)
     assert await ledger_mismatches(tenant.tenant_id) == []
+    # The customer's figures lose the order, as a cancellation takes it off.
+    from sqlalchemy import select
+
+    from core.db import get_database
+    from customers.models import Customer
+    from customers.service import stats_of
+    from orders.customer_stats import recount
+
+    async with get_database().transaction(tenant_id=tenant.tenant_id) as session:
+        customer = await session.scalar(select(Customer.id).where(Customer.tenant_id == tenant.tenant_id,
+                                                                  Customer.email == order["customer_email"]))
+        assert customer is not None
+        kept = await stats_of(session, tenant.tenant_id, [customer])
+        assert kept == await recount(session, tenant.tenant_id, [customer])
+    assert (kept[customer].orders_count, kept[customer].lifetime_value_minor) == (0, 0)
 
 
 async def test_pickup_waiting_at_the_counter_can_still_be_cancelled(client) -> None:

@@ -187,6 +187,22 @@ async def test_a_per_customer_limit_holds_for_concurrent_orders_of_one_customer(
     assert await counter(tenant.tenant_id, "p-twice") == (3, 750)
 
 
+async def test_a_new_customers_first_orders_racing_for_a_limit_never_deadlock(client, make_client) -> None:
+    """The customer's record is made by the first of them: their captures lock it before the
+    promotion's counters, as every capture does, so none waits on another in a cycle."""
+    tenant = await create_tenant()
+    c = await network(client, tenant.api_key, stock={})
+    await publish_promotions(client, tenant.api_key,
+                             promotion("p-once", "Once 10 %", percent_off(10), limits=limits(per_customer=1)))
+    email = f"{unique('newcomer')}@example.test"
+
+    responses = await racing(make_client, tenant, [order_body((c["sku"], 1, 2500), email=email) for _ in range(8)])
+
+    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
+    assert sorted(r.json()["discount_minor"] for r in responses) == [0] * 7 + [250]
+    assert await counter(tenant.tenant_id, "p-once") == (1, 250)
+
+
 async def test_a_budget_is_never_exceeded_by_concurrent_orders(client, make_client) -> None:
     tenant = await create_tenant()
     c = await network(client, tenant.api_key, stock={})
@@ -231,6 +247,23 @@ async def test_cancelling_an_order_gives_its_code_and_budget_back(client) -> Non
     again = await capture(client, key, order_body((c["sku"], 1, 2500), coupon_codes=[code]))
     assert again["discount_minor"] == 500
     assert await coupon_uses(tenant.tenant_id, code) == 1
+
+
+async def test_a_resent_order_spends_nothing_more(client) -> None:
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={})
+    await publish_promotions(client, key, promotion("p-code", "Code 10 %", percent_off(10), coupon=True,
+                                                    limits=limits(total_uses=100)))
+    code = await add_coupon(tenant.tenant_id, "p-code")  # as many uses as the promotion allows
+    body = order_body((c["sku"], 2, 2500), coupon_codes=[code], external_number=unique("WEB"))
+    first = await capture(client, key, body)
+    again = await capture(client, key, body, expect=200)
+
+    assert again["id"] == first["id"] and first["discount_minor"] == 500
+    assert await coupon_uses(tenant.tenant_id, code) == 1
+    assert await counter(tenant.tenant_id, "p-code") == (1, 500)
+    assert [r["order_id"] for r in await redemptions(client, key, coupon=code)] == [first["id"]]
 
 
 async def test_a_partial_return_gives_back_its_share_and_the_last_unit_the_rest(client) -> None:
