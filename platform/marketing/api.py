@@ -33,8 +33,7 @@ from marketing.schemas import (
 )
 from rules import promotions as pure
 from rules import schedule
-from rules.api import _aware as aware
-from rules.api import version_out
+from rules.api import aware, version_out
 from rules.schemas import DraftIn, PublishIn
 from rules.service import problems_error
 

@@ -31,7 +31,7 @@ from core.problems import ProblemError, invalid, not_found
 from marketing import segments
 from marketing.models import Campaign, CampaignRecipient, Coupon, Redemption
 from orders import history
-from rules import schedule
+from rules.api import aware
 from tenants.service import Actor, audit
 
 NAME_MAX = 200
@@ -174,18 +174,6 @@ def to_out(campaign: Campaign, principal: Principal, *, segment_name: str | None
 # --- writing ------------------------------------------------------------------------------------
 
 
-def local_instant(value: datetime | None, timezone: str, name: str = "scheduled_at") -> datetime | None:
-    """An instant from the API: as given with its offset, or a wall-clock time in the company's zone."""
-    if value is None or value.tzinfo is not None:
-        return value
-    try:
-        return schedule.local_to_utc(value.date(), value.time(), timezone)
-    except schedule.LocalTimeError as error:
-        raise invalid({name: str(error)}, detail=str(error)) from None
-    except OverflowError:  # the first hours of year 1, west of its zone
-        raise invalid({name: FAR}) from None
-
-
 def normal_code(code: str | None) -> str | None:
     code = (code or "").strip().upper()
     return code or None
@@ -236,7 +224,7 @@ async def read(session: AsyncSession, principal: Principal, raw: Mapping[str, An
         try:
             given = data.scheduled_at if data is not None else \
                 msgspec.convert(raw.get("scheduled_at"), datetime | None, strict=strict)
-            scheduled_at = local_instant(given, principal.timezone)
+            scheduled_at = aware(given, principal.timezone, "scheduled_at")
         except ProblemError as problem:
             found.update({e.field: e.message for e in problem.errors})
         except msgspec.ValidationError:
@@ -304,7 +292,7 @@ async def schedule_campaign(session: AsyncSession, principal: Principal, campaig
     campaign = await get_campaign(session, principal, campaign_id, lock=True)
     if campaign.status not in EDITABLE:
         raise _not_now(campaign, "scheduled (it is not a draft)")
-    when = local_instant(at, principal.timezone) or campaign.scheduled_at
+    when = aware(at, principal.timezone, "scheduled_at") or campaign.scheduled_at
     errors: dict[str, str] = {}
     if when is None:
         errors["scheduled_at"] = "Choose the date and time to send it."

@@ -25,6 +25,7 @@ from marketing import coupons
 from marketing.guards import MARKETERS, manage_marketing, see_marketing
 from marketing.models import Coupon, CouponBatch, Redemption
 from rules import schedule
+from rules.api import aware
 
 NOTICES.update({
     "coupon_created": "Code created.",
@@ -199,15 +200,6 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(max_length=coupons.NAME_MAX)] = ""
 
 
-def _aware(value: datetime | None, timezone: str, name: str) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    try:
-        return schedule.local_to_utc(value.date(), value.time(), timezone)
-    except schedule.LocalTimeError as error:
-        raise invalid({name: str(error)}, detail=str(error)) from None
-
-
 def coupon_out(coupon: Coupon) -> dict[str, Any]:
     return {"id": coupon.id, "code": coupon.code, "promotion_id": coupon.promotion_id, "batch_id": coupon.batch_id,
             "max_uses": coupon.max_uses, "uses": coupon.uses, "starts_at": coupon.starts_at,
@@ -248,8 +240,8 @@ class CouponApiController(Controller):
         async def create() -> dict[str, Any]:
             return coupon_out(await coupons.create_coupon(
                 db, principal, promotion_id=data.promotion_id, code=data.code, max_uses=data.max_uses,
-                starts_at=_aware(data.starts_at, principal.timezone, "starts_at"),
-                expires_at=_aware(data.expires_at, principal.timezone, "expires_at")))
+                starts_at=aware(data.starts_at, principal.timezone, "starts_at"),
+                expires_at=aware(data.expires_at, principal.timezone, "expires_at")))
         return await idempotent_create(request, db, principal, create)
 
     @get("/coupons/{code:str}", summary="A code (in any case), with the orders that used it")
@@ -274,7 +266,7 @@ class CouponApiController(Controller):
         async def create() -> dict[str, Any]:
             batch = await coupons.create_batch(
                 db, principal, promotion_id=data.promotion_id, count=data.count, prefix=data.prefix,
-                max_uses=data.max_uses, expires_at=_aware(data.expires_at, principal.timezone, "expires_at"),
+                max_uses=data.max_uses, expires_at=aware(data.expires_at, principal.timezone, "expires_at"),
                 name=data.name)
             return batch_out(await coupons.batch_summary(db, principal.tenant_id, batch.id))
         return await idempotent_create(request, db, principal, create)

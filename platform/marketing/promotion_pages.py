@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -33,6 +33,7 @@ from rules import builder, fields, schedule
 from rules import promotions as pure
 from rules import service as rule_sets
 from rules.conditions import Problem
+from rules.pages import local_input, publish_window
 
 BASE = "/app/marketing/promotions"
 NOTICES.update({
@@ -60,18 +61,6 @@ def _partial(request: Request[Any, Any, Any], name: str, **context: Any) -> Temp
     if _is_htmx(request):
         return page(request, name, **context)
     return page(request, "marketing/promotions/result_page.html", partial=name, **context)
-
-
-def _local_input(day: str, at: str, timezone: str, name: str) -> datetime:
-    """A date and time typed in the company's time zone, as UTC (``rules.schedule.local_to_utc``)."""
-    try:
-        parsed_day, parsed_time = date.fromisoformat(day.strip()), time.fromisoformat(at.strip() or "00:00")
-    except ValueError:
-        raise invalid({name: "Give a date (YYYY-MM-DD) and a time (HH:MM)."}) from None
-    try:
-        return schedule.local_to_utc(parsed_day, parsed_time.replace(second=0, microsecond=0), timezone)
-    except schedule.LocalTimeError as error:
-        raise invalid({name: str(error)}, detail=str(error)) from None
 
 
 def _choice_lists(categories: list[str], locations: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
@@ -176,7 +165,7 @@ def _cart_from_form(form: dict[str, str], principal: Principal) -> tuple[CartIn,
             raw["shipping_fee_minor"] = fee
     if text("day"):
         try:
-            raw["placed_at"] = _local_input(text("day"), text("time") or "12:00", principal.timezone,
+            raw["placed_at"] = local_input(text("day"), text("time") or "12:00", principal.timezone,
                                             "day").isoformat()
         except ProblemError as problem:
             errors.update(form_errors(problem))
@@ -320,22 +309,7 @@ class PromotionPagesController(Controller):
         source = parse_int(data.get("source"), lo=1)
         start: datetime | None = None
         try:
-            errors: dict[str, str] = {}
-            if data.get("when") == "later":
-                try:
-                    start = _local_input(data.get("from_day", ""), data.get("from_time", ""), principal.timezone,
-                                         "effective_from")
-                except ProblemError as problem:
-                    errors.update(form_errors(problem))
-            until = None
-            if data.get("until_day", "").strip():
-                try:
-                    until = _local_input(data.get("until_day", ""), data.get("until_time", ""), principal.timezone,
-                                         "effective_to")
-                except ProblemError as problem:
-                    errors.update(form_errors(problem))
-            if errors:
-                raise invalid(errors, detail=next(iter(errors.values())))
+            start, until = publish_window(data, principal.timezone)
             await promotions.publish(db, principal, source=source, effective_from=start, effective_to=until,
                                      note=data.get("note", ""), ip=client_ip(request))
         except ProblemError as problem:

@@ -25,13 +25,16 @@ from rules.models import RuleVersion
 from rules.schemas import DraftIn, PublishIn, ReplayIn, SimulateIn
 
 
-def _aware(value: datetime | None, timezone: str, name: str) -> datetime | None:
+def aware(value: datetime | None, timezone: str, name: str) -> datetime | None:
+    """An instant from the API: as given with its offset, or a wall-clock time in the company's zone."""
     if value is None or value.tzinfo is not None:
         return value
     try:
         return schedule.local_to_utc(value.date(), value.time(), timezone)
     except schedule.LocalTimeError as error:
         raise invalid({name: str(error)}, detail=str(error)) from None
+    except OverflowError:  # the first hours of year 1, west of its zone
+        raise invalid({name: "Give a date between the years 1900 and 2999."}) from None
 
 
 def version_out(version: RuleVersion, versions: list[RuleVersion], timezone: str, *,
@@ -99,7 +102,7 @@ class RulesApiController(Controller):
           status_code=200, guards=[try_rules])
     async def simulate(self, db: AsyncSession, principal: Principal, routing_lab: RoutingLab,
                        data: SimulateIn) -> dict[str, Any]:
-        sample = msgspec.structs.replace(data.order, at=_aware(data.order.at, principal.timezone, "at"))
+        sample = msgspec.structs.replace(data.order, at=aware(data.order.at, principal.timezone, "at"))
         return await routing_lab.simulate(db, principal, sample, version=data.version)
 
     @post("/rule-sets/routing/replay", summary="Replay recent orders with the draft and the version in force",
@@ -127,8 +130,8 @@ class RulesApiController(Controller):
         async def create() -> dict[str, Any]:
             published = await service.publish(
                 db, principal, source=data.source_version,
-                effective_from=_aware(data.effective_from, principal.timezone, "effective_from"),
-                effective_to=_aware(data.effective_to, principal.timezone, "effective_to"),
+                effective_from=aware(data.effective_from, principal.timezone, "effective_from"),
+                effective_to=aware(data.effective_to, principal.timezone, "effective_to"),
                 note=data.note, ip=client_ip(request))
             _, all_versions, _ = await service.overview(db, principal)
             return version_out(published, all_versions, principal.timezone)

@@ -90,7 +90,8 @@ def _partial(request: Request[Any, Any, Any], name: str, **context: Any) -> Temp
     return page(request, "rules/result_page.html", partial=name, **context)
 
 
-def _local_input(day: str, at: str, timezone: str, name: str) -> datetime:
+def local_input(day: str, at: str, timezone: str, name: str) -> datetime:
+    """A date and time typed in the company's zone, as a UTC instant; refused in words."""
     try:
         parsed_day, parsed_time = date.fromisoformat(day.strip()), time.fromisoformat(at.strip() or "00:00")
     except ValueError:
@@ -99,6 +100,26 @@ def _local_input(day: str, at: str, timezone: str, name: str) -> datetime:
         return schedule.local_to_utc(parsed_day, parsed_time.replace(second=0, microsecond=0), timezone)
     except schedule.LocalTimeError as error:
         raise invalid({name: str(error)}, detail=str(error)) from None
+
+
+def publish_window(data: Any, timezone: str) -> tuple[datetime | None, datetime | None]:
+    """The publish form's start ("later": a date and time) and optional end, in the company's
+    zone, as UTC instants; both refused at once, in words, when they can't be read."""
+    errors: dict[str, str] = {}
+    start = until = None
+    if data.get("when") == "later":
+        try:
+            start = local_input(data.get("from_day", ""), data.get("from_time", ""), timezone, "effective_from")
+        except ProblemError as problem:
+            errors.update(form_errors(problem))
+    if data.get("until_day", "").strip():
+        try:
+            until = local_input(data.get("until_day", ""), data.get("until_time", ""), timezone, "effective_to")
+        except ProblemError as problem:
+            errors.update(form_errors(problem))
+    if errors:
+        raise invalid(errors, detail=next(iter(errors.values())))
+    return start, until
 
 
 SAMPLE_LINES = 5
@@ -174,7 +195,7 @@ def _sample_from_form(form: Any, principal: Principal) -> SampleOrder:
     day = text("day")
     if day:
         try:
-            raw["at"] = _local_input(day, text("time") or "12:00", principal.timezone, "day").isoformat()
+            raw["at"] = local_input(day, text("time") or "12:00", principal.timezone, "day").isoformat()
         except ProblemError as problem:
             errors.update(form_errors(problem))
     if errors:
@@ -334,22 +355,7 @@ class RulesPagesController(Controller):
         source = parse_int(data.get("source"), lo=1)
         start: datetime | None = None
         try:
-            errors: dict[str, str] = {}
-            if data.get("when") == "later":
-                try:
-                    start = _local_input(data.get("from_day", ""), data.get("from_time", ""), principal.timezone,
-                                         "effective_from")
-                except ProblemError as problem:
-                    errors.update(form_errors(problem))
-            until = None
-            if data.get("until_day", "").strip():
-                try:
-                    until = _local_input(data.get("until_day", ""), data.get("until_time", ""), principal.timezone,
-                                         "effective_to")
-                except ProblemError as problem:
-                    errors.update(form_errors(problem))
-            if errors:
-                raise invalid(errors, detail=next(iter(errors.values())))
+            start, until = publish_window(data, principal.timezone)
             await service.publish(db, principal, source=source, effective_from=start, effective_to=until,
                                   note=data.get("note", ""), ip=client_ip(request))
         except ProblemError as problem:
