@@ -1,11 +1,13 @@
 """What an unpaid account may no longer change, decided by the request's method and path.
 
 ``restricted`` and ``intake_refused`` make the company's set-up read-only: settings, rules,
-catalog, locations, stock, API keys, webhooks and the team. The order flow is never stopped by an
+catalog, locations, stock, API keys, webhooks, the team, and marketing (promotions, segments,
+coupons, campaigns). The order flow is never stopped by an
 unpaid invoice: orders, fulfilments, returns, refunds, goodwill, customer service, tracking events,
 the re-sending of stuck work (which carries orders too) and the company's own payment account
 (which captures its shoppers' payments). Taking access away (revoking a key or an invitation,
-removing a member) stays possible, for safety, and so does creating an API key: a company that
+removing a member, turning a coupon code off, cancelling a campaign) stays possible, for
+safety, and so does creating an API key: a company that
 revokes a leaked intake key must be able to give its shop a new one. Billing itself, signing in and out and Stripe's
 webhooks are never refused. ``intake_refused`` also refuses new orders: the API's order intake
 and the console's manual order.
@@ -29,9 +31,9 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Set-up the company may not change while restricted.
 SETUP = re.compile(
-    r"^/api/v1/(settings|rule-sets|products|locations|inventory|invitations|members|webhook-endpoints|api-keys)"
-    r"(/|$)"
-    r"|^/app/(settings|rules|catalog|locations|inventory)(/|$)"
+    r"^/api/v1/(settings|rule-sets|products|locations|inventory|invitations|members|webhook-endpoints|api-keys"
+    r"|segments|coupons|coupon-batches|campaigns)(/|$)"
+    r"|^/app/(settings|rules|catalog|locations|inventory|marketing)(/|$)"
 )
 # Within the set-up's paths: what stays allowed (computes without saving, removes access, serves
 # the order flow: its stuck work, the company's payment account).
@@ -44,6 +46,9 @@ ALWAYS = re.compile(
     r"|^/api/v1/invitations/[^/]+$"
     r"|^/app/settings/team/invitations/[^/]+/revoke$"
     r"|^/app/settings/team/members/[^/]+/remove$"
+    r"|^/app/marketing/(promotions/(simulate|replay)|segments/count)$"
+    r"|^/(app/marketing|api/v1)/(coupons|coupon-batches|coupons/codes|coupons/batches)/[^/]+/disable$"
+    r"|^/(app/marketing|api/v1)/campaigns/[^/]+/cancel$"
 )
 KEY_CREATION = re.compile(r"^/app/settings/api-keys/?$|^/api/v1/api-keys/?$")  # POST only
 INTAKE = re.compile(r"^/api/v1/orders/?$|^/app/orders/new/?$")

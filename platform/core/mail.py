@@ -61,6 +61,12 @@ class SmtpTransport:
         email["To"] = message.to_address
         email["Subject"] = " ".join(message.subject.split())  # a line break would end the header
         email["Message-ID"] = f"<{message.id}@oms>"
+        unsubscribe = (message.meta or {}).get("list_unsubscribe")
+        if isinstance(unsubscribe, str) and unsubscribe.startswith(("https://", "http://")) \
+                and not any(c in unsubscribe for c in "<>\r\n "):
+            # RFC 2369 and 8058: mail clients offer "unsubscribe", done with one POST to the link.
+            email["List-Unsubscribe"] = f"<{unsubscribe}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         email.set_content(message.body_text)
         if message.body_html:
             email.add_alternative(message.body_html, subtype="html")

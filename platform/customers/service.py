@@ -164,16 +164,13 @@ class CustomerRecord:
     unsubscribed_at: datetime | None = None
 
 
-async def get_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> CustomerRecord:
-    """The company's customer with this id; another company's, or none, is a 404."""
-    row = (await session.execute(select(
-        Customer.id, Customer.email, Customer.name, Customer.phone, Customer.tags, Customer.created_at,
-        Customer.updated_at, Customer.orders_count, Customer.lifetime_value_minor, Customer.first_order_at,
-        Customer.last_order_at, Customer.channels, Customer.stores, Customer.categories, Customer.email_consent,
-        Customer.sms_consent, Customer.consent_updated_at, Customer.unsubscribed_at,
-    ).where(Customer.tenant_id == tenant_id, Customer.id == customer_id))).first()
-    if row is None:
-        raise not_found("Customer")
+_RECORD = (Customer.id, Customer.email, Customer.name, Customer.phone, Customer.tags, Customer.created_at,
+           Customer.updated_at, Customer.orders_count, Customer.lifetime_value_minor, Customer.first_order_at,
+           Customer.last_order_at, Customer.channels, Customer.stores, Customer.categories, Customer.email_consent,
+           Customer.sms_consent, Customer.consent_updated_at, Customer.unsubscribed_at)
+
+
+def _record(row: Any) -> CustomerRecord:
     return CustomerRecord(id=row.id, email=row.email, name=row.name, phone=row.phone, tags=list(row.tags or []),
                           created_at=row.created_at, updated_at=row.updated_at, orders_count=row.orders_count,
                           lifetime_value_minor=row.lifetime_value_minor, first_order_at=row.first_order_at,
@@ -181,6 +178,25 @@ async def get_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_id:
                           stores=list(row.stores or []), categories=list(row.categories or []),
                           email_consent=row.email_consent, sms_consent=row.sms_consent,
                           consent_updated_at=row.consent_updated_at, unsubscribed_at=row.unsubscribed_at)
+
+
+async def get_customer(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> CustomerRecord:
+    """The company's customer with this id; another company's, or none, is a 404."""
+    row = (await session.execute(select(*_RECORD).where(Customer.tenant_id == tenant_id,
+                                                        Customer.id == customer_id))).first()
+    if row is None:
+        raise not_found("Customer")
+    return _record(row)
+
+
+async def records(session: AsyncSession, tenant_id: uuid.UUID,
+                  customer_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, CustomerRecord]:
+    """The company's customers among these ids, in one read (others' and unknown ids are left out)."""
+    if not customer_ids:
+        return {}
+    rows = await session.execute(select(*_RECORD).where(Customer.tenant_id == tenant_id,
+                                                        Customer.id.in_(list(customer_ids))))
+    return {row.id: _record(row) for row in rows}
 
 
 # --- marketing consent ---------------------------------------------------------------------------

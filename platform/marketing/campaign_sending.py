@@ -22,6 +22,7 @@ import uuid
 from datetime import timedelta
 from functools import lru_cache
 
+import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -42,6 +43,8 @@ from marketing.models import Campaign, CampaignRecipient
 from marketing.unsubscribe import link_for
 from orders.mail_texts import fill
 from tenants.service import BRAND_COLOUR, CompanyProfile, company_profile, timezone_of
+
+log = structlog.get_logger(__name__)
 
 LIST_PAGE = 1000  # members listed per statement when a campaign starts
 BATCH = 500  # recipients per transaction
@@ -144,14 +147,6 @@ def _why_not(record: customers.CustomerRecord | None) -> str | None:
     return None
 
 
-async def _record(session: AsyncSession, tenant_id: uuid.UUID,
-                  customer_id: uuid.UUID) -> customers.CustomerRecord | None:
-    try:
-        return await customers.get_customer(session, tenant_id, customer_id)
-    except ProblemError:
-        return None
-
-
 async def send_batch(tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> str:
     """Send one batch of a sending campaign within its pace: ``more`` when it sent some, ``paced``
     when the pace allows none now, ``done`` when nothing is left (the campaign is then ``sent``)
@@ -180,8 +175,9 @@ async def send_batch(tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> str:
             return DONE
         company = await company_profile(session, tenant_id)
         sent = skipped = 0
+        found = await customers.records(session, tenant_id, [r.customer_id for r in batch])
         for recipient in batch:
-            record = await _record(session, tenant_id, recipient.customer_id)
+            record = found.get(recipient.customer_id)
             reason = _why_not(record)
             if reason is not None or record is None:
                 recipient.status, recipient.reason = "skipped", reason
@@ -231,8 +227,15 @@ async def send_due_campaigns(tenant_id: str) -> None:
     async with get_database().transaction(tenant_id=tenant) as session:
         due = list(await session.scalars(select(Campaign.id).where(Campaign.tenant_id == tenant, _due())
                                          .order_by(Campaign.scheduled_at, Campaign.id)))
-    for campaign_id in due:
-        await run(tenant, campaign_id)
+    failed: list[Exception] = []
+    for campaign_id in due:  # one campaign that fails holds none of the others back
+        try:
+            await run(tenant, campaign_id)
+        except Exception as error:
+            log.exception("campaign.failed", tenant_id=tenant_id, campaign_id=str(campaign_id))
+            failed.append(error)
+    if failed:
+        raise failed[0]  # retried, and in stuck work if it keeps failing
 
 
 async def companies_with_campaigns_due() -> list[uuid.UUID]:

@@ -21,6 +21,7 @@ from core.idempotency import idempotent_create
 from core.limits import INT32_MAX
 from core.pages import NOTICES, form_data, form_errors, page, redirect
 from core.problems import ProblemError, invalid
+from customers.service import records as customer_records
 from marketing import coupons
 from marketing.guards import MARKETERS, manage_marketing, see_marketing
 from marketing.models import Coupon, CouponBatch, Redemption
@@ -59,7 +60,7 @@ def _form_values(data: dict[str, str], principal: Principal, errors: dict[str, s
     if until:
         try:
             values["expires_at"] = _local_day_end(until, principal.timezone)
-        except (ValueError, schedule.LocalTimeError):
+        except (ValueError, OverflowError, schedule.LocalTimeError):  # 9999-12-31 has no day after
             errors["expires_at"] = "Give the last day the code is valid, such as 2026-12-31, or leave it empty."
     if batch:
         values["count"] = parse_int(data.get("count", ""), lo=1, hi=coupons.BATCH_MAX)
@@ -166,9 +167,11 @@ class CouponPagesController(Controller):
         coupon = await coupons.get_coupon(db, principal.tenant_id, coupon_id)
         batch = await coupons.get_batch(db, principal.tenant_id, coupon.batch_id) if coupon.batch_id else None
         promotions = await coupons.promotions_named(db, principal)
+        used = await coupons.redemptions(db, principal.tenant_id, coupon)
         return page(request, "marketing/coupons/code.html", coupon=coupon, batch=batch,
                     promotion_name=promotions.get(coupon.promotion_id), state=coupons.status(coupon),
-                    redemptions=await coupons.redemptions(db, principal.tenant_id, coupon),
+                    redemptions=used, customers=await customer_records(
+                        db, principal.tenant_id, {r.customer_id for r in used if r.customer_id}),
                     can_manage=principal.role in MARKETERS)
 
     @post("/codes/{coupon_id:uuid}/disable", guards=[manage_marketing])

@@ -8,23 +8,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import clock
 from core.auth import Principal, requires
 from core.deps import DEPS
 from core.pages import NOTICES, client_ip, form_data, page
 from core.problems import ProblemError, invalid
-from customers import segments as customer_segments
 from customers import service as customers
 from marketing import pricing, segments
 from marketing.guards import MARKETERS, see_customer_marketing
-from marketing.models import Redemption
-from rules.segments import compile_segment
+from marketing.models import Redemption, Segment
 from tenants.service import Actor, audit
 
 NOTICES.update({"consent_saved": "Consent saved."})
@@ -37,37 +33,19 @@ ANSWERS = {"yes": True, "no": False}
 
 
 @dataclass(frozen=True)
-class InSegment:
-    id: uuid.UUID
-    name: str
-
-
-@dataclass(frozen=True)
 class Panel:
     customer: customers.CustomerRecord
     coupons: list[Redemption]
-    segments: list[InSegment]
+    segments: list[Segment]
     can_change: bool
-
-
-async def segments_of(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, *, timezone: str,
-                      currency: str) -> list[InSegment]:
-    """The company's segments (not archived) the customer is in today, in the company's zone."""
-    facts = (await customer_segments.facts_of(session, tenant_id, [customer_id], timezone=timezone,
-                                              currency=currency)).get(customer_id)
-    if facts is None:
-        return []
-    today = clock.now().astimezone(ZoneInfo(timezone)).date()
-    return [InSegment(s.id, s.name) for s in await segments.list_segments(session, tenant_id)
-            if compile_segment(s.condition)(facts, today)]
 
 
 async def panel(session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> Panel:
     record = await customers.get_customer(session, principal.tenant_id, customer_id)  # another company's: 404
     used = await pricing.redemptions_of(session, principal.tenant_id, customer_id=customer_id, limit=COUPONS_SHOWN)
     return Panel(customer=record, coupons=[r for r in used if r.coupon_code],
-                 segments=await segments_of(session, principal.tenant_id, customer_id, timezone=principal.timezone,
-                                            currency=principal.currency),
+                 segments=await segments.segments_of(session, principal.tenant_id, customer_id,
+                                                     timezone=principal.timezone, currency=principal.currency),
                  can_change=principal.role in CONSENT_ROLES)
 
 

@@ -148,6 +148,9 @@ class Redemption(TenantScoped, Base):
     shipping_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     given_back_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     use_given_back: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Which counters it was charged to (a promotion limited since is never given back more than it took).
+    counted: Mapped[bool] = mapped_column(default=False, server_default="false")
+    counted_for_customer: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

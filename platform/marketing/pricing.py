@@ -115,7 +115,7 @@ def plan_of(tenant_id: uuid.UUID, version_id: uuid.UUID, compiled: pure.Compiled
 _segment_tests: dict[tuple[uuid.UUID, str], tuple[datetime, Any]] = {}
 
 
-async def _segment_tests_of(session: AsyncSession, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[str, Any]:
+async def segment_tests_of(session: AsyncSession, tenant_id: uuid.UUID, ids: Iterable[str]) -> dict[str, Any]:
     """Membership tests of these segments (those that exist), each compiled once per change."""
     wanted = set()
     for segment_id in ids:
@@ -139,7 +139,7 @@ async def _segment_tests_of(session: AsyncSession, tenant_id: uuid.UUID, ids: It
     return tests
 
 
-def _memberships(tests: Mapping[str, Any], wanted: frozenset[str], facts: CustomerFacts | None,
+def memberships(tests: Mapping[str, Any], wanted: frozenset[str], facts: CustomerFacts | None,
                  today: date) -> frozenset[str]:
     if facts is None or not wanted:
         return frozenset()
@@ -176,7 +176,7 @@ _COUPONS = ("SELECT id, code, promotion_id, max_uses, uses, starts_at, expires_a
             "WHERE tenant_id = $1 AND code = ANY($2::text[]) ORDER BY code")
 
 
-async def _coupons(session: AsyncSession, tenant_id: uuid.UUID, codes: Iterable[str], *,
+async def coupons_by_code(session: AsyncSession, tenant_id: uuid.UUID, codes: Iterable[str], *,
                    lock: bool) -> dict[str, Coupon]:
     wanted = sorted(set(codes))
     if not wanted:
@@ -303,7 +303,7 @@ def _facts(request: PricingRequest, orders_count: int) -> OrderFacts:
                       placed_at=request.placed_at)
 
 
-def _cart(request: PricingRequest, *, own_discounts: bool, facts: CustomerFacts | None,
+def cart_of(request: PricingRequest, *, own_discounts: bool, facts: CustomerFacts | None,
           segments: frozenset[str], customer_id: str | None) -> pure.Cart:
     """The order as promotions see it. Applying promotions, they discount what is left after the
     channel's own discounts (its order discount shared among the lines as capture shares it);
@@ -372,17 +372,17 @@ class MarketingPromotions:
         # Customers first (their figures are written after pricing), then coupons, counters and
         # per-customer uses, each in a fixed order: concurrent captures never wait in a cycle.
         await customers.lock(session, tenant_id, {r.customer_id for r in requests})
-        coupons = await _coupons(session, tenant_id, codes, lock=True)
+        coupons = await coupons_by_code(session, tenant_id, codes, lock=True)
         plans = [plan_of(tenant_id, version.id, compiled) if version is not None and compiled is not None else None
                  for version, compiled in in_force]
         facts: dict[uuid.UUID, CustomerFacts] = {}
         if any(plan is not None and plan.customer_facts for plan in plans):
             facts = await customer_segments.facts_of(session, tenant_id, {r.customer_id for r in requests},
                                                      timezone=principal.timezone, currency=principal.currency)
-        tests = await _segment_tests_of(session, tenant_id, {s for plan in plans if plan for s in plan.segments})
+        tests = await segment_tests_of(session, tenant_id, {s for plan in plans if plan for s in plan.segments})
         moments = [Moment(r.placed_at, principal.timezone) for r in requests]
-        carts = [_cart(r, own_discounts=mode == "apply", facts=facts.get(r.customer_id),
-                       segments=_memberships(tests, plan.segments, facts.get(r.customer_id), moment.date)
+        carts = [cart_of(r, own_discounts=mode == "apply", facts=facts.get(r.customer_id),
+                       segments=memberships(tests, plan.segments, facts.get(r.customer_id), moment.date)
                        if plan else frozenset(), customer_id=str(r.customer_id))
                  for r, plan, moment in zip(requests, plans, moments, strict=True)]
 
@@ -400,12 +400,15 @@ class MarketingPromotions:
                 pricing = pure.price(compiled, cart, moment, coupons=states,
                                      allowances=counts.allowances(plan, r.customer_id, locked), explained=False)
             refusal = self._refusal(r, pricing, states.values(), mode, config.refuse_invalid_coupons, principal)
+            if mode == "check" and not (r.discount_minor or any(line.discount_minor for line in r.lines)):
+                pricing = None  # the channel gave no discount: no promotion was used, none is spent
             notes = _notes(pricing, states.values(), r.currency)
             if refusal:
                 outcomes.append(PricingOutcome(refusal=refusal, notes=notes))
                 continue
             for applied in pricing.applied if pricing else ():
-                self._spend(r, applied, plan, coupons, counts, coupon_uses, counter_uses, customer_uses)
+                counted, counted_for_customer = self._spend(r, applied, plan, coupons, counts, coupon_uses,
+                                                            counter_uses, customer_uses)
                 bulk.defer(session, Redemption, {
                     "tenant_id": tenant_id, "id": uuid7(), "order_id": r.order_id, "order_number": r.order_number,
                     "customer_id": r.customer_id, "promotion_id": applied.promotion_id,
@@ -415,6 +418,7 @@ class MarketingPromotions:
                     "coupon_code": applied.coupon_code, "amount_minor": applied.amount_minor,
                     "currency": r.currency, "lines": _redemption_lines(r, applied),
                     "shipping_minor": applied.shipping_minor, "given_back_minor": 0, "use_given_back": False,
+                    "counted": counted, "counted_for_customer": counted_for_customer,
                     "created_at": now})
             if pricing is None or mode == "check":
                 outcomes.append(PricingOutcome(notes=notes))
@@ -463,14 +467,15 @@ class MarketingPromotions:
     @staticmethod
     def _spend(request: PricingRequest, applied: pure.Applied, plan: Plan | None, coupons: Mapping[str, Coupon],
                counts: Counts, coupon_uses: dict[uuid.UUID, int], counter_uses: dict[str, list[int]],
-               customer_uses: dict[tuple[str, uuid.UUID], int]) -> None:
-        """Count one applied promotion in memory: the next orders of the batch see it spent."""
+               customer_uses: dict[tuple[str, uuid.UUID], int]) -> tuple[bool, bool]:
+        """Count one applied promotion in memory: the next orders of the batch see it spent.
+        Whether it was charged to the promotion's counter and to the customer's uses."""
         if applied.coupon_code and applied.coupon_code in coupons:
             coupon = coupons[applied.coupon_code]
             coupon.uses += 1
             coupon_uses[coupon.id] = coupon_uses.get(coupon.id, 0) + 1
         if plan is None or applied.promotion_id not in counts.counters:
-            return
+            return False, False
         spent = counts.counters[applied.promotion_id]
         spent[0] += 1
         spent[1] += applied.amount_minor
@@ -478,9 +483,11 @@ class MarketingPromotions:
         delta[0] += 1
         delta[1] += applied.amount_minor
         pair = (applied.promotion_id, request.customer_id)
-        if pair in counts.customer_uses:
-            counts.customer_uses[pair] += 1
-            customer_uses[pair] = customer_uses.get(pair, 0) + 1
+        if pair not in counts.customer_uses:
+            return True, False
+        counts.customer_uses[pair] += 1
+        customer_uses[pair] = customer_uses.get(pair, 0) + 1
+        return True, True
 
     async def release(self, session: AsyncSession, tenant_id: uuid.UUID, order_ids: list[uuid.UUID]) -> None:
         """Undo ``price`` for orders not stored after all: what they spent comes back and their
@@ -526,6 +533,8 @@ class _Held:
     shipping_minor: int
     given_back_minor: int
     use_given_back: bool
+    counted: bool
+    counted_for_customer: bool
     back_now: int = 0  # money given back by this call
     use_back_now: bool = False
 
@@ -562,7 +571,8 @@ async def _redemptions_for_update(session: AsyncSession, tenant_id: uuid.UUID,
         return []
     rows = await (await driver(session)).fetch(
         "SELECT id, promotion_id, customer_id, coupon_id, amount_minor, lines, shipping_minor, given_back_minor, "
-        "use_given_back FROM redemptions WHERE tenant_id = $1 AND order_id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
+        "use_given_back, counted, counted_for_customer FROM redemptions "
+        "WHERE tenant_id = $1 AND order_id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
         tenant_id, order_ids)
     return [_Held(**{**dict(row), "lines": json.loads(row["lines"]) if isinstance(row["lines"], str)
                      else list(row["lines"] or [])}) for row in rows]
@@ -574,14 +584,16 @@ async def _return(session: AsyncSession, tenant_id: uuid.UUID, held: list[_Held]
     coupons: dict[uuid.UUID, int] = {}
     counters: dict[str, list[int]] = {}
     customer_uses: dict[tuple[str, uuid.UUID], int] = {}
-    for row in held:
-        delta = counters.setdefault(row.promotion_id, [0, 0])
-        delta[1] -= row.back_now
+    for row in held:  # only what each redemption was charged to comes back
+        if row.counted:
+            delta = counters.setdefault(row.promotion_id, [0, 0])
+            delta[1] -= row.back_now
         if uses and row.use_back_now:
-            delta[0] -= 1
+            if row.counted:
+                delta[0] -= 1
             if row.coupon_id is not None:
                 coupons[row.coupon_id] = coupons.get(row.coupon_id, 0) - 1
-            if row.customer_id is not None:
+            if row.customer_id is not None and row.counted_for_customer:
                 pair = (row.promotion_id, row.customer_id)
                 customer_uses[pair] = customer_uses.get(pair, 0) - 1
     connection = await driver(session)
@@ -676,16 +688,16 @@ async def quote(session: AsyncSession, principal: Principal, cart: CartIn, *, at
     if ref is not None and plan.customer_facts:
         facts = (await customer_segments.facts_of(session, tenant_id, [ref.id], timezone=principal.timezone,
                                                   currency=principal.currency)).get(ref.id)
-    tests = await _segment_tests_of(session, tenant_id, plan.segments)
-    coupons = await _coupons(session, tenant_id, request.coupon_codes, lock=False)
+    tests = await segment_tests_of(session, tenant_id, plan.segments)
+    coupons = await coupons_by_code(session, tenant_id, request.coupon_codes, lock=False)
     counts = Counts()
     if plan.limits:
         per_customer = {pid for pid, (_, per, _) in plan.limits.items() if per is not None}
         await counts.read(session, tenant_id, set(plan.limits),
                           {(pid, ref.id) for pid in per_customer} if ref else set(), lock=False)
     priced = pure.price(
-        compiled, _cart(request, own_discounts=True, facts=facts,
-                        segments=_memberships(tests, plan.segments, facts, moment.date),
+        compiled, cart_of(request, own_discounts=True, facts=facts,
+                        segments=memberships(tests, plan.segments, facts, moment.date),
                         customer_id=str(ref.id) if ref else None),
         moment, coupons=_states(request.coupon_codes, coupons, moment_at),
         allowances=counts.allowances(plan, ref.id if ref else None))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import clock
 from core.auth import Principal
 from core.problems import FieldError, ProblemError, invalid, not_found
+from customers import segments as customer_segments
 from marketing.models import Segment
 from rules.conditions import Problem
-from rules.segments import validate_segment
+from rules.segments import compile_segment, validate_segment
 from tenants.service import Actor, audit
 
 NAME_MAX = 100
@@ -136,3 +138,14 @@ async def names(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, str]:
     rows = await session.execute(select(Segment.id, Segment.name).where(
         Segment.tenant_id == tenant_id, Segment.archived_at.is_(None)).order_by(func.lower(Segment.name)))
     return {str(segment_id): name for segment_id, name in rows}
+
+
+async def segments_of(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, *, timezone: str,
+                      currency: str) -> list[Segment]:
+    """The company's segments (not archived) the customer is in today, in the company's zone."""
+    facts = (await customer_segments.facts_of(session, tenant_id, [customer_id], timezone=timezone,
+                                              currency=currency)).get(customer_id)
+    if facts is None:
+        return []
+    today = clock.now().astimezone(ZoneInfo(timezone)).date()
+    return [s for s in await list_segments(session, tenant_id) if compile_segment(s.condition)(facts, today)]

@@ -28,6 +28,7 @@ from core.auth import Principal
 from customers import segments as customer_segments
 from inventory import catalog
 from marketing import pricing, promotions, settings
+from marketing import segments as marketing_segments
 from marketing.models import Redemption
 from marketing.schemas import CartIn
 from orders.promotion_hook import PricingRequest
@@ -96,6 +97,7 @@ class SampleResult:
     currency: str
     customer: str | None
     customer_known: bool
+    segments: list[str]  # the names of those the customer is in
     coupons: list[tuple[str, str]]  # code, what it does or what is wrong with it
     draft: Side
     in_force: Side
@@ -151,9 +153,13 @@ async def price_sample(session: AsyncSession, principal: Principal, cart: CartIn
     names = {str(p.get("id")): str(p.get("name")) for p in document.get("promotions") or [] if isinstance(p, dict)}
     in_force = _side(f"v{current.version} (in force)", current, segments) if current.version is not None \
         else Side("In force: none", None, None)
+    known = draft.request.customer_id != _NOBODY
+    member_of = await marketing_segments.segments_of(
+        session, principal.tenant_id, draft.request.customer_id, timezone=principal.timezone,
+        currency=principal.currency) if known else []
     return SampleResult(
         at=draft.at, currency=principal.currency, customer=cart.customer.email if cart.customer else None,
-        customer_known=draft.request.customer_id != _NOBODY,
+        customer_known=known, segments=[s.name for s in member_of],
         coupons=_coupon_words(draft.pricing.coupons, names), draft=_side("Draft", draft, segments),
         in_force=in_force)
 
@@ -336,15 +342,15 @@ async def replay(session: AsyncSession, principal: Principal, *, days: int = 7, 
         requests = as_sent(requests, redemptions)
     facts = await _customer_facts(session, principal, plan, requests)
     # pricing's own readers, so that a replay sees segments and codes exactly as capture does
-    tests = await pricing._segment_tests_of(session, principal.tenant_id, plan.segments)
-    coupons = await pricing._coupons(session, principal.tenant_id, {code for r in requests for code in r.coupon_codes},
-                                     lock=False)
+    tests = await pricing.segment_tests_of(session, principal.tenant_id, plan.segments)
+    codes = {code for r in requests for code in r.coupon_codes}
+    coupons = await pricing.coupons_by_code(session, principal.tenant_id, codes, lock=False)
     carts = []
     for request in requests:
         customer = facts.get(request.customer_id)
         today = Moment(request.placed_at, principal.timezone).date
-        carts.append(pricing._cart(request, own_discounts=True, facts=customer, customer_id=str(request.customer_id),
-                                   segments=pricing._memberships(tests, plan.segments, customer, today)))
+        carts.append(pricing.cart_of(request, own_discounts=True, facts=customer, customer_id=str(request.customer_id),
+                                   segments=pricing.memberships(tests, plan.segments, customer, today)))
     segments = await promotions.segment_names(session, principal.tenant_id)
     job = _Replay(compiled, plan, carts, requests, coupons, segments, principal.timezone)
     started = time.perf_counter()

@@ -49,9 +49,11 @@ def verify(token: str) -> tuple[uuid.UUID, uuid.UUID] | None:
     """(company id, customer id) of a genuine token, else None."""
     if len(token) != TOKEN_LENGTH:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    try:  # strictly: a character outside the alphabet is refused, not skipped
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 32 + _MAC_BYTES:
         return None
     tenant_id, customer_id = uuid.UUID(bytes=raw[:16]), uuid.UUID(bytes=raw[16:32])
     if not hmac.compare_digest(raw[32:], _mac(tenant_id, customer_id)):

@@ -104,7 +104,8 @@ def create_app() -> Litestar:
             cookie_secure=secure,
             header_name="x-csrftoken",
             cookie_samesite="lax",
-            exclude=["^/api/", "^/healthz$", "^/readyz$", "^/webhooks/stripe$"],
+            exclude=["^/api/", "^/healthz$", "^/readyz$", "^/webhooks/stripe$",
+                     "^/unsubscribe/"],  # the signed token is the proof; mail clients POST it in one click
         ),
         template_config=template_config(),
         exception_handlers=exception_handlers,

@@ -79,7 +79,9 @@ async def cancel(session: AsyncSession, principal: Principal, order_id: uuid.UUI
     everything = all(cancellable(line) == 0 and line.qty_shipped == 0 for line in order_lines.values())
     await customer_stats.units_gone(session, order, wanted, list(order_lines.values()), wholly_cancelled=everything)
     if (promotions := promotion_hook.hook()) is not None:
-        await promotions.give_back(session, order.tenant_id, order.id, units=dict(wanted), whole=everything)
+        await promotions.give_back(session, order.tenant_id, order.id, units=dict(wanted),
+                                   whole=all(line.qty_cancelled + line.qty_returned >= line.quantity
+                                             for line in order_lines.values()))
     lifecycle.record(session, order, "order.lines_cancelled", actor=principal.label, reason=reason or None,
                      lines={str(k): v for k, v in wanted.items()})
     refund_due = order.captured_minor if everything else value

@@ -183,17 +183,19 @@ def _in_progress() -> ProblemError:
                                                   "send it again.")
 
 
-async def capture(session: AsyncSession, principal: Principal, data: OrderIn) -> Captured:
+async def capture(session: AsyncSession, principal: Principal, data: OrderIn, *,
+                  promotions: bool = True) -> Captured:
     """The order stored and its routing queued; or the one already stored under this channel's
-    order number. Refuses with every problem listed."""
-    outcome = (await capture_many(session, principal, [data]))[0]
+    order number. Refuses with every problem listed. ``promotions=False``: priced as sent, with
+    no promotion (an exchange's replacement, already paid for)."""
+    outcome = (await capture_many(session, principal, [data], promotions=promotions))[0]
     if isinstance(outcome, ProblemError):
         raise outcome
     return outcome
 
 
-async def capture_many(session: AsyncSession, principal: Principal,
-                       orders: list[OrderIn]) -> list[Captured | ProblemError]:
+async def capture_many(session: AsyncSession, principal: Principal, orders: list[OrderIn], *,
+                       promotions: bool = True) -> list[Captured | ProblemError]:
     """Capture several orders in the caller's transaction with a handful of statements in all:
     each gets its own answer (stored, the stored one for a resend, or its problems), and a
     refused order changes nothing. The web groups concurrent API captures this way."""
@@ -222,10 +224,10 @@ async def capture_many(session: AsyncSession, principal: Principal,
                    orders[i].customer.email_consent, orders[i].customer.sms_consent) for i in accepted])
         rows = {i: _order_row(principal, orders[i], found, customers[orders[i].customer.email.strip().lower()])
                 for i in accepted}
-        promotions = promotion_hook.hook()
+        hook = promotion_hook.hook() if promotions else None
         priced: dict[int, PricingOutcome] = {}
-        if promotions is not None:
-            priced = await _price(session, principal, promotions, orders, accepted, rows, found)
+        if hook is not None:
+            priced = await _price(session, principal, hook, orders, accepted, rows, found)
             turned_down = {i: outcome.refusal for i, outcome in priced.items() if outcome.refusal}
             if turned_down:
                 accepted = [i for i in accepted if i not in turned_down]
@@ -237,10 +239,10 @@ async def capture_many(session: AsyncSession, principal: Principal,
                                                                  on_conflict=_NEW_ONLY, returning="id")}
         others = await existing(session, principal.tenant_id, {
             (orders[i].channel, orders[i].external_number or "") for i in accepted if rows[i]["id"] not in inserted})
-        if promotions is not None:  # what was priced for orders not stored goes back
+        if hook is not None:  # what was priced for orders not stored goes back
             unstored = [rows[i]["id"] for i in priced if rows[i]["id"] not in inserted]
             if unstored:
-                await promotions.release(session, principal.tenant_id, unstored)
+                await hook.release(session, principal.tenant_id, unstored)
         new: list[tuple[Order, list[str | None]]] = []
         for i in accepted:
             if rows[i]["id"] in inserted:

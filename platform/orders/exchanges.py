@@ -78,7 +78,7 @@ async def place(session: AsyncSession, principal: Principal, original: Order, li
     if errors:
         raise invalid({f"replacement.{field}": message for field, message in errors.items()},
                       detail=next(iter(errors.values())))
-    made = await capture.capture(session, principal, data)
+    made = await capture.capture(session, principal, data, promotions=False)
     order = await session.scalar(select(Order).where(Order.tenant_id == principal.tenant_id,
                                                      Order.id == made.order.id).with_for_update())
     assert order is not None

@@ -66,12 +66,15 @@ async def expire(session: AsyncSession, tenant_id: uuid.UUID, fulfilment_id: uui
         value += by_line[order_line.id]
         order_line.qty_cancelled += quantity
     await session.flush()
-    everything = all(line.qty_cancelled >= line.quantity for line in await session.scalars(
-        select(OrderLine).where(OrderLine.tenant_id == tenant_id, OrderLine.order_id == order.id)))
+    order_lines = list(await session.scalars(select(OrderLine).where(OrderLine.tenant_id == tenant_id,
+                                                                     OrderLine.order_id == order.id)))
+    everything = all(line.qty_cancelled >= line.quantity for line in order_lines)
     counted = {line.line_no: by_id[line.id] for line in expired}
     await customer_stats.units_gone(session, order, counted, expired, wholly_cancelled=everything)
-    if (promotions := promotion_hook.hook()) is not None:
-        await promotions.give_back(session, order.tenant_id, order.id, units=counted, whole=everything)
+    if (promotions := promotion_hook.hook()) is not None:  # the use comes back when nothing is kept
+        await promotions.give_back(session, order.tenant_id, order.id, units=counted,
+                                   whole=all(line.qty_cancelled + line.qty_returned >= line.quantity
+                                             for line in order_lines))
     refunded = await payments.refund(session, order, order.captured_minor if everything else value, actor=ACTOR,
                                      reason="pickup not collected", source="cancellation", lines=by_line,
                                      shipping=order.shipping_fee_minor if everything else 0)

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core import money
+from core.limits import INT32_MAX, MONEY_MAX
 from rules.facts import LineFacts, Moment, OrderFacts
 from rules.fields import FIELDS, MAX_DAYS, OPERATORS, RELATIVE_DAYS, USES, Field, allowed_values
 
@@ -172,6 +173,9 @@ def _parse_scalar(field: Field, raw: Any) -> Any:
                 raise ValueError(f"needs an amount, not {raw!r}: write it like 49,90 or 49.90 "
                                  "(through the API, in minor units: 4990)")
             raise ValueError(f"needs a whole number, not {raw!r}")
+        bound = MONEY_MAX if kind == "money" else INT32_MAX  # what the columns it is compared with hold
+        if not -bound <= raw <= bound:
+            raise ValueError(f"is too large: at most {bound:,} in either direction")
         return raw
     if kind == "date":
         if isinstance(raw, str) and len(raw) == 10:

@@ -219,12 +219,14 @@ NEVER = re.compile(
     r"|payment-accounts)(/|$)"
     r"|^/app/(orders|fulfilments|returns|service-tasks|goodwill-requests|customers|billing|companies"
     r"|settings/stuck-work|settings/payments)(/|$)"
-    r"|^/(webhooks/stripe|login|logout|signup|forgot-password|reset-password|invitations)(/|$)"
+    r"|^/(webhooks/stripe|login|logout|signup|forgot-password|reset-password|invitations|unsubscribe)(/|$)"
     r"|/(simulate|replay|validate|revoke|remove)$|^/api/v1/invitations/[^/]+$|^/app/settings/api-keys$"
+    r"|^/api/v1/pricing$|^/app/marketing/segments/count$|^/app/marketing/.+/(disable|cancel)$"
+    r"|^/api/v1/(coupons|coupon-batches|campaigns)/[^/]+/(disable|cancel)$"
 )
 SETUP = re.compile(
-    r"^/api/v1/(settings|rule-sets|products|locations|inventory|invitations|webhook-endpoints|members|api-keys)"
-    r"(/|$)|^/app/(settings|rules|catalog|locations|inventory)(/|$)"
+    r"^/api/v1/(settings|rule-sets|products|locations|inventory|invitations|webhook-endpoints|members|api-keys"
+    r"|segments|coupons|coupon-batches|campaigns)(/|$)|^/app/(settings|rules|catalog|locations|inventory|marketing)(/|$)"
 )
 INTAKE = {("POST", "/api/v1/orders"), ("POST", "/app/orders/new")}
 

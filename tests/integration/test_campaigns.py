@@ -250,8 +250,17 @@ async def test_unsubscribe_link_page_stops_a_pending_recipient(client, make_clie
     final = await get_campaign(client, key, second["id"])
     assert (final["status"], final["sent"], final["skipped"]) == ("sent", 2, 1)
 
-    bad = await browser.get("/unsubscribe/" + "A" * 64)
-    assert bad.status_code == 404
+    for forged in ("A" * 64, "A" * 40 + "*" * 24, "A" * 63 + "="):  # unsigned, or not the alphabet's
+        bad = await browser.get("/unsubscribe/" + forged)
+        assert bad.status_code == 404, forged
+
+    # A mail client's one-click unsubscribe (RFC 8058): a bare POST to the link, no page, no form token.
+    clicked = next(who[n] for n in ("ann", "bob", "cid") if who[n]["email"] == first_sent[0])
+    mail_client = await make_client()
+    one_click = await mail_client.post(links[clicked["email"]].split("testserver.local", 1)[1],
+                                       data={"List-Unsubscribe": "One-Click"})
+    assert one_click.status_code == 200, one_click.text
+    assert (await consent_of(tenant.tenant_id, clicked["id"])).unsubscribed_at is not None
 
 
 # --- attribution --------------------------------------------------------------------------------

@@ -183,6 +183,9 @@ async def test_a_code_for_an_unknown_promotion_is_refused(client: AsyncClient) -
     assert refused.status_code == 422
     assert "No promotion has the id “p-winter”" in refused.text
     assert "How many codes: a whole number from 1 to 100,000." in refused.text
+    last_day = await post_form(client, "/app/marketing/coupons/batches", {
+        "promotion_id": "p-summer", "count": "2", "valid_until": "9999-12-31"})  # no day after it
+    assert last_day.status_code == 422 and "Give the last day the code is valid" in last_day.text
     assert 'value="SPRING"' in refused.text
     made = await post_form(client, "/app/marketing/coupons/batches", {"promotion_id": "p-summer", "count": "10",
                                                                       "prefix": "", "max_uses": "1"})

@@ -500,6 +500,14 @@ async def test_smtp_sends_text_and_html_as_alternatives_from_the_company(monkeyp
     assert email["From"] == '"Maison, Lenoir" <no-reply@oms.example>'
     assert email["Subject"] == "Votre commande W-1 est en route"
 
+    assert email["List-Unsubscribe"] is None  # an order's mail is not a mailing
+
+    campaign = bulk.detached(MailMessage, {**message.__dict__, "kind": "campaign",
+                                           "meta": {"list_unsubscribe": "https://oms.example/unsubscribe/abc"}})
+    mailing = SmtpTransport("smtp://mail.example.test", "OMS <no-reply@oms.example>").build(campaign)
+    assert mailing["List-Unsubscribe"] == "<https://oms.example/unsubscribe/abc>"
+    assert mailing["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
     text_only = bulk.detached(MailMessage, {**message.__dict__, "body_html": None, "meta": {}})
     plain_mail = SmtpTransport("smtp://mail.example.test", "OMS <no-reply@oms.example>").build(text_only)
     assert plain_mail.get_content_type() == "text/plain" and plain_mail["From"] == "OMS <no-reply@oms.example>"

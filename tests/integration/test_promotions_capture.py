@@ -13,7 +13,7 @@ from typing import Any
 from httpx import AsyncClient
 from test_orders import API, ORDERS, cancel, capture, get_order, key_with_role, network, order_body, problems_of
 from test_refund_ledger import setup, shipped_order
-from test_returns import accept_returns, opened
+from test_returns import accept_returns, exchange, opened, returning
 
 from factories import bearer, create_tenant, unique
 
@@ -314,6 +314,10 @@ async def test_check_mode_keeps_the_channels_discounts_and_refuses_more_than_the
     [recorded] = await redemptions(client, key, order_id=within["id"])
     assert (recorded["promotion_id"], recorded["amount_minor"]) == ("p-ten", 1000)
 
+    # A channel that gave no discount used no promotion: nothing is spent or recorded for it.
+    full_price = await capture(client, key, order_body((c["sku"], 4, 2500)))
+    assert full_price["discount_minor"] == 0 and not await redemptions(client, key, order_id=full_price["id"])
+
     await set_marketing(client, key, capture_mode="off")
     untouched = await capture(client, key, order_body((c["sku"], 4, 2500)))
     assert untouched["discount_minor"] == 0 and not await redemptions(client, key, order_id=untouched["id"])
@@ -352,3 +356,39 @@ async def test_marketing_settings_are_admins_to_change(client) -> None:
     assert refused.status_code == 403
     bad = await client.put(SETTINGS, json={"capture_mode": "sometimes"}, headers=bearer(tenant.api_key))
     assert bad.status_code == 422
+
+
+async def test_an_exchanges_replacement_is_priced_as_agreed_with_no_promotion(client) -> None:
+    """The replacement is paid by the goods coming back: a promotion in force since must not
+    discount it, nor count it as a use."""
+    tenant, c, order = await returning(client)
+    key = tenant.api_key
+    await publish_promotions(client, key, promotion("p-all", "Everything 10 %", percent_off(10),
+                                                    limits=limits(total_uses=100)))
+
+    made = await exchange(client, key, order["id"], [(1, 1)], [(c["sku"], 1)])
+
+    assert made.status_code == 201, made.text
+    replacement = await get_order(client, key, made.json()["replacement_order_id"])
+    assert (replacement["discount_minor"], replacement["total_minor"]) == (0, 2500)
+    assert await redemptions(client, key, order_id=replacement["id"]) == []
+    assert await counter(tenant.tenant_id, "p-all") == (0, 0)
+
+
+async def test_an_order_from_before_a_budget_gives_back_nothing_it_did_not_take(client) -> None:
+    """An order discounted while the promotion had no limit, cancelled after a budget was added,
+    must not free budget the order never spent."""
+    tenant = await create_tenant()
+    key = tenant.api_key
+    c = await network(client, key, stock={})
+    await publish_promotions(client, key, promotion("p-open", "Open 10 %", percent_off(10)))
+    before = await capture(client, key, order_body((c["sku"], 1, 2500)))
+    assert before["discount_minor"] == 250
+    await publish_promotions(client, key, promotion("p-open", "Open 10 %", percent_off(10),
+                                                    limits=limits(budget_minor=500)))
+    after = await capture(client, key, order_body((c["sku"], 1, 2500)))
+    assert after["discount_minor"] == 250 and await counter(tenant.tenant_id, "p-open") == (1, 250)
+
+    assert (await cancel(client, key, before["id"])).status_code == 200
+
+    assert await counter(tenant.tenant_id, "p-open") == (1, 250)

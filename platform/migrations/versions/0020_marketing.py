@@ -127,6 +127,8 @@ def upgrade() -> None:
     sa.Column('shipping_minor', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('given_back_minor', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('use_given_back', sa.Boolean(), server_default='false', nullable=False),
+    sa.Column('counted', sa.Boolean(), server_default='false', nullable=False),
+    sa.Column('counted_for_customer', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
