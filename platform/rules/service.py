@@ -9,15 +9,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from core import clock
 from core.auth import Principal
+from core.db import Prepared
 from core.ids import uuid7
 from core.problems import FieldError, ProblemError, invalid, not_found
 from rules import routing
@@ -182,34 +182,51 @@ async def has_published(session: AsyncSession, tenant_id: uuid.UUID, kind: str =
         RuleSet.id == RuleVersion.rule_set_id, RuleSet.kind == kind))))
 
 
+class VersionRef(NamedTuple):
+    """A published version as evaluation names it: which one, and its window."""
+
+    id: uuid.UUID
+    number: int
+    effective_from: datetime
+    effective_to: datetime | None
+    cancelled_at: datetime | None
+
+
+# The versions of a kind whose windows touch [first, last]: on every routing and capture batch, so
+# one prepared statement with no ORM objects.
+_WINDOWS = Prepared(
+    select(RuleVersion.id, RuleVersion.number, RuleVersion.effective_from, RuleVersion.effective_to,
+           RuleVersion.cancelled_at)
+    .join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id) & (RuleSet.id == RuleVersion.rule_set_id))
+    .where(RuleVersion.tenant_id == bindparam("tenant"), RuleSet.kind == bindparam("kind"),
+           RuleVersion.cancelled_at.is_(None), RuleVersion.effective_from <= bindparam("last"),
+           RuleVersion.effective_to.is_(None) | (RuleVersion.effective_to > bindparam("first"))))
+
+
 async def routing_in_force(session: AsyncSession, tenant_id: uuid.UUID, at: datetime,
-                           ) -> tuple[RuleVersion | None, routing.CompiledRouting | None]:
+                           ) -> tuple[VersionRef | None, routing.CompiledRouting | None]:
     """The routing version in force at ``at`` and its compiled form."""
     return (await routing_in_force_at(session, tenant_id, [at]))[0]
 
 
 async def routing_in_force_at(session: AsyncSession, tenant_id: uuid.UUID, moments: list[datetime],
-                              ) -> list[tuple[RuleVersion | None, routing.CompiledRouting | None]]:
+                              ) -> list[tuple[VersionRef | None, routing.CompiledRouting | None]]:
     """For each moment, the routing version in force then and its compiled form."""
     return await in_force_at(session, tenant_id, ROUTING, moments, routing.CACHE)
 
 
 async def in_force_at(session: AsyncSession, tenant_id: uuid.UUID, kind: str, moments: list[datetime],
-                      cache: Cache[C]) -> list[tuple[RuleVersion | None, C | None]]:
+                      cache: Cache[C]) -> list[tuple[VersionRef | None, C | None]]:
     """For each moment, the version of this kind in force then and its compiled form, with one
     read of the versions whose windows touch those moments. Compiled forms are cached (versions
     never change), so a version's document is read only the first time."""
     if not moments:
         return []
     first, last = min(moments), max(moments)
-    candidates = list(await session.scalars(
-        select(RuleVersion).options(defer(RuleVersion.document))
-        .join(RuleSet, (RuleSet.tenant_id == RuleVersion.tenant_id) & (RuleSet.id == RuleVersion.rule_set_id))
-        .where(RuleVersion.tenant_id == tenant_id, RuleSet.kind == kind, RuleVersion.cancelled_at.is_(None),
-               RuleVersion.effective_from <= last,
-               (RuleVersion.effective_to.is_(None)) | (RuleVersion.effective_to > first))))
+    candidates = [VersionRef(*row) for row in await _WINDOWS.fetch(session, tenant=tenant_id, kind=kind,
+                                                                    first=first, last=last)]
     compiled: dict[uuid.UUID, C] = {}
-    found: list[tuple[RuleVersion | None, C | None]] = []
+    found: list[tuple[VersionRef | None, C | None]] = []
     for at in moments:
         version = version_at(candidates, at)
         if version is None:
