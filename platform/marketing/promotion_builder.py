@@ -341,35 +341,8 @@ def control_of(index: int, rest: str) -> str | None:
 def place_problems(problems: list[Any], where: dict[str, str]) -> Placed:
     """Each problem at the control it is about: a condition row's field, operator or value (as
     routing places them), a promotion's percent or budget... and the rest with its promotion."""
-    placed = Placed({}, {}, {}, [])
-    for problem in problems:
-        node_path, suffix = problem.path, ""
-        for end in (".value", ".op", ".field"):
-            if node_path.endswith(end):
-                node_path, suffix = node_path.removesuffix(end), end
-                break
-        anchor: str | None
-        if node_path in where:
-            row = where[node_path]
-            placed.rows.setdefault(row, problem.message)
-            anchor = f"{row}{suffix or '.mode'}"
-            placed.controls.setdefault(anchor, problem.message)
-        elif match := _PROMOTION.fullmatch(problem.path):
-            index = int(match[1])
-            anchor = control_of(index, match[2] or "")
-            if anchor is None:
-                placed.per_rule.setdefault(index, []).append(problem.message)
-                anchor = f"promotion-{index}"
-            else:
-                placed.controls.setdefault(anchor, problem.message)
-        elif problem.path == "within_class":
-            anchor = "within_class"
-            placed.controls.setdefault(anchor, problem.message)
-        else:
-            placed.per_rule.setdefault(-1, []).append(problem.message)
-            anchor = "builder"
-        placed.links.append((anchor, problem.message))
-    return placed
+    return builder.place_problems(problems, where, item=_PROMOTION, control=control_of, prefix="promotion",
+                                  top="within_class")
 
 
 def promotion_fields() -> dict[str, Any]:

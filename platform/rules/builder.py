@@ -151,9 +151,12 @@ def effect_control(rule_index: int, rest: str) -> str | None:
     return None
 
 
-def place_problems(problems: list[Problem], where: dict[str, str]) -> Placed:
+def place_problems(problems: list[Problem], where: dict[str, str], *, item: re.Pattern[str] = _RULE,
+                   control: Callable[[int, str], str | None] = effect_control, prefix: str = "rule",
+                   top: str = "otherwise") -> Placed:
     """Each problem at the control it is about: a condition's field, operator or value, a rule's
-    name, a filter's distance, the split threshold... and the rest with its rule."""
+    name, a filter's distance, the split threshold... and the rest with its rule. ``item`` finds
+    the rule (or promotion) a path is in, ``control`` its control, ``top`` the document-level one."""
     placed = Placed({}, {}, {}, [])
     for problem in problems:
         node_path, suffix = problem.path, ""
@@ -167,16 +170,16 @@ def place_problems(problems: list[Problem], where: dict[str, str]) -> Placed:
             placed.rows.setdefault(row, problem.message)
             anchor = f"{row}{suffix or '.mode'}"
             placed.controls.setdefault(anchor, problem.message)
-        elif match := _RULE.fullmatch(problem.path):
+        elif match := item.fullmatch(problem.path):
             index = int(match[1])
-            anchor = effect_control(index, match[2] or "")
+            anchor = control(index, match[2] or "")
             if anchor is None:
                 placed.per_rule.setdefault(index, []).append(problem.message)
-                anchor = f"rule-{index}"
+                anchor = f"{prefix}-{index}"
             else:
                 placed.controls.setdefault(anchor, problem.message)
-        elif problem.path == "otherwise":
-            anchor = "otherwise"
+        elif problem.path == top:
+            anchor = top
             placed.controls.setdefault(anchor, problem.message)
         else:
             placed.per_rule.setdefault(-1, []).append(problem.message)
