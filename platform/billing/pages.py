@@ -11,13 +11,13 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, ServerSentEvent, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import accounts, collection, config, display, invoicing, plans
 from billing.models import BillingAccount
 from billing.pdf import pdf_response
-from core import clock
+from core import clock, live
 from core.auth import Principal, admins_only
 from core.deps import DEPS, provide_db
 from core.forms import parse_int
@@ -189,9 +189,14 @@ class BillingPagesController(Controller):
 
     @get("/usage")
     async def usage(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
-        """The usage partial the page refreshes every few seconds."""
+        """The usage partial the page fetches again when usage is recorded."""
         estimate = await invoicing.estimate(db, principal.tenant_id)
         return page(request, "billing/_usage.html", estimate=estimate, usage=usage_rows(estimate, principal))
+
+    @get("/usage/live")
+    async def usage_live(self, principal: Principal) -> ServerSentEvent:
+        """The usage panel's server-sent events: a ``changed`` event when usage is recorded."""
+        return live.stream(principal, live.Interest(tenant_id=principal.tenant_id, kinds=frozenset({"usage"})))
 
     @post("/vat-check")
     async def vat_check(self, request: Request[Any, Any, Any]) -> Template:

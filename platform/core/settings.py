@@ -65,6 +65,7 @@ class Settings:
     webhooks_allow_private: bool = False  # let webhooks reach private addresses (local development, tests)
     stripe_api_base: str | None = None  # a local fake Stripe in development and tests; None: Stripe itself
     geocoder_url: str | None = None  # a Nominatim-compatible service; None: the places shipped offline
+    live_per_process: int = 2000  # open live-page streams a web process serves (core.live)
 
     @property
     def owner_url(self) -> URL:
@@ -118,6 +119,7 @@ def load() -> Settings:
         webhooks_allow_private=_flag("WEBHOOKS_ALLOW_PRIVATE", False),
         stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
         geocoder_url=os.environ.get("GEOCODER_URL") or None,
+        live_per_process=int(os.environ.get("LIVE_PER_PROCESS", "2000")),
     )
 
 

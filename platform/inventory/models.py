@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     LargeBinary,
+    SmallInteger,
     String,
     UniqueConstraint,
     text,
@@ -40,7 +41,10 @@ def _product_and_location() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]
 
 class Location(TenantScoped, Base):
     __tablename__ = "locations"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "code"),
+        CheckConstraint("promise_hours BETWEEN 1 AND 720", name="promise_hours_range"),
+    )
 
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
@@ -61,6 +65,8 @@ class Location(TenantScoped, Base):
     daily_capacity: Mapped[int | None]
     shipping_cost_minor: Mapped[int | None] = mapped_column(MONEY_COLUMN)  # one shipment from here, for routing
     priority: Mapped[int] = mapped_column(default=100)
+    # Hours from a fulfilment's creation to shipped or ready for pickup: past it, it is late.
+    promise_hours: Mapped[int] = mapped_column(SmallInteger, default=24, server_default="24")
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(50)), default=list)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,17 +3,15 @@ a preview, the stock grid, the movements ledger, stock exceptions, and feeds wit
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, ServerSentEvent, Template
-from litestar.response.sse import ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import live
 from core.auth import MERCHANDISERS, Principal, signed_in
 from core.db import get_database
 from core.deps import DEPS
@@ -52,6 +50,7 @@ NOTICES.update({
 
 
 LOCATION_FLAGS = location_form.FLAGS
+FEED_DONE = ("applied", "rejected", "failed")  # a feed's live status stops there
 
 
 def _location_from_form(data: dict[str, str], principal: Principal, country: str) -> LocationIn:
@@ -305,21 +304,18 @@ class InventoryPagesController(Controller):
         """Server-sent events: a ``status`` event when the feed's status differs from ``since``
         (what the page shows), then at each change, until it is done."""
         await feeds.get_feed(db, principal, feed_uuid)  # 404 for anything but the caller's own feed
+        last = since
 
-        async def changes() -> AsyncIterator[ServerSentEventMessage]:
-            last = since
-            for _ in range(600):
-                async with get_database().transaction(tenant_id=principal.tenant_id) as session:
-                    feed = await feeds.get_feed(session, principal, feed_uuid)
-                state = feed.status
-                if state != last:
-                    last = state
-                    yield ServerSentEventMessage(event="status", data=feed.status)
-                if feed.status in ("applied", "rejected", "failed"):
-                    return
-                await asyncio.sleep(0.5)
+        async def status() -> live.Update:
+            """Read when the stream opens and when the feed's row is announced changed."""
+            nonlocal last
+            async with get_database().transaction(tenant_id=principal.tenant_id) as session:
+                feed = await feeds.get_feed(session, principal, feed_uuid)
+            changed, last = feed.status != last, feed.status
+            return live.Update(feed.status if changed else None, done=feed.status in FEED_DONE)
 
-        return ServerSentEvent(changes())
+        return live.stream(principal, live.Interest(tenant_id=principal.tenant_id, kinds=frozenset({"feeds"}),
+                                                    ids=frozenset({str(feed_uuid)})), event="status", check=status)
 
 
 async def _saved(principal: Principal, location_id: uuid.UUID, saved: LocationIn,

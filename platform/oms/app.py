@@ -19,6 +19,7 @@ from litestar.static_files import create_static_files_router
 from core.auth import AuthMiddleware
 from core.boundary import InputGuard
 from core.db import close_database
+from core.live import close_hub
 from core.logging import RequestLogMiddleware, configure_logging
 from core.problems import exception_handlers
 from core.redis import close_redis
@@ -73,6 +74,7 @@ def create_app() -> Litestar:
     configure_logging(json_logs=settings.log_json, level=settings.log_level)
 
     async def shutdown() -> None:
+        await close_hub()
         await close_database()
         await close_redis()
 

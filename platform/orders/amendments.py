@@ -257,7 +257,8 @@ async def change_pickup_store(session: AsyncSession, principal: Principal, order
     was_on_hold = order.status == "on_hold"
     order.pickup_location_code = new
     lifecycle.record(session, order, "order.pickup_store_changed", actor=actor, reason=change.reason,
-                     before=change.before, after=new, released=[r.number for r in change.released])
+                     before=change.before, after=new, released=[r.number for r in change.released],
+                     location=new)  # the new store's live pages hear of it (the row isn't written yet)
     lifecycle.move_order(session, order, "received", actor=actor,
                          reason=f"pickup store changed from {change.before} to {new}: routing again",
                          cause="pickup_store_changed")

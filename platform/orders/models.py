@@ -9,7 +9,7 @@ were placed with, and this module imports no other domain's models.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     ForeignKeyConstraint,
     Index,
+    Integer,
     String,
     UniqueConstraint,
     func,
@@ -150,6 +151,9 @@ class Fulfilment(TenantScoped, Base):
               postgresql_where=text("tracking_number IS NOT NULL")),  # a carrier's tracking events
         Index("ix_fulfilments_arriving", "tenant_id", "ship_to_store", "created_at",
               postgresql_where=text("kind = 'transfer' AND status IN ('shipped', 'ready_for_pickup')")),
+        # Work not yet shipped or ready, against each location's promise (the dashboard's late list).
+        Index("ix_fulfilments_open", "tenant_id", "created_at",
+              postgresql_where=text("status IN ('created', 'accepted', 'picking', 'packed')")),
     )
 
     order_id: Mapped[uuid.UUID]
@@ -168,6 +172,7 @@ class Fulfilment(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     pickup_expires_at: Mapped[datetime | None]
+    ready_at: Mapped[datetime | None]  # first ready for pickup (at the pickup store, for a transfer)
 
 
 class FulfilmentLine(TenantScoped, Base):
@@ -194,6 +199,8 @@ class OrderEvent(TenantScoped, Base):
         ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"], ondelete="CASCADE"),
         Index("ix_order_events_order", "tenant_id", "order_id", "id"),
         Index("ix_order_events_recent", "tenant_id", "created_at"),
+        # Which companies changed lately, across companies (the figures' refresh sweep): cheap to keep.
+        Index("ix_order_events_created", "created_at", postgresql_using="brin"),
     )
 
     order_id: Mapped[uuid.UUID]
@@ -321,3 +328,56 @@ class TaskComment(TenantScoped, Base):
     body: Mapped[str] = mapped_column(String(2000))
     author: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderDay(TenantScoped, Base):
+    """The dashboard's figures of one local day (in the company's time zone) of orders placed,
+    per channel and routing rule that decided them: rebuilt from the orders by ``orders.rollups``
+    for every day whose orders changed, so that a month's figures are a few hundred rows."""
+
+    __tablename__ = "order_days"
+    __table_args__ = (UniqueConstraint("tenant_id", "day", "channel", "rule"),)
+
+    day: Mapped[date]
+    channel: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str] = mapped_column(String(200), default="", server_default="")  # '' when no rule decided
+    orders: Mapped[int] = mapped_column(default=0, server_default="0")
+    units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    gross_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    discount_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    cancelled_orders: Mapped[int] = mapped_column(default=0, server_default="0")
+    cancelled_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    refunds_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    cancellation_refunds_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    goodwill_minor: Mapped[int] = mapped_column(MONEY_COLUMN, default=0, server_default="0")
+    returned_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    split_orders: Mapped[int] = mapped_column(default=0, server_default="0")
+    backordered_orders: Mapped[int] = mapped_column(default=0, server_default="0")
+    held_orders: Mapped[int] = mapped_column(default=0, server_default="0")
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LocationDay(TenantScoped, Base):
+    """The fulfilments of one local day's orders at one location: how many, rejected, done
+    (shipped, or ready for pickup), and how long done took, as counts per bucket of minutes."""
+
+    __tablename__ = "location_days"
+    __table_args__ = (UniqueConstraint("tenant_id", "day", "location_code"),)
+
+    day: Mapped[date]
+    location_code: Mapped[str] = mapped_column(String(64))
+    fulfilments: Mapped[int] = mapped_column(default=0, server_default="0")
+    rejected: Mapped[int] = mapped_column(default=0, server_default="0")
+    done: Mapped[int] = mapped_column(default=0, server_default="0")
+    done_hist: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list, server_default="{}")
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RollupMark(TenantScoped, Base):
+    """How far a company's day rows are refreshed, and in which time zone they were cut."""
+
+    __tablename__ = "rollup_marks"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    refreshed_at: Mapped[datetime | None]
+    timezone: Mapped[str] = mapped_column(String(64))

@@ -4,20 +4,18 @@ Payments. The customer-service task queue is support's (``support.tasks_http``).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, ServerSentEvent, Template
-from litestar.response.sse import ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import live
 from core.auth import Principal, admins_only, signed_in
-from core.db import get_database
 from core.deps import DEPS
 from core.forms import parse_int
 from core.pages import NOTICES, client_ip, form_data, form_errors, page, redirect
@@ -44,7 +42,6 @@ from orders.notification_pages import NotificationSettingsPagesController
 from rules.fields import CHANNELS
 from tenants import service as tenants
 
-LIVE_SECONDS = 300
 PRODUCTS_SHOWN = 20  # matches of the manual order's product search
 
 NOTICES.update({
@@ -69,18 +66,11 @@ NOTICES.update({"stripe_saved": "Stripe account saved: Stripe orders are capture
 
 
 
-def _live(principal: Principal, order_id: uuid.UUID | None) -> ServerSentEvent:
-    """A ``changed`` event whenever the order (or any order) gets a timeline entry."""
-    async def changes() -> AsyncIterator[ServerSentEventMessage]:
-        last = None
-        for _ in range(LIVE_SECONDS):
-            async with get_database().transaction(tenant_id=principal.tenant_id) as session:
-                mark = await queries.change_mark(session, principal, order_id)
-            if last is not None and mark != last:
-                yield ServerSentEventMessage(event="changed", data=str(mark[1]))
-            last = mark
-            await asyncio.sleep(1)
-    return ServerSentEvent(changes())
+def _live(principal: Principal, *, order_id: uuid.UUID | None = None,
+          locations: frozenset[str] | None = None) -> ServerSentEvent:
+    """A ``changed`` event whenever the order (or any order the page shows) gets a timeline entry."""
+    return live.stream(principal, live.Interest(tenant_id=principal.tenant_id, kinds=frozenset({"orders"}),
+                                                order_id=order_id, locations=locations))
 
 
 class OrdersPagesController(Controller):
@@ -104,7 +94,7 @@ class OrdersPagesController(Controller):
 
     @get("/orders/live")
     async def orders_live(self, principal: Principal) -> ServerSentEvent:
-        return _live(principal, None)
+        return _live(principal, locations=principal.locations)
 
     @get("/orders/new", guards=[take_orders])
     async def new_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
@@ -171,7 +161,7 @@ class OrdersPagesController(Controller):
     @get("/orders/{order_id:uuid}/live")
     async def order_live(self, db: AsyncSession, principal: Principal, order_id: uuid.UUID) -> ServerSentEvent:
         await queries.get_order(db, principal, order_id)  # 404 for another company's order
-        return _live(principal, order_id)
+        return _live(principal, order_id=order_id)
 
     @post("/orders/{order_id:uuid}/cancel", guards=[take_orders])
     async def cancel_order(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,
@@ -217,7 +207,7 @@ class OrdersPagesController(Controller):
     async def queue_live(self, principal: Principal, location: str = "") -> ServerSentEvent:
         if (location and not principal.works_at(location)) or (not location and principal.locations is not None):
             raise not_found("Location")
-        return _live(principal, None)
+        return _live(principal, locations=frozenset({location}) if location else principal.locations)
 
     @post("/fulfilments/{fulfilment_id:uuid}/{action:str}", guards=[handle_fulfilments])
     async def act(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,

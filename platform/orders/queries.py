@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
@@ -161,23 +161,6 @@ async def queue(session: AsyncSession, principal: Principal, location: str, *, o
                 FulfilmentLine.quantity > 0)):
             lines[line.fulfilment_id].append(line)
     return [(f, o, lines[f.id]) for f, o in rows]
-
-
-async def change_mark(session: AsyncSession, principal: Principal, order_id: uuid.UUID | None = None,
-                      ) -> tuple[int, datetime | None]:
-    """Something that changes whenever the order (or, without one, any order the principal may
-    see) gets a timeline entry: live pages refresh when it does."""
-    stmt = select(func.count(), func.max(OrderEvent.created_at)).where(OrderEvent.tenant_id == principal.tenant_id)
-    if order_id is not None:
-        stmt = stmt.where(OrderEvent.order_id == order_id)
-    else:  # commits land within seconds of their entries' times: a recent window is enough
-        stmt = stmt.where(OrderEvent.created_at > func.now() - timedelta(minutes=10))
-    limits = reach(principal)
-    if limits:
-        stmt = stmt.join(Order, and_(Order.tenant_id == OrderEvent.tenant_id, Order.id == OrderEvent.order_id)) \
-            .where(*limits)
-    count, newest = (await session.execute(stmt)).one()
-    return int(count), newest
 
 
 def filters_of(status: str, channel: str, location: str, delivery_mode: str, day_from: str, day_to: str,

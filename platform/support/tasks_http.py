@@ -17,9 +17,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, ServerSentEvent, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import live
 from core.auth import Principal, requires, signed_in
 from core.deps import DEPS
 from core.pages import NOTICES, form_data, form_errors, page, redirect, safe_next
@@ -91,6 +92,16 @@ class ServiceTasksPagesController(Controller):
     async def count(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal) -> Template:
         """The navigation's counts (htmx polls it): open tasks, and those assigned to the caller."""
         return page(request, "support/_task_count.html", counts=await service_tasks.counts(db, principal))
+
+    @get("/live")
+    async def tasks_live(self, principal: Principal) -> ServerSentEvent:
+        """The list's server-sent events: a ``changed`` event when a task is opened, assigned,
+        commented on or resolved, or an order the caller may see gets a timeline entry."""
+        # A store associate hears through their locations' orders (every task change writes to its
+        # order's timeline): task rows carry no location.
+        kinds = frozenset({"tasks", "orders"}) if principal.locations is None else frozenset({"orders"})
+        return live.stream(principal, live.Interest(tenant_id=principal.tenant_id, kinds=kinds,
+                                                    locations=principal.locations))
 
     @get("/{task_id:uuid}")
     async def task_page(self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal,

@@ -127,7 +127,8 @@ async def test_the_billing_page_is_for_owners_and_admins(client, make_client) ->
     assert "Trial: 14 days left" in page.text
     assert "Invoices are issued here and not collected: no Stripe account is configured" in page.text
     assert "No invoice yet" in page.text
-    assert 'hx-get="/app/billing/usage"' in page.text and 'hx-trigger="every 5s"' in page.text
+    assert 'hx-get="/app/billing/usage"' in page.text and 'hx-trigger="sse:changed"' in page.text
+    assert 'sse-connect="/app/billing/usage/live"' in page.text  # pushed when usage is recorded, never polled
     for path in ("/app/billing/card", "/app/billing/card/intent", "/app/billing/card/setup"):  # no Stripe here
         refused = await post_form(client, path, {"number": "4242424242424242", "exp_month": "12", "exp_year": "2030"})
         assert refused.status_code == 404 and "no card is taken" in refused.text, path

@@ -25,7 +25,8 @@ from factories import bearer, create_tenant, csrf_headers, login, mail_to, post_
 PARAM = re.compile(r"\{(\w+):(\w+)\}")
 SKIP_PREFIXES = ("/static", "/api/docs")
 # Company-wide event streams run for minutes; what they send is checked by the orders tests.
-STREAMS = {"/app/orders/live", "/app/fulfilments/live"}
+STREAMS = {"/app/orders/live", "/app/fulfilments/live", "/app/dashboard/live", "/app/service-tasks/live",
+           "/app/billing/usage/live"}
 VOLATILE = {"sent_at", "attempts", "last_error", "last_used_at"}
 KEYED_OTHERWISE = {  # tenant tables with no id column
     "customer_search_keys": "key, customer_id", "marketing_settings": "tenant_id",

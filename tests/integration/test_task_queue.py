@@ -304,7 +304,8 @@ async def test_the_navigation_counts_open_tasks_per_role_with_one_query(client: 
 
     await login(client, tenant.email)
     home = await client.get("/app")
-    assert 'hx-get="/app/service-tasks/count"' in home.text and "every 10s" in home.text
+    assert 'hx-get="/app/service-tasks/count"' in home.text and "htmx:sseMessage from:body" in home.text
+    assert "every 10s" not in home.text  # pushed with the page's live stream, never polled
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
