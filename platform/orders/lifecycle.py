@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import bulk, webhooks
+from core import bulk, clock, webhooks
 from core.ids import uuid7
 from core.problems import ProblemError
 from orders.models import Fulfilment, Order, OrderEvent
@@ -87,6 +87,8 @@ def move_fulfilment(session: AsyncSession, order: Order, fulfilment: Fulfilment,
     record(session, order, "fulfilment." + to, actor=actor, reason=reason, fulfilment=fulfilment,
            from_status=fulfilment.status, to_status=to, location=fulfilment.location_code, **data)
     fulfilment.status = to
+    if to == "ready_for_pickup" and fulfilment.ready_at is None:
+        fulfilment.ready_at = clock.now()  # done, for the fulfilment-time figures: the first time only
     if reason:
         fulfilment.reason = reason
     announce(session, order, "fulfilment." + to, fulfilment=fulfilment, reason=reason)

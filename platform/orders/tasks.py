@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock
@@ -14,11 +15,11 @@ from core.broker import actor
 from core.db import get_database
 from core.outbox import enqueue, merge_into
 from core.redrive import PENDING_WORK, pending_work
-from core.scheduler import periodic
+from core.scheduler import fan_out, periodic
 from core.sweeper import companies_where
 from inventory import feeds
 from inventory.feeds import on_stock_arrived
-from orders.models import Fulfilment, Order
+from orders.models import Fulfilment, Order, OrderEvent
 
 
 @actor("orders.route", queue="orders", time_limit_ms=60_000)
@@ -163,3 +164,27 @@ async def close_finished_everywhere() -> None:
     for tenant_id in await companies_where(get_database(), Order.__table__, Order.status.in_(FINISHED),
                                            Order.updated_at < clock.now() - RETURN_WINDOW):
         close_finished.send(tenant_id=str(tenant_id))
+
+
+@actor("orders.refresh_figures", queue="figures", time_limit_ms=900_000)
+async def refresh_figures(tenant_id: str) -> None:
+    """Rebuild the company's dashboard rows of the days whose orders changed (``orders.rollups``):
+    a recomputation, so a second delivery changes nothing."""
+    from orders import rollups
+    from tenants.service import timezone_of
+
+    tenant = uuid.UUID(tenant_id)
+    async with get_database().transaction(tenant_id=tenant) as session:
+        # Read afresh (not the minute's cache): days cut in a zone just left would be rebuilt twice.
+        await rollups.refresh(session, tenant, await timezone_of(session, tenant, fresh=True))
+
+
+async def _companies_with_recent_changes() -> list[uuid.UUID]:
+    """The companies with a timeline entry in the last 15 minutes (what the sweeper may see of them);
+    a refresh then looks at everything since its last run, however long ago."""
+    return await companies_where(get_database(), OrderEvent.__table__,
+                                 OrderEvent.created_at > func.now() - timedelta(minutes=15))
+
+
+refresh_figures_everywhere = fan_out("orders.refresh_figures", timedelta(seconds=30), _companies_with_recent_changes,
+                                     refresh_figures)

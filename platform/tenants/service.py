@@ -627,11 +627,11 @@ TIMEZONE_CACHE_SECONDS = 60.0
 _timezones: dict[uuid.UUID, tuple[float, str]] = {}
 
 
-async def timezone_of(session: AsyncSession, tenant_id: uuid.UUID) -> str:
+async def timezone_of(session: AsyncSession, tenant_id: uuid.UUID, *, fresh: bool = False) -> str:
     """The company's time zone, for work done without a signed-in principal (workers). Kept
-    for a minute: workers ask for it with every order they route."""
+    for a minute (unless ``fresh``): workers ask for it with every order they route."""
     cached = _timezones.get(tenant_id)
-    if cached is not None and cached[0] > time.monotonic():
+    if cached is not None and cached[0] > time.monotonic() and not fresh:
         return cached[1]
     timezone = await session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id))
     if timezone is None:
