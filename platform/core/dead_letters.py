@@ -13,9 +13,12 @@ from typing import Any
 import structlog
 from dramatiq import Middleware
 from dramatiq.asyncio import get_event_loop_thread
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import FailedJob
+from core import redrive
+from core.models import FailedJob, Redrive
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +42,19 @@ async def record_failure(*, message_id: str, actor_name: str, queue_name: str, k
             .on_conflict_do_nothing(index_elements=["tenant_id", "message_id"])
         )
     log.error("job.failed", actor=actor_name, message_id=message_id, tenant_id=str(tenant_id), error=error[-500:])
+
+
+async def stuck_count(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """What Settings → Stuck work asks a person to decide on: failed jobs neither retried nor
+    discarded, and pending items the re-drives gave up on that are still pending."""
+    counts: list[Any] = [select(func.count()).select_from(FailedJob).where(
+        FailedJob.tenant_id == tenant_id, FailedJob.status == "failed").scalar_subquery()]
+    for work in redrive.PENDING_WORK.values():
+        still_pending = select(work.table.c.id).where(work.table.c.tenant_id == tenant_id, work.pending)
+        counts.append(select(func.count()).select_from(Redrive).where(
+            Redrive.tenant_id == tenant_id, Redrive.kind == work.kind, Redrive.gave_up_at.is_not(None),
+            Redrive.item_id.in_(still_pending)).scalar_subquery())
+    return sum((await session.execute(select(*counts))).one())
 
 
 class RecordFailures(Middleware):

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import anyio
 import msgspec
 import pycountry
-from sqlalchemy import ARRAY, String, any_, bindparam, case, func, or_, select
+from sqlalchemy import ARRAY, String, any_, bindparam, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +33,8 @@ from core.ids import uuid7
 from core.limits import MONEY_MAX
 from core.locale import format_money, money_input, parse_money
 from core.problems import ProblemError, invalid, not_found
-from inventory.models import Product
+from inventory.availability import AVAILABLE
+from inventory.models import InventoryLevel, Location, Product
 from inventory.schemas import (
     ATTRIBUTE_KEY_MAX,
     MAX_ATTRIBUTES,
@@ -552,6 +553,22 @@ async def categories(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
 async def all_skus(session: AsyncSession, tenant_id: uuid.UUID) -> set[str]:
     """Every SKU of the catalog, whatever its status (what a promotions document may name)."""
     return set(await session.scalars(select(Product.sku).where(Product.tenant_id == tenant_id)))
+
+
+async def stock_outs_by_category(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple[str, int, int]]:
+    """Per category ('' for none): the active SKUs with nothing available at any active location
+    (none at all, or all of it reserved or kept as safety stock), and the category's active SKUs;
+    the most stock-outs first."""
+    available_somewhere = exists().where(
+        InventoryLevel.tenant_id == Product.tenant_id, InventoryLevel.product_id == Product.id,
+        Location.tenant_id == InventoryLevel.tenant_id, Location.id == InventoryLevel.location_id,
+        Location.status == "active", AVAILABLE > 0)
+    category = func.coalesce(Product.category, "").label("category")
+    out = func.count().filter(~available_somewhere).label("out")
+    rows = await session.execute(
+        select(category, out, func.count()).where(Product.tenant_id == tenant_id, Product.status == "active")
+        .group_by(category).order_by(out.desc(), category))
+    return [(name, int(stock_outs), int(skus)) for name, stock_outs, skus in rows]
 
 
 class ProductRef(NamedTuple):

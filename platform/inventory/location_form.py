@@ -38,6 +38,7 @@ NUMBER_WORDS = {
     "longitude": "Enter a number such as 2.35.",
     "daily_capacity": "Enter a whole number such as 500, or leave it empty for no limit.",
     "priority": "Enter a whole number such as 100.",
+    "promise_hours": "Enter a whole number of hours from 1 to 720, such as 24.",
 }
 HOURS_WORDS = {
     "open_missing": "Give the opening time too, or neither.",
@@ -104,7 +105,7 @@ def read(data: dict[str, str], *, timezone: str, country: str, currency: str, lo
     if ("latitude" in raw) != ("longitude" in raw) and not errors:
         missing = "longitude" if "latitude" in raw else "latitude"
         errors[missing] = f"Give the {missing} too, or leave both empty to find them from the city."
-    _read_numbers(text, ("daily_capacity", "priority"), parse_int, raw, errors)
+    _read_numbers(text, ("daily_capacity", "priority", "promise_hours"), parse_int, raw, errors)
     if typed := text.get("shipping_cost"):
         minor = parse_money(typed, currency, locale)
         if minor is None:

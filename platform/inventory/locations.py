@@ -103,6 +103,19 @@ async def by_codes(session: AsyncSession, tenant_id: uuid.UUID, codes: Collectio
     return {row.code: LocationOut(**row._mapping) for row in rows}
 
 
+async def promises(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, int]:
+    """Every location's promise (active or paused, for what is already there): code -> hours to
+    ship or have ready for pickup."""
+    rows = await session.execute(select(Location.code, Location.promise_hours).where(Location.tenant_id == tenant_id))
+    return {code: hours for code, hours in rows}
+
+
+async def kinds(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, str]:
+    """Every location's kind: code -> warehouse, store or marketplace."""
+    rows = await session.execute(select(Location.code, Location.kind).where(Location.tenant_id == tenant_id))
+    return {code: kind for code, kind in rows}
+
+
 async def list_locations(session: AsyncSession, principal: Principal, *, status: str | None = None) -> list[Location]:
     # Warehouses first, then stores, then marketplaces; by code within each.
     kind_order = case({"warehouse": 0, "store": 1}, value=Location.kind, else_=2)

@@ -37,6 +37,8 @@ class LocationIn(msgspec.Struct, forbid_unknown_fields=True):
     daily_capacity: NonNegative | None = None
     shipping_cost_minor: Money | None = None
     priority: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 100
+    # Hours from a fulfilment's creation to shipped or ready for pickup; past them it shows as late.
+    promise_hours: Annotated[int, msgspec.Meta(ge=1, le=720)] = 24  # 30 days at most, as the column's CHECK
     tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=50)]], msgspec.Meta(max_length=50)] = []
     status: Literal["active", "paused"] = "active"
 

@@ -26,8 +26,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import clock, webhooks
@@ -584,16 +585,55 @@ async def listing(session: AsyncSession, principal: Principal, *, status: str = 
         query = query.where(Return.status == status)
     if location:
         query = query.where((Return.expected_location_code == location) | (Return.received_location_code == location))
-    if principal.locations is not None:
-        codes = sorted(principal.locations)
-        query = query.where(Return.expected_location_code.in_(codes) | Return.received_location_code.in_(codes))
-    if principal.channel is not None:
-        query = query.where(Return.opened_via == "api", Return.order_id.in_(aftersales.channel_order_ids(principal)))
+    query = _within_reach(query, principal)
     if after is not None:
         query = query.where(Return.id < after)
     limit = max(1, min(limit, 200))
     rows = list(await session.scalars(query.order_by(Return.id.desc()).limit(limit)))
     return await _with_lines(session, principal, rows), (str(rows[-1].id) if len(rows) == limit else None)
+
+
+_Row = TypeVarTuple("_Row")
+
+
+def _within_reach(query: Select[*_Row], principal: Principal) -> Select[*_Row]:
+    """A store associate's returns are those expected or received at their locations; an
+    order-intake key's those it opened for its channel's orders."""
+    if principal.locations is not None:
+        codes = sorted(principal.locations)
+        query = query.where(Return.expected_location_code.in_(codes) | Return.received_location_code.in_(codes))
+    if principal.channel is not None:
+        query = query.where(Return.opened_via == "api", Return.order_id.in_(aftersales.channel_order_ids(principal)))
+    return query
+
+
+@dataclass(frozen=True)
+class DayReturn:
+    """A return opened in a day, as the customer service home lists it."""
+
+    id: uuid.UUID
+    number: str
+    order_id: uuid.UUID
+    order_number: str
+    status: str
+    method: str
+    expected_location: str
+    created_at: datetime
+
+
+async def of_day(session: AsyncSession, principal: Principal, first: datetime, last: datetime, *,
+                 limit: int = 50) -> tuple[list[DayReturn], int]:
+    """The returns opened in [first, last) (the caller's local day as UTC instants) within the
+    principal's reach, newest first, at most ``limit``; and how many there are."""
+    limit = max(0, limit)
+    query = _within_reach(select(
+        Return.id, Return.number, Return.order_id, Return.order_number, Return.status, Return.method,
+        Return.expected_location_code, Return.created_at, func.count().over(),
+    ).where(Return.tenant_id == principal.tenant_id, Return.created_at >= first, Return.created_at < last), principal)
+    found = list(await session.execute(
+        query.order_by(Return.created_at.desc(), Return.id.desc()).limit(max(1, limit))))
+    total = int(found[0][-1]) if found else 0
+    return [DayReturn(*row[:-1]) for row in found[:limit]], total
 
 
 async def _with_lines(session: AsyncSession, principal: Principal, rows: list[Return]) -> list[Returned]:
