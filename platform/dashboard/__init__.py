@@ -1,1 +1,1 @@
-"""The console's home: the getting-started checklist (and, to come, the operations dashboard)."""
+"""The console's home: the live operations dashboard by role, and the getting-started checklist."""

@@ -374,8 +374,8 @@ async def test_a_pick_list_sums_what_the_accepted_fulfilments_need_for_its_locat
     store_associate = await member(tenant.tenant_id, "store_associate", [c["store"]])
     warehouse_associate = await member(tenant.tenant_id, "store_associate", [c["wh"]])
     await login(client, warehouse_associate)
-    home = await client.get("/app", follow_redirects=False)
-    assert home.status_code in (302, 303) and home.headers["location"] == "/app/fulfilments"
+    home = await client.get("/app", follow_redirects=False)  # their location's figures, and its queue
+    assert home.status_code == 200 and f'hx-get="/app/fulfilments?location={c["wh"]}"' in home.text
     page = await client.get("/app/fulfilments/pick-list", params={"location": c["wh"]})
     assert page.status_code == 200
     assert page.text.index("Rain coat") < page.text.index("Trail shoe")
@@ -445,13 +445,14 @@ async def test_a_store_associate_starts_on_their_queue_with_names(client) -> Non
     order = await routed_order(client, tenant, order_body((c["sku"], 1, 2500)))
     associate = await member(tenant.tenant_id, "store_associate", [c["wh"]])
     await login(client, associate)
-    home = await client.get("/app", follow_redirects=True)
-    assert home.status_code == 200 and str(home.url).endswith("/app/fulfilments")
-    assert order["fulfilments"][0]["number"] in home.text and "Trail shoe" in home.text
+    home = await client.get("/app", follow_redirects=False)
+    assert home.status_code == 200 and f'hx-get="/app/fulfilments?location={c["wh"]}"' in home.text
+    queue = await client.get("/app/fulfilments", params={"location": c["wh"]}, headers={"HX-Request": "true"})
+    assert order["fulfilments"][0]["number"] in queue.text and "Trail shoe" in queue.text
     await run_outbox_inline(tenant.tenant_id)
     await login(client, tenant.email)
     owner_home = await client.get("/app", follow_redirects=False)
-    assert owner_home.status_code == 200  # everyone else keeps the checklist
+    assert owner_home.status_code == 200 and "Getting started" in owner_home.text  # the checklist, above the figures
 
 
 def test_a_busy_locations_pick_list_still_prints() -> None:
