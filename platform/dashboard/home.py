@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +27,7 @@ from core.money import major
 from core.problems import not_found
 from dashboard import charts, kpis
 from dashboard.charts import Chart, Item, Slot
-from dashboard.periods import Period, local_midnight
+from dashboard.periods import Period
 from inventory import catalog, stock_exceptions
 from inventory import locations as inventory_locations
 from orders import figures, service_tasks
@@ -40,13 +40,13 @@ UNCATEGORISED = "Uncategorised"
 CHANNEL_NAMES = {"api": "API"}  # the others read as their code, capitalised
 
 
+# The roles whose home is their own work; every other role's is the company's dashboard.
+HOMES = {"store_associate": "store", "customer_service": "service"}
+
+
 def home_of(principal: Principal) -> str:
     """Which home the principal gets: "store", "service" or "company"."""
-    if principal.role == "store_associate":
-        return "store"
-    if principal.role == "customer_service":
-        return "service"
-    return "company"
+    return HOMES.get(principal.role, "company")
 
 
 class Source:
@@ -73,23 +73,20 @@ class Source:
             self._cache[key] = await load()
         return self._cache[key]
 
-    async def day_rows(self) -> tuple[list[figures.DayRow], list[figures.DayRow]]:
+    async def _both(self, key: str, read: Callable[..., Any]) -> tuple[list[Any], list[Any]]:
         """The period's rows and the previous period's, cut at the same time of its last day
-        while this one is still running."""
+        while this one is still running; each read once."""
         p, until = self.period, self.period.previous_until(self.now, self.timezone)
-        rows: list[figures.DayRow] = await self._once("days", lambda: figures.days(
-            self.session, self.tenant_id, self.timezone, p.first, p.last))
-        previous: list[figures.DayRow] = await self._once("previous_days", lambda: figures.days(
+        rows = await self._once(key, lambda: read(self.session, self.tenant_id, self.timezone, p.first, p.last))
+        previous = await self._once("previous_" + key, lambda: read(
             self.session, self.tenant_id, self.timezone, p.previous_first, p.previous_last, until=until))
         return rows, previous
 
+    async def day_rows(self) -> tuple[list[figures.DayRow], list[figures.DayRow]]:
+        return await self._both("days", figures.days)
+
     async def location_rows(self) -> tuple[list[figures.LocationDayRow], list[figures.LocationDayRow]]:
-        p, until = self.period, self.period.previous_until(self.now, self.timezone)
-        rows: list[figures.LocationDayRow] = await self._once("locations", lambda: figures.location_days(
-            self.session, self.tenant_id, self.timezone, p.first, p.last))
-        previous: list[figures.LocationDayRow] = await self._once("previous_locations", lambda: figures.location_days(
-            self.session, self.tenant_id, self.timezone, p.previous_first, p.previous_last, until=until))
-        return rows, previous
+        return await self._both("locations", figures.location_days)
 
     async def hours(self) -> tuple[list[figures.HourPoint], list[figures.HourPoint]]:
         """Today's hours so far and those of the day it is compared with."""
@@ -369,7 +366,6 @@ async def service(session: AsyncSession, principal: Principal, day: date) -> Ser
     mine, _ = await service_tasks.listing(session, principal, assignee="me", limit=LIST_SIZE * 2)
     unassigned, more = await service_tasks.listing(session, principal, assignee="none",
                                                    limit=service_tasks.PAGE_MAX)
-    opened, total = await returns.of_day(session, principal, local_midnight(day, principal.timezone),
-                                         local_midnight(day + timedelta(days=1), principal.timezone),
+    opened, total = await returns.of_day(session, principal, *figures.day_bounds(principal.timezone, day),
                                          limit=LIST_SIZE * 2)
     return ServiceHome(day, mine, unassigned, more is not None, opened, total, service_tasks.KINDS)

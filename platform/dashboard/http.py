@@ -22,19 +22,20 @@ from core.pages import page
 from core.problems import ProblemError, not_found
 from dashboard import charts, home, periods
 from dashboard.checklist import checklist
+from orders import figures
 
 LIVE_KINDS = frozenset({"orders", "tasks", "returns", "stock", "work", "feeds"})
 FIGURES_SPACING_S = 3.0
 # The company's charts are for the roles whose home shows them: a store associate's home is their
 # location, customer service's their tasks.
-see_charts = requires(*(role for role in ROLES if role not in ("store_associate", "customer_service")))
+see_charts = requires(*(role for role in ROLES if role not in home.HOMES))
 
 From = Annotated[str, QueryParameter(name="from")]  # "from" is a Python keyword
 
 
 def _period(principal: Principal, period: str, start: str, end: str) -> tuple[periods.Period, dict[str, str]]:
     """The period asked for, or today's with the problems of the one asked for."""
-    today = periods.local_today(clock.now(), principal.timezone)
+    today = figures.local_today(principal.timezone)
     try:
         return periods.resolve(period, start, end, today), {}
     except ProblemError as problem:
@@ -49,7 +50,7 @@ async def _figures(db: AsyncSession, principal: Principal, period: periods.Perio
         return {"which": which, "store": store,
                 "block_query": {**period.query(), **({"location": store.location} if store.location else {})}}
     if which == "service":
-        today = periods.local_today(clock.now(), principal.timezone)
+        today = figures.local_today(principal.timezone)
         return {"which": which, "service": await home.service(db, principal, today), "block_query": {}}
     return {"which": which, "company": await home.company(db, principal, period, clock.now()),
             "block_query": period.query()}
@@ -95,7 +96,7 @@ class HomeController(Controller):
         name, _, extension = file.partition(".")
         if extension != "csv" or name not in home.CHART_NAMES:
             raise not_found("Chart")
-        today = periods.local_today(clock.now(), principal.timezone)
+        today = figures.local_today(principal.timezone)
         chosen = periods.resolve(period, start, to, today)
         found = await home.chart(home.Source(db, principal, chosen, clock.now()), name)
         download = charts.filename(name, chosen.first.isoformat(), chosen.last.isoformat())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.problems import ProblemError, invalid
@@ -70,11 +70,6 @@ class Period:
             return {"period": "range", "from": self.first.isoformat(), "to": self.last.isoformat()}
         return {"period": self.kind}
 
-    def bounds(self, timezone: str) -> tuple[datetime, datetime]:
-        """The period's start and end (exclusive) in UTC: local midnights, so a day of a DST change
-        lasts 23 or 25 hours."""
-        return local_midnight(self.first, timezone), local_midnight(self.last + timedelta(days=1), timezone)
-
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
@@ -82,14 +77,6 @@ def _days(first: date, last: date) -> list[date]:
 
 def _day(value: date) -> str:
     return f"{calendar.day_abbr[value.weekday()]} {value.day} {calendar.month_abbr[value.month]}"
-
-
-def local_midnight(day: date, timezone: str) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-
-
-def local_today(now: datetime, timezone: str) -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def today(current: date) -> Period:

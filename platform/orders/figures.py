@@ -120,8 +120,9 @@ class WaitingOrder:
     currency: str
 
 
-def local_today(tz: str) -> date:
-    return clock.now().astimezone(ZoneInfo(tz)).date()
+def local_today(tz: str, now: datetime | None = None) -> date:
+    """The company's day at ``now`` (at this moment when not given)."""
+    return (now or clock.now()).astimezone(ZoneInfo(tz)).date()
 
 
 def _location_row(values: Sequence[Any]) -> LocationDayRow:

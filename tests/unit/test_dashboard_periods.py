@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from core.problems import ProblemError
-from dashboard.periods import MAX_RANGE_DAYS, Period, local_today, resolve
+from dashboard.periods import MAX_RANGE_DAYS, Period, resolve
+from orders.figures import day_bounds, local_today
 
 
 def days(period: Period) -> tuple[date, date, date, date]:
@@ -81,20 +82,25 @@ def test_bad_periods_are_refused_in_plain_words_every_problem_at_once() -> None:
     assert resolve("range", "2025-10-01", "2026-11-04", date(2026, 11, 4)).kind == "range"  # 400 days fit
 
 
+def bounds(period: Period, timezone: str) -> tuple[datetime, datetime]:
+    """The instants a period's local days begin and end, as the figures read them."""
+    return day_bounds(timezone, period.first)[0], day_bounds(timezone, period.last)[1]
+
+
 def test_days_of_a_dst_change_are_local_days_of_23_and_25_hours() -> None:
     spring = resolve("range", "2026-03-29", "2026-03-29", date(2026, 11, 4))
-    start, end = spring.bounds("Europe/Paris")
+    start, end = bounds(spring, "Europe/Paris")
     assert start == datetime(2026, 3, 28, 23, 0, tzinfo=UTC) and end - start == timedelta(hours=23)
     autumn = resolve("range", "2026-10-25", "2026-10-25", date(2026, 11, 4))
-    start, end = autumn.bounds("Europe/Paris")
+    start, end = bounds(autumn, "Europe/Paris")
     assert start == datetime(2026, 10, 24, 22, 0, tzinfo=UTC) and end - start == timedelta(hours=25)
     week = resolve("week", "", "", date(2026, 3, 29))  # Monday 23 to Sunday 29 March
-    start, end = week.bounds("Europe/Paris")
+    start, end = bounds(week, "Europe/Paris")
     assert end - start == timedelta(days=7, hours=-1)
 
 
 def test_today_is_the_companys_local_day() -> None:
     late_in_utc = datetime(2026, 11, 4, 23, 30, tzinfo=UTC)
-    assert local_today(late_in_utc, "Europe/Paris") == date(2026, 11, 5)
-    assert local_today(late_in_utc, "America/New_York") == date(2026, 11, 4)
-    assert local_today(late_in_utc, "Pacific/Kiritimati") == date(2026, 11, 5)
+    assert local_today("Europe/Paris", late_in_utc) == date(2026, 11, 5)
+    assert local_today("America/New_York", late_in_utc) == date(2026, 11, 4)
+    assert local_today("Pacific/Kiritimati", late_in_utc) == date(2026, 11, 5)
